@@ -1,0 +1,29 @@
+# The two commands of the README, and a few conveniences. Every target installs what is missing.
+.PHONY: run test build debug asan tsan format check-format clean install
+
+run:            ## build (release) and start the whole platform on SQLite with the relay
+	scripts/run.sh
+
+test:           ## build under ASan+UBSan and run every test (what CI runs)
+	scripts/test.sh
+
+build:          ## release build into build/release
+	scripts/build.sh release
+
+debug:
+	scripts/build.sh dev
+
+tsan:           ## run the test suite under ThreadSanitizer
+	SHOPD_TEST_PRESET=tsan scripts/test.sh
+
+format:         ## reformat every C++ file in place
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+check-format:
+	scripts/check-format.sh
+
+install: build  ## install the binary (PREFIX=/usr/local by default)
+	cmake --install build/release --prefix $${PREFIX:-/usr/local}
+
+clean:
+	rm -rf build

@@ -1,0 +1,64 @@
+#pragma once
+/// Roles: the services one shopd binary can run. One explicit table maps each role name to its
+/// factory; a factory registers the role's routes and event handlers on the listener it is handed
+/// and returns the role's running parts (dispatchers, workers) to start and stop.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shopd::config {
+struct settings;
+}
+namespace shopd::db {
+class database;
+}
+namespace shopd::http {
+class router;
+class server;
+}  // namespace shopd::http
+namespace shopd::obs {
+class registry;
+}
+
+namespace shopd::app {
+
+/// Everything a role is handed. All references outlive the role.
+struct role_context {
+  std::string_view name;
+  const config::settings& settings;
+  db::database& db;
+  http::router& routes;  ///< this role's listener; standard routes (health, metrics) are already there
+  http::server& server;
+  obs::registry& metrics;
+};
+
+/// A constructed role. start() runs after the server accepts connections; stop() when shutdown
+/// begins, before the listeners close: finish or hand back in-flight work, then return.
+class role {
+ public:
+  virtual ~role() = default;
+  virtual void start() {}
+  virtual void stop() {}
+};
+
+using role_factory = std::unique_ptr<role> (*)(role_context&);
+
+struct role_entry {
+  std::string_view name;
+  std::int64_t config::settings::*port;  ///< the key holding its default port
+  role_factory make;
+};
+
+/// The table of roles, in start-up order.
+[[nodiscard]] std::span<const role_entry> roles();
+
+/// Resolve `--role` values: names, comma-separated lists, or `all`. Duplicates collapse; order
+/// follows the table. Throws config::config_error listing the valid names for an unknown role or
+/// an empty list.
+[[nodiscard]] std::vector<const role_entry*> resolve_roles(std::span<const std::string> values);
+
+}  // namespace shopd::app

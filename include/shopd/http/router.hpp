@@ -1,0 +1,76 @@
+#pragma once
+/// Routes of one listener: (method, path pattern) -> handler. Patterns are literal segments and
+/// `{name}` captures of one segment ("/api/orders/{id}"). Lookup distinguishes "no such path"
+/// (404) from "path exists, not with this method" (405, with the allowed methods).
+/// A router is filled at start-up and read concurrently afterwards without locking: do not add
+/// routes once the server runs.
+
+#include "shopd/http/message.hpp"
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace shopd::http {
+
+/// Where a handler runs. `io` handlers must not block (no database, no SMTP, no sleeping): they run
+/// on the I/O thread that read the request. `blocking` handlers run on the worker pool.
+enum class execution { io, blocking };
+
+/// What a handler gets: the request, the parts of its target, the captures, and room to tell the
+/// request log about the correlation id.
+struct request_context {
+  const request& req;
+  std::string_view path;    ///< target without the query string, not percent-decoded
+  std::string_view query;   ///< after '?', empty when none
+  std::vector<std::pair<std::string, std::string>> params;  ///< `{name}` captures, percent-decoded
+  std::string correlation_id;  ///< set by the session from X-Correlation-Id; handlers may refine it
+
+  /// The capture `name`; empty when absent.
+  [[nodiscard]] std::string_view param(std::string_view name) const noexcept;
+  /// The first query parameter `name`, percent-decoded; nullopt when absent.
+  [[nodiscard]] std::optional<std::string> query_param(std::string_view name) const;
+};
+
+using handler = std::function<response(request_context&)>;
+
+struct route {
+  verb method;
+  std::string pattern;   ///< also the `route` label of the request metrics
+  handler fn;
+  execution exec;
+};
+
+class router {
+ public:
+  /// Register a route. Throws std::invalid_argument for a malformed pattern or a duplicate.
+  void add(verb method, std::string pattern, handler fn, execution exec = execution::blocking);
+
+  struct found {
+    const route* r;
+    std::vector<std::pair<std::string, std::string>> params;
+  };
+  struct not_found {};
+  struct method_not_allowed {
+    std::vector<verb> allowed;  ///< for the Allow header, in registration order
+  };
+  using lookup_result = std::variant<found, not_found, method_not_allowed>;
+
+  /// Match `path` (no query string). Literal segments win over captures at the same position.
+  [[nodiscard]] lookup_result lookup(verb method, std::string_view path) const;
+
+  /// The methods registered for `path` (for CORS preflight and Allow); empty when the path is unknown.
+  [[nodiscard]] std::vector<verb> methods_for(std::string_view path) const;
+
+  [[nodiscard]] const std::vector<route>& routes() const noexcept { return routes_; }
+
+ private:
+  std::vector<route> routes_;
+};
+
+}  // namespace shopd::http

@@ -1,0 +1,101 @@
+#pragma once
+/// The shared HTTP/1.1 server (Boost.Beast, C++20 coroutines): one per process, any number of
+/// listeners (one per role), each with its own router and CORS policy.
+///
+/// Per connection: keep-alive; a parser rebuilt for each request with the body limit (413 over it)
+/// and an 8 KiB header limit (431); an idle timeout between requests (connection closed silently),
+/// a header timeout and a body timeout (408, then closed) and a write timeout; requests on one
+/// connection are answered in order, one at a time (pipelined requests wait in the read buffer).
+/// Handlers marked `execution::blocking` run on the worker pool, never on an I/O thread.
+///
+/// Threading: listen() and on_stop() before start(); stop(), stopping() and post_blocking() from any
+/// thread. Errors: listen() throws std::system_error naming the address; nothing else throws.
+
+#include "shopd/http/cors.hpp"
+#include "shopd/http/router.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace shopd::config {
+struct settings;
+}
+namespace shopd::obs {
+class registry;
+}
+
+namespace shopd::http {
+
+struct server_options {
+  std::size_t body_limit = 1024 * 1024;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds read_timeout{30'000};
+  std::chrono::milliseconds write_timeout{30'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds shutdown_timeout{10'000};
+  std::size_t max_connections = 10'000;  ///< further connections are accepted and closed at once
+  unsigned io_threads = 0;               ///< 0: one per core
+  unsigned worker_threads = 8;
+
+  [[nodiscard]] static server_options from_config(const config::settings& s);
+};
+
+struct listener_spec {
+  std::string name;  ///< the role; `listener` label of the metrics and the request log
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;  ///< 0 picks a free port; listen() returns the one bound
+  std::shared_ptr<const router> routes;
+  cors_policy cors;
+};
+
+class server {
+ public:
+  server(server_options opts, obs::registry& metrics);
+  ~server();  ///< stops (as stop()) and joins every thread
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Bind and listen now; returns the bound port. Throws std::system_error("listen ADDR:PORT: ...").
+  std::uint16_t listen(listener_spec spec);
+
+  /// Start the I/O threads and the worker pool and begin accepting. Returns at once.
+  void start();
+
+  /// SIGINT and SIGTERM call stop() (from an I/O thread).
+  void stop_on_signals();
+
+  /// Run `fn` when stop() begins, before the listeners close (readiness flips, dispatchers drain).
+  void on_stop(std::function<void()> fn);
+
+  /// Graceful shutdown: run the on_stop callbacks, stop accepting, close idle connections, let
+  /// in-flight requests finish for up to shutdown_timeout, then close the rest and join the
+  /// threads. Idempotent; blocks until done unless called from a server thread.
+  void stop();
+
+  /// Block until the server has stopped.
+  void wait();
+
+  [[nodiscard]] bool stopping() const noexcept;
+
+  /// Run `fn` on the worker pool.
+  void post_blocking(std::function<void()> fn);
+
+  /// For components that need their own async work on the server's threads (clients, timers).
+  [[nodiscard]] boost::asio::io_context& io_context() noexcept;
+  [[nodiscard]] boost::asio::thread_pool& workers() noexcept;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace shopd::http

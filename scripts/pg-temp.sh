@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 for tests, on 127.0.0.1 and a free port.
+#   pg-temp.sh start DIR   initdb into a fresh temp dir, start, write DIR/info (a libpq conninfo)
+#   pg-temp.sh stop DIR    stop it and remove its data
+# initdb refuses root, so as root the server runs as the 'postgres' user.
+set -euo pipefail
+cmd=${1:?usage: pg-temp.sh start|stop DIR}
+dir=${2:?usage: pg-temp.sh start|stop DIR}
+bin=/usr/lib/postgresql/15/bin
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+case "$cmd" in
+  start)
+    mkdir -p "$dir"
+    [ -f "$dir/data_dir" ] && "$0" stop "$dir" || true
+    data=$(mktemp -d /tmp/shopd-pg.XXXXXX)
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$data"
+    as_owner "$bin/initdb" -D "$data/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$data/initdb.log"
+    for attempt in 1 2 3; do
+      port=$(free_port)
+      if as_owner "$bin/pg_ctl" -D "$data/data" -l "$data/log" -w -t 30 \
+          -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null; then
+        echo "$data" >"$dir/data_dir"
+        echo "host=127.0.0.1 port=$port user=postgres dbname=postgres" >"$dir/info"
+        echo "pg-temp: PostgreSQL on 127.0.0.1:$port ($data)"
+        exit 0
+      fi
+    done
+    cat "$data/log" >&2
+    exit 1
+    ;;
+  stop)
+    [ -f "$dir/data_dir" ] || exit 0
+    data=$(cat "$dir/data_dir")
+    as_owner "$bin/pg_ctl" -D "$data/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$data" "$dir/data_dir" "$dir/info"
+    ;;
+  *) echo "usage: pg-temp.sh start|stop DIR" >&2; exit 2 ;;
+esac
