@@ -1,1 +1,111 @@
-int main() { return 0; }
+// shopd: CLI11 parses the command line, the configuration loads, and a subcommand of the library runs.
+#include "shopd/app/commands.hpp"
+#include "shopd/config/config.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string>
+
+namespace {
+
+namespace config = shopd::config;
+
+struct config_flags {
+  std::string env_file;
+  config::string_map values;
+};
+
+// Every key of the configuration table is also a flag (DATABASE_URL -> --database-url), so the
+// table, not this file, decides what can be configured.
+void add_config_options(CLI::App& cmd, config_flags& flags) {
+  cmd.add_option("--env-file", flags.env_file, "Load KEY=VALUE settings from this file")
+      ->check(CLI::ExistingFile);
+  for (const auto& key : config::keys()) {
+    std::string help = std::string(key.help) + " [env " + std::string(key.name);
+    if (!key.default_value.empty() && key.type != config::kind::secret) {
+      help += ", default " + std::string(key.default_value);
+    }
+    help += "]";
+    cmd.add_option_function<std::string>(
+           key.flag_name(), [&flags, name = std::string(key.name)](const std::string& v) { flags.values[name] = v; },
+           help)
+        ->group("Configuration (precedence: flag > environment > --env-file > default)");
+  }
+}
+
+config::settings load_settings(const config_flags& flags) {
+  config::sources src;
+  if (!flags.env_file.empty()) src.env_file = flags.env_file;
+  src.environment = config::process_environment();
+  src.flags = flags.values;
+  return config::load(src);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shopd: the event-driven back end of an online shop (orders, email, inventory, analytics, relay)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", shopd::version_string());
+
+  config_flags flags;
+
+  shopd::serve_options serve_opts;
+  std::uint16_t port = 0;
+  auto* serve = app.add_subcommand("serve", "Run one or more roles on the shared HTTP server until SIGTERM");
+  serve->add_option("--role", serve_opts.roles, "orders|email|inventory|analytics|relay, a comma list, or all")
+      ->required()
+      ->take_all();
+  auto* port_opt = serve->add_option("--port", port, "Listen on this port (only with a single role; 0 = any free port)");
+  add_config_options(*serve, flags);
+
+  shopd::migrate_options migrate_opts;
+  auto* migrate = app.add_subcommand("migrate", "Apply pending database migrations (SQLite and PostgreSQL)");
+  migrate->add_flag("--status", migrate_opts.status_only, "Only report applied and pending migrations (exit 3 if pending)");
+  add_config_options(*migrate, flags);
+
+  std::string config_format = "effective";
+  auto* config_cmd = app.add_subcommand("config", "Print the configuration keys or the effective configuration");
+  config_cmd->add_option("--format", config_format,
+                         "effective: KEY=VALUE as loaded (secrets masked); env: an example env file; "
+                         "markdown: the README table")
+      ->check(CLI::IsMember({"effective", "env", "markdown"}));
+  add_config_options(*config_cmd, flags);
+
+  app.add_subcommand("version", "Print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (app.got_subcommand("version")) {
+      std::printf("%s\n", shopd::version_string().c_str());
+      return 0;
+    }
+    if (config_cmd->parsed() && config_format != "effective") {
+      std::fputs((config_format == "env" ? config::render_env_example() : config::render_markdown()).c_str(), stdout);
+      return 0;
+    }
+    const auto settings = load_settings(flags);
+    if (config_cmd->parsed()) {
+      for (const auto& key : config::keys()) {
+        std::printf("%s=%s\n", std::string(key.name).c_str(), config::display_value(settings, key).c_str());
+      }
+      return 0;
+    }
+    if (serve->parsed()) {
+      serve_opts.settings = settings;
+      if (port_opt->count() > 0) serve_opts.port = port;
+      return shopd::serve(serve_opts);
+    }
+    migrate_opts.settings = settings;
+    return shopd::migrate(migrate_opts);
+  } catch (const config::config_error& e) {
+    std::fprintf(stderr, "shopd: %s\n", e.what());
+    return 2;
+  }
+}

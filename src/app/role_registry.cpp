@@ -1,1 +1,73 @@
-// placeholder: implemented by its issue-2 work item
+#include "shopd/app/role.hpp"
+
+#include "shopd/config/config.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace shopd::app {
+
+namespace {
+
+// A role whose routes are the standard ones only. Each role's own factory replaces this as the
+// role is built (its event handlers, API routes and background workers).
+std::unique_ptr<role> make_base_role(role_context&) { return std::make_unique<role>(); }
+
+constexpr role_entry table[] = {
+    {"orders", &config::settings::orders_port, &make_base_role},
+    {"email", &config::settings::email_port, &make_base_role},
+    {"inventory", &config::settings::inventory_port, &make_base_role},
+    {"analytics", &config::settings::analytics_port, &make_base_role},
+    {"relay", &config::settings::relay_port, &make_base_role},
+};
+
+std::string valid_names() {
+  std::string out;
+  for (const auto& r : table) out += std::string(r.name) + ", ";
+  return out + "all";
+}
+
+void trim(std::string_view& s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+}
+
+}  // namespace
+
+std::span<const role_entry> roles() { return table; }
+
+std::vector<const role_entry*> resolve_roles(std::span<const std::string> values) {
+  std::vector<bool> wanted(std::size(table), false);
+  bool any = false;
+  for (std::string_view value : values) {
+    while (true) {
+      const auto comma = value.find(',');
+      std::string_view name = value.substr(0, comma);
+      trim(name);
+      if (name.empty()) {
+        throw config::config_error("--role: empty role name in \"" + std::string(value) +
+                                   "\" (valid: " + valid_names() + ")");
+      }
+      if (name == "all") {
+        std::fill(wanted.begin(), wanted.end(), true);
+      } else {
+        const auto it = std::find_if(std::begin(table), std::end(table), [&](const role_entry& r) { return r.name == name; });
+        if (it == std::end(table)) {
+          throw config::config_error("--role: unknown role \"" + std::string(name) + "\" (valid: " + valid_names() + ")");
+        }
+        wanted[static_cast<std::size_t>(it - std::begin(table))] = true;
+      }
+      any = true;
+      if (comma == std::string_view::npos) break;
+      value.remove_prefix(comma + 1);
+    }
+  }
+  if (!any) throw config::config_error("--role is required (valid: " + valid_names() + ")");
+  std::vector<const role_entry*> out;
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    if (wanted[i]) out.push_back(&table[i]);
+  }
+  return out;
+}
+
+}  // namespace shopd::app

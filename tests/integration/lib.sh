@@ -1,0 +1,83 @@
+# Shared helpers for the tests that run the real shopd binary. Source it; it sets `set -euo pipefail`,
+# a per-test temp dir ($T) and a trap that stops every process started here and removes $T.
+set -euo pipefail
+
+: "${SHOPD_BINARY:?SHOPD_BINARY must name the shopd binary}"
+T=$(mktemp -d /tmp/shopd-test.XXXXXX)
+declare -a SHOPD_PIDS=()
+declare -a PG_DBS=()
+failures=0
+checks=0
+
+cleanup() {
+  local pid
+  for pid in "${SHOPD_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for db in "${PG_DBS[@]}"; do pg_sql "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+pass() { checks=$((checks + 1)); }
+
+# check_eq WHAT EXPECTED ACTUAL
+check_eq() {
+  if [ "$2" == "$3" ]; then pass; else fail "$1: expected [$2], got [$3]"; fi
+}
+# check_contains WHAT NEEDLE HAYSTACK
+check_contains() {
+  if [[ "$3" == *"$2"* ]]; then pass; else fail "$1: [$2] not in [$3]"; fi
+}
+
+finish() {
+  echo "$((checks)) passed, $((failures)) failed"
+  [ "$failures" -eq 0 ]
+}
+
+# start_shopd NAME ARGS... : run `shopd ARGS` in the background with its log in $T/NAME.log and wait
+# until it logs "ready" (or dies). Sets PID_<NAME>; ports are read with port_of NAME ROLE.
+start_shopd() {
+  local name=$1; shift
+  "$SHOPD_BINARY" "$@" >"$T/$name.log" 2>&1 &
+  local pid=$!
+  SHOPD_PIDS+=("$pid")
+  printf -v "PID_$name" '%s' "$pid"
+  local i
+  for i in $(seq 1 200); do
+    if grep -q ' ready ' "$T/$name.log" 2>/dev/null || grep -q '"msg":"ready"' "$T/$name.log" 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "shopd $name exited early:" >&2; cat "$T/$name.log" >&2; return 1
+    fi
+    sleep 0.05
+  done
+  echo "shopd $name not ready after 10 s:" >&2; cat "$T/$name.log" >&2; return 1
+}
+
+# port_of NAME ROLE: the port ROLE listens on, from the "listening" log line.
+port_of() {
+  sed -n "s/.*listening role=$2 .*port=\([0-9]*\).*/\1/p" "$T/$1.log" | head -1
+}
+
+# stop_shopd NAME [SIGNAL]: signal it and wait; prints its exit status.
+stop_shopd() {
+  local pid_var="PID_$1" rc=0
+  kill "-${2:-TERM}" "${!pid_var}"
+  wait "${!pid_var}" || rc=$?
+  echo "$rc"
+}
+
+# PostgreSQL from the CTest fixture (scripts/pg-temp.sh).
+pg_info() { cat "${SHOPD_TEST_PG_INFO:?SHOPD_TEST_PG_INFO not set: run through ctest}"; }
+pg_sql() { psql "$(pg_info)" -v ON_ERROR_STOP=1 -qAtc "$1"; }
+# new_pg_db: create a fresh database; prints its postgresql:// URL.
+new_pg_db() {
+  local name="shopd_t_$$_$RANDOM"
+  pg_sql "CREATE DATABASE $name" >/dev/null
+  PG_DBS+=("$name")
+  local host port
+  host=$(pg_info | sed -n 's/.*host=\([^ ]*\).*/\1/p')
+  port=$(pg_info | sed -n 's/.*port=\([^ ]*\).*/\1/p')
+  echo "postgresql://postgres@$host:$port/$name"
+}
