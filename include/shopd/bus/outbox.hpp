@@ -1,0 +1,74 @@
+#pragma once
+/// The transactional outbox and the inbox: the two tables that turn at-least-once delivery into
+/// exactly-once effects (DESIGN §3).
+///
+/// A handler calls `inbox::record_once` and `outbox::enqueue` with the session of the transaction
+/// that applies its effects, so the event is marked handled, the effects land and the events it emits
+/// are queued all together or not at all. The dispatcher later reads the outbox in id order and
+/// marks rows sent. All functions block (SQL); call them from the worker pool.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace soci {
+class session;
+}
+namespace shopd::db {
+class database;
+}
+
+namespace shopd::bus {
+
+/// An event to publish, as stored in the outbox.
+struct outbox_event {
+  std::string event_id;     ///< also the deduplication id given to the relay/QStash
+  std::string event_type;
+  std::string destination;  ///< the URL the relay delivers to (a role's /api/webhook)
+  std::string body;         ///< the serialized envelope
+  std::string headers = "{}";  ///< JSON object of extra headers to forward (e.g. traceparent)
+};
+
+/// A row not sent yet.
+struct pending_event {
+  std::int64_t id = 0;
+  outbox_event event;
+  int attempts = 0;
+  std::int64_t created_at_ms = 0;
+};
+
+namespace outbox {
+
+/// Queue `ev` inside the caller's transaction.
+void enqueue(soci::session& tx, std::string_view producer, const outbox_event& ev, std::int64_t now_ms);
+
+/// Up to `limit` unsent rows of `producer` that are due, oldest first.
+[[nodiscard]] std::vector<pending_event> next_batch(db::database& db, std::string_view producer, int limit,
+                                                    std::int64_t now_ms);
+
+/// Record a successful publish.
+void mark_sent(db::database& db, std::int64_t id, std::string_view message_id, std::int64_t now_ms);
+
+/// Record a failed publish attempt; the row becomes due again at `retry_at_ms`.
+void mark_failed(db::database& db, std::int64_t id, std::string_view error, std::int64_t retry_at_ms);
+
+struct stats {
+  std::int64_t pending = 0;
+  std::optional<std::int64_t> oldest_created_at_ms;
+};
+[[nodiscard]] stats pending_stats(db::database& db, std::string_view producer);
+
+}  // namespace outbox
+
+namespace inbox {
+
+/// Mark `event_id` handled by `consumer` inside the caller's transaction. Returns false when it was
+/// already recorded (a redelivery): the caller then applies no effects.
+[[nodiscard]] bool record_once(soci::session& tx, std::string_view consumer, std::string_view event_id,
+                               std::string_view event_type, std::int64_t now_ms);
+
+}  // namespace inbox
+
+}  // namespace shopd::bus
