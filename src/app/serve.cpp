@@ -2,6 +2,7 @@
 
 #include "shopd/app/role.hpp"
 #include "shopd/app/standard_routes.hpp"
+#include "shopd/app/systemd.hpp"
 #include "shopd/db/database.hpp"
 #include "shopd/db/migrations.hpp"
 #include "shopd/http/server.hpp"
@@ -85,6 +86,7 @@ int serve(const serve_options& opts) {
 
     server.on_stop([&] {
       state.shutting_down = true;
+      app::systemd::notify("STOPPING=1");
       obs::info("shutting down");
       for (auto it = running.rbegin(); it != running.rend(); ++it) it->instance->stop();
     });
@@ -92,6 +94,8 @@ int serve(const serve_options& opts) {
     server.start();
     for (auto& r : running) r.instance->start();
     obs::info("ready", {{"roles", entries.size()}, {"database", url.redacted}, {"version", SHOPD_VERSION}});
+    app::systemd::notify("READY=1\nSTATUS=serving");
+    const app::systemd::watchdog watchdog;
     server.wait();
     obs::info("stopped");
     return 0;
