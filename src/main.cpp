@@ -1,5 +1,6 @@
 // shopd: CLI11 parses the command line, the configuration loads, and a subcommand of the library runs.
 #include "shopd/app/commands.hpp"
+#include "shopd/app/sign.hpp"
 #include "shopd/config/config.hpp"
 
 #include <CLI/CLI.hpp>
@@ -73,6 +74,15 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"effective", "env", "markdown"}));
   add_config_options(*config_cmd, flags);
 
+  shopd::sign_options sign_opts;
+  auto* sign = app.add_subcommand("sign", "Print a valid Upstash-Signature for a URL and body (for curl)");
+  sign->add_option("--url", sign_opts.url, "The exact URL the request goes to (the token's subject)")->required();
+  sign->add_option("--body", sign_opts.body_arg, "The body: @FILE, @- for stdin, or the literal text")->required();
+  sign->add_option("--key", sign_opts.key, "Which signing key signs")
+      ->check(CLI::IsMember({"current", "next"}))
+      ->capture_default_str();
+  add_config_options(*sign, flags);
+
   app.add_subcommand("version", "Print the version");
 
   try {
@@ -101,6 +111,10 @@ int main(int argc, char** argv) {
       serve_opts.settings = settings;
       if (port_opt->count() > 0) serve_opts.port = port;
       return shopd::serve(serve_opts);
+    }
+    if (sign->parsed()) {
+      sign_opts.settings = settings;
+      return shopd::sign(sign_opts);
     }
     migrate_opts.settings = settings;
     return shopd::migrate(migrate_opts);

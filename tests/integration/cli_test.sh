@@ -10,7 +10,7 @@ export ORDERS_PORT=0 EMAIL_PORT=0 INVENTORY_PORT=0 ANALYTICS_PORT=0 RELAY_PORT=0
 echo "== commands"
 check_contains "version" "shopd " "$("$SHOPD_BINARY" version)"
 help=$("$SHOPD_BINARY" --help)
-for sub in serve migrate config version; do check_contains "--help lists $sub" "$sub" "$help"; done
+for sub in serve migrate config sign version; do check_contains "--help lists $sub" "$sub" "$help"; done
 check_contains "serve --help lists config flags" "--database-url" "$("$SHOPD_BINARY" serve --help)"
 
 echo "== configuration errors are one clear line and a non-zero exit"
