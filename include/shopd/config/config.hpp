@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace shopd::config {
 
@@ -79,15 +80,21 @@ using field = std::variant<std::string settings::*, std::int64_t settings::*, bo
 
 /// One configuration key. The table of these is the single description of configuration.
 struct key_spec {
-  std::string_view name;           ///< environment name, e.g. DATABASE_URL
+  std::string_view name{};  ///< environment name, e.g. DATABASE_URL
   kind type;
-  std::string_view default_value;  ///< as text; parsed and validated like any other source
-  std::int64_t min = 0;            ///< integer bounds, inclusive
+  std::string_view default_value{};  ///< as text; parsed and validated like any other source
+  std::int64_t min = 0;              ///< integer bounds, inclusive
   std::int64_t max = 0;
-  std::string_view choices;        ///< choice values or URL schemes, '|'-separated
-  std::string_view help;           ///< one sentence
+  std::string_view choices{};  ///< choice values or URL schemes, '|'-separated
+  std::string_view help{};     ///< one sentence
   field target;
-  std::string_view group;          ///< section in --help and the README
+  std::string_view group{};  ///< section in --help and the README
+
+  /// Extra rule for values a kind does not describe (HTTP_BIND, MAIL_TRANSPORT, ...): returns ""
+  /// when `value` is acceptable, else a short reason ("must be smtp or file:DIR"). Runs after the
+  /// kind's own checks, on non-empty values only.
+  std::string (*check)(std::string_view value) = nullptr;
+  std::string_view rule{};  ///< what `check` accepts, in words, for --help and the README
 
   /// The command-line flag for this key: DATABASE_URL -> "--database-url".
   [[nodiscard]] std::string flag_name() const;
@@ -117,17 +124,38 @@ struct sources {
 /// The known keys present in this process's environment (other variables are ignored).
 [[nodiscard]] string_map process_environment();
 
-/// Parse a `.env` file: `KEY=VALUE` lines, `#` comments, optional `export `, single- or
-/// double-quoted values. Throws config_error naming file and line on a malformed line.
+/// Parse a `.env` file: `KEY=VALUE` lines (LF or CRLF), blank lines and `#` comments, optional
+/// `export ` before the key, whitespace around the key. Unquoted values are trimmed and end at a `#`
+/// that follows whitespace; 'single-quoted' values are literal; "double-quoted" values understand
+/// \" \\ and \n (any other backslash is kept as is). Quotes close on the same line, and only a
+/// comment may follow them. A later assignment of a key replaces an earlier one. Throws
+/// config_error naming the file (and line) for an unreadable file or a malformed line; the message
+/// never repeats the line, which may hold a secret.
 [[nodiscard]] string_map parse_env_file(const std::filesystem::path& path);
 /// Same, from text already read; `origin` names it in error messages.
 [[nodiscard]] string_map parse_env_text(std::string_view text, std::string_view origin);
 
+/// One assignment of an env file, with the (1-based) line it is on.
+struct env_entry {
+  std::string key;
+  std::string value;
+  std::size_t line = 0;
+};
+/// The assignments of `text` in file order, duplicates included; same syntax and errors as
+/// parse_env_text. load() uses it to name the line of a bad value.
+[[nodiscard]] std::vector<env_entry> parse_env_entries(std::string_view text, std::string_view origin);
+/// Same, reading the file at `path` (named in errors as given), with parse_env_file's errors.
+[[nodiscard]] std::vector<env_entry> parse_env_entries(const std::filesystem::path& path);
+
 /// Build and validate the snapshot. Throws config_error (one line naming the key) on the first bad
-/// value, unknown env-file key or unreadable env file.
+/// value, unknown env-file key or unreadable env file. Each source is applied in turn (defaults,
+/// env file, environment, flags), every value validated as it is applied, so a bad value fails even
+/// when a later source overrides it. An empty value is accepted only for keys whose default is
+/// empty. Keys in `environment` or `flags` must be known keys.
 [[nodiscard]] settings load(const sources& src);
 
-/// The value to show for `key` in logs and diagnostics: secrets become "***" when set.
+/// The value to show for `key` in logs and diagnostics: secrets become "***" when set, and a URL's
+/// password becomes "***".
 [[nodiscard]] std::string display_value(const settings& s, const key_spec& key);
 
 /// The key table as a Markdown table (README) or as a commented env file (config/*.env.example).
