@@ -1,0 +1,144 @@
+#pragma once
+/// Event handling inside a role: which handler takes which event type, and the transaction a
+/// handler's effects, its inbox record and the events it emits share (DESIGN §3).
+///
+/// A handler receives a `delivery`. Most handlers put everything in `delivery::once`, which runs
+/// in one database transaction that first records the event in the inbox (and runs nothing when it
+/// was handled before). Handlers with an effect outside the database (sending mail) use `seen()` and
+/// `once()` around it. Handlers run on the worker pool and may block.
+
+#include "shopd/bus/envelope.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace soci {
+class session;
+}
+namespace shopd::config {
+struct settings;
+}
+namespace shopd::db {
+class database;
+}
+
+namespace shopd::bus {
+
+/// Input that can never succeed (unknown SKU, invalid payload): answered 489 with
+/// `Upstash-NonRetryable-Error: true`, so the relay does not retry it.
+struct rejection {
+  std::string code;     ///< machine code, e.g. "unknown_sku"
+  std::string field;    ///< offending field path, e.g. "data.items[0].sku"; may be empty
+  std::string message;  ///< for humans
+};
+
+/// A fault that may pass (SMTP server down): answered 503 so the relay retries.
+class transient_failure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The webhook URL of each role and the consumer of each event type, from configuration.
+class destinations {
+ public:
+  explicit destinations(const config::settings& s);
+  /// `<ROLE>_SERVICE_URL` + "/api/webhook". Throws std::invalid_argument for an unknown role.
+  [[nodiscard]] std::string webhook_url(std::string_view role) const;
+  /// The webhook of the role consuming `event_type`. Throws std::invalid_argument if none does.
+  [[nodiscard]] std::string url_for(std::string_view event_type) const;
+
+ private:
+  std::map<std::string, std::string, std::less<>> urls_;
+};
+
+/// The open transaction of one handled event, and the events it emits.
+class unit_of_work {
+ public:
+  unit_of_work(soci::session& tx, std::string_view role, const envelope* cause, const destinations& dest,
+               std::int64_t now_ms)
+      : tx_(tx), role_(role), cause_(cause), dest_(dest), now_ms_(now_ms) {}
+
+  [[nodiscard]] soci::session& tx() noexcept { return tx_; }
+  [[nodiscard]] std::int64_t now_ms() const noexcept { return now_ms_; }
+  [[nodiscard]] std::string_view role() const noexcept { return role_; }
+
+  /// Queue an event in the outbox, inside this transaction. It carries the cause's correlation id
+  /// (or `correlation_id` when there is no cause) and the cause's eventId as its causationId.
+  const envelope& emit(std::string_view event_type, boost::json::object data,
+                       std::optional<std::string_view> correlation_id = std::nullopt);
+
+  /// Emit an `analytics.audit` record with this role as the actor.
+  void audit(std::string_view action, std::string_view entity_type, std::string_view entity_id, bool success,
+             boost::json::object detail = {});
+
+  [[nodiscard]] std::size_t emitted() const noexcept { return emitted_; }
+
+ private:
+  soci::session& tx_;
+  std::string_view role_;
+  const envelope* cause_;
+  const destinations& dest_;
+  std::int64_t now_ms_;
+  std::size_t emitted_ = 0;
+  std::vector<envelope> kept_;  // emit() returns a reference into this
+};
+
+/// One delivery of one event to one role.
+class delivery {
+ public:
+  delivery(const envelope& ev, std::string_view role, db::database& db, const destinations& dest,
+           std::function<void()> on_emit)
+      : event_(ev), role_(role), db_(db), dest_(dest), on_emit_(std::move(on_emit)) {}
+
+  [[nodiscard]] const envelope& event() const noexcept { return event_; }
+  [[nodiscard]] std::string_view role() const noexcept { return role_; }
+  [[nodiscard]] db::database& db() noexcept { return db_; }
+
+  /// True when this role already handled the event (read only).
+  [[nodiscard]] bool seen();
+
+  /// Run f(unit_of_work&) in one transaction together with the inbox record. Returns false, without
+  /// calling f, when the event was handled before. f may throw to roll everything back.
+  bool once(const std::function<void(unit_of_work&)>& f);
+
+ private:
+  const envelope& event_;
+  std::string_view role_;
+  db::database& db_;
+  const destinations& dest_;
+  std::function<void()> on_emit_;
+};
+
+struct processed {};
+struct duplicate {};
+using outcome = std::variant<processed, duplicate, rejection>;
+using event_handler = std::function<outcome(delivery&)>;
+
+/// A handler whose effects fit one transaction: f returns a rejection (still committed: the
+/// rejection is recorded and audited by f) or nothing.
+[[nodiscard]] event_handler transactional(std::function<std::optional<rejection>(unit_of_work&)> f);
+
+/// The handlers of one role, by event type. Filled at start-up, read concurrently afterwards.
+class event_router {
+ public:
+  /// Throws std::invalid_argument for a type registered twice.
+  void on(std::string_view event_type, event_handler h);
+  [[nodiscard]] const event_handler* find(std::string_view event_type) const;
+  [[nodiscard]] std::vector<std::string> types() const;
+
+ private:
+  std::map<std::string, event_handler, std::less<>> handlers_;
+};
+
+/// Milliseconds since the Unix epoch, the unit of every *_ms column.
+[[nodiscard]] std::int64_t now_ms();
+
+}  // namespace shopd::bus

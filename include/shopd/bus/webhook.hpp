@@ -1,0 +1,59 @@
+#pragma once
+/// `POST /api/webhook`: where the relay (or Upstash QStash) delivers a role's events.
+///
+/// 1. The `Upstash-Signature` is verified over the raw body before anything is parsed (current or
+///    next key, issuer, expiry, body hash, and the subject when the role's URL is configured); a
+///    missing or bad one is 401 and the reason is logged, never sent.
+/// 2. The body is parsed as an envelope; an invalid one, or an event type this role does not
+///    consume, is answered 489 + `Upstash-NonRetryable-Error: true` with the JSON error naming the
+///    field, and an `analytics.audit` failure is emitted.
+/// 3. The role's handler runs (inbox, effects and outbox in one transaction): 200 when processed or
+///    already processed, 489 when rejected, 503 on a transient fault (the relay retries), 500 on a bug.
+
+#include "shopd/bus/dispatch.hpp"
+#include "shopd/bus/signature.hpp"
+#include "shopd/http/router.hpp"
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace shopd::obs {
+class registry;
+}
+
+namespace shopd::bus {
+
+struct webhook_config {
+  std::string role;
+  signing_keys keys;
+  std::chrono::seconds clock_tolerance{5};
+  std::optional<std::string> expected_url;  ///< checked against the token's `sub` when set
+};
+
+class webhook {
+ public:
+  /// All references must outlive the webhook. `on_emit` wakes the role's outbox dispatcher.
+  webhook(webhook_config cfg, db::database& db, const destinations& dest, const event_router& handlers,
+          obs::registry& metrics, std::function<void()> on_emit);
+
+  /// Register `POST /api/webhook` on `routes`.
+  void add_route(http::router& routes);
+
+  /// The route's handler (public for tests).
+  http::response handle(http::request_context& ctx);
+
+ private:
+  http::response reject(http::request_context& ctx, const envelope* ev, std::string_view code,
+                        std::string_view field, std::string_view message);
+
+  webhook_config cfg_;
+  db::database& db_;
+  const destinations& dest_;
+  const event_router& handlers_;
+  obs::registry& metrics_;
+  std::function<void()> on_emit_;
+};
+
+}  // namespace shopd::bus

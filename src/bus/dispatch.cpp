@@ -1,0 +1,124 @@
+#include "shopd/bus/dispatch.hpp"
+
+#include "shopd/bus/events.hpp"
+#include "shopd/bus/outbox.hpp"
+#include "shopd/config/config.hpp"
+#include "shopd/db/database.hpp"
+
+#include <soci/soci.h>
+
+#include <chrono>
+#include <stdexcept>
+
+namespace shopd::bus {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+destinations::destinations(const config::settings& s) {
+  auto add = [this](std::string_view role, const std::string& base) {
+    std::string url = base;
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    urls_.emplace(std::string(role), url + "/api/webhook");
+  };
+  add("orders", s.orders_service_url);
+  add("email", s.email_service_url);
+  add("inventory", s.inventory_service_url);
+  add("analytics", s.analytics_service_url);
+}
+
+std::string destinations::webhook_url(std::string_view role) const {
+  const auto it = urls_.find(role);
+  if (it == urls_.end()) throw std::invalid_argument("no service URL for role \"" + std::string(role) + "\"");
+  return it->second;
+}
+
+std::string destinations::url_for(std::string_view event_type) const {
+  const auto role = consumer_role(event_type);
+  if (!role) throw std::invalid_argument("no role consumes event type \"" + std::string(event_type) + "\"");
+  return webhook_url(*role);
+}
+
+const envelope& unit_of_work::emit(std::string_view event_type, boost::json::object data,
+                                   std::optional<std::string_view> correlation_id) {
+  const std::string_view correlation =
+      correlation_id ? *correlation_id : (cause_ != nullptr ? std::string_view(cause_->correlation_id) : "");
+  std::optional<std::string_view> causation;
+  if (cause_ != nullptr) causation = cause_->event_id;
+  auto ev = make_envelope(event_type, role_, std::move(data), correlation, causation);
+  outbox::enqueue(tx_, role_,
+                  {.event_id = ev.event_id,
+                   .event_type = ev.event_type,
+                   .destination = dest_.url_for(event_type),
+                   .body = serialize(ev)},
+                  now_ms_);
+  ++emitted_;
+  kept_.push_back(std::move(ev));
+  return kept_.back();
+}
+
+void unit_of_work::audit(std::string_view action, std::string_view entity_type, std::string_view entity_id,
+                         bool success, boost::json::object detail) {
+  audit_record rec;
+  rec.action = std::string(action);
+  rec.actor = std::string(role_);
+  rec.entity_type = std::string(entity_type);
+  rec.entity_id = std::string(entity_id);
+  rec.outcome = success ? audit_outcome::success : audit_outcome::failure;
+  rec.detail = std::move(detail);
+  emit(event_types::audit_record, to_json(rec));
+}
+
+bool delivery::seen() {
+  return db_.with_session([&](soci::session& s) {
+    const std::string role(role_);
+    int n = 0;
+    s << "SELECT COUNT(*) FROM inbox WHERE consumer = :consumer AND event_id = :event_id", soci::into(n),
+        soci::use(role), soci::use(event_.event_id);
+    return n > 0;
+  });
+}
+
+bool delivery::once(const std::function<void(unit_of_work&)>& f) {
+  std::size_t emitted = 0;
+  const bool first = db_.in_transaction([&](soci::session& tx) {
+    const auto now = now_ms();
+    if (!inbox::record_once(tx, role_, event_.event_id, event_.event_type, now)) return false;
+    unit_of_work uow(tx, role_, &event_, dest_, now);
+    f(uow);
+    emitted = uow.emitted();
+    return true;
+  });
+  if (emitted > 0 && on_emit_) on_emit_();
+  return first;
+}
+
+event_handler transactional(std::function<std::optional<rejection>(unit_of_work&)> f) {
+  return [f = std::move(f)](delivery& d) -> outcome {
+    std::optional<rejection> rejected;
+    if (!d.once([&](unit_of_work& uow) { rejected = f(uow); })) return duplicate{};
+    if (rejected) return *rejected;
+    return processed{};
+  };
+}
+
+void event_router::on(std::string_view event_type, event_handler h) {
+  if (!handlers_.emplace(std::string(event_type), std::move(h)).second) {
+    throw std::invalid_argument("event type \"" + std::string(event_type) + "\" registered twice");
+  }
+}
+
+const event_handler* event_router::find(std::string_view event_type) const {
+  const auto it = handlers_.find(event_type);
+  return it == handlers_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> event_router::types() const {
+  std::vector<std::string> out;
+  for (const auto& [type, h] : handlers_) out.push_back(type);
+  return out;
+}
+
+}  // namespace shopd::bus
