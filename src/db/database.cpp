@@ -1,1 +1,204 @@
-// placeholder: implemented by its issue-2 work item
+#include "shopd/db/database.hpp"
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <filesystem>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace shopd::db {
+
+struct database::counters {
+  std::atomic<std::size_t> in_use{0};
+};
+
+namespace {
+
+// SOCI and libpq messages span several lines; logs and exceptions here are one line each.
+std::string one_line(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool pending_break = false;
+  for (char c : text) {
+    if (c == '\n' || c == '\r') {
+      pending_break = !out.empty();
+      continue;
+    }
+    if (pending_break) {
+      out += "; ";
+      pending_break = false;
+      if (c == '\t' || c == ' ') continue;
+    }
+    out += c == '\t' ? ' ' : c;
+  }
+  return out;
+}
+
+int to_timeout_ms(std::chrono::milliseconds t) noexcept {
+  return static_cast<int>(
+      std::clamp<std::chrono::milliseconds::rep>(t.count(), 0, std::numeric_limits<int>::max()));
+}
+
+PGconn* pg_connection(soci::session& s) noexcept {
+  // The backend's typeinfo is not exported by Debian's SOCI, so no dynamic_cast; the dialect decided
+  // which factory opened the session.
+  auto* backend = s.get_backend();
+  return backend == nullptr ? nullptr : static_cast<soci::postgresql_session_backend*>(backend)->conn_;
+}
+
+// Cheap enough for every lease: a poll() on the socket, and a round trip only when the server has
+// spoken first. An idle connection hears from the server only for a notice or when it is about to go
+// away (a FATAL message, then EOF, after pg_terminate_backend or a shutdown).
+bool pg_connection_usable(soci::session& s) noexcept {
+  PGconn* conn = pg_connection(s);
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) return false;
+  pollfd pfd{};
+  pfd.fd = PQsocket(conn);
+  pfd.events = POLLIN;
+  if (pfd.fd < 0) return false;
+  if (::poll(&pfd, 1, 0) == 0) return true;
+  return s.is_connected();
+}
+
+bool is_transient_sqlstate(std::string_view state) noexcept {
+  return state.starts_with("08")     // connection exception
+         || state.starts_with("53")  // insufficient resources (too many connections, out of memory)
+         || state == "40001"         // serialization failure
+         || state == "40P01"         // deadlock detected
+         || state == "57P01"         // admin shutdown
+         || state == "57P02"         // crash shutdown
+         || state == "57P03";        // cannot connect now (starting up, in recovery)
+}
+
+void configure_sqlite(soci::session& s, std::chrono::milliseconds busy_timeout, bool in_memory) {
+  // SOCI's own `timeout=` connect parameter takes whole seconds; the pragma takes milliseconds.
+  s << "PRAGMA busy_timeout = " + std::to_string(to_timeout_ms(busy_timeout));
+  std::string mode;
+  s << "PRAGMA journal_mode = WAL", soci::into(mode);
+  std::transform(mode.begin(), mode.end(), mode.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (mode != (in_memory ? "memory" : "wal")) {
+    throw std::runtime_error("SQLite refused journal_mode=WAL (journal_mode is '" + mode + "')");
+  }
+  s << "PRAGMA synchronous = NORMAL";
+  s << "PRAGMA foreign_keys = ON";
+}
+
+}  // namespace
+
+database::database(database_url url, database_options opts)
+    : url_(std::move(url)), opts_(opts), counters_(std::make_unique<counters>()) {
+  if (opts_.pool_size == 0) throw std::invalid_argument("database pool size must be at least 1");
+  const bool in_memory = url_.kind == dialect::sqlite && url_.sqlite_path.empty();
+  if (in_memory) opts_.pool_size = 1;
+  try {
+    if (url_.kind == dialect::sqlite && !in_memory) {
+      auto parent = std::filesystem::path(url_.sqlite_path).parent_path();
+      if (!parent.empty()) std::filesystem::create_directories(parent);
+    }
+    pool_ = std::make_unique<soci::connection_pool>(opts_.pool_size);
+    for (std::size_t i = 0; i < opts_.pool_size; ++i) {
+      soci::session& s = pool_->at(i);
+      if (url_.kind == dialect::sqlite) {
+        s.open(*soci::factory_sqlite3(), url_.connect_string);
+        configure_sqlite(s, opts_.busy_timeout, in_memory);
+      } else {
+        s.open(*soci::factory_postgresql(), url_.connect_string);
+      }
+    }
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot open database " + url_.redacted + ": " + one_line(e.what()));
+  }
+}
+
+database::~database() = default;
+
+bool database::ping() noexcept {
+  try {
+    return with_session([](soci::session& s) {
+      int one = 0;
+      s << "SELECT 1", soci::into(one);
+      return one == 1;
+    });
+  } catch (...) {
+    return false;
+  }
+}
+
+std::size_t database::in_use() const noexcept {
+  return counters_->in_use.load(std::memory_order_relaxed);
+}
+
+void database::begin(soci::session& s) {
+  // SOCI's begin() says plain BEGIN, which on SQLite takes the write lock only at the first write: two
+  // such transactions that both read first then deadlock on the upgrade. commit()/rollback() send plain
+  // COMMIT/ROLLBACK, which end an IMMEDIATE transaction as well.
+  if (url_.kind == dialect::sqlite) {
+    s << "BEGIN IMMEDIATE";
+  } else {
+    s.begin();
+  }
+}
+
+void database::rollback_quietly(soci::session& s) noexcept {
+  try {
+    s.rollback();
+  } catch (...) {
+    // The transaction is gone with the connection, or never started: nothing left to undo.
+  }
+}
+
+void database::rethrow_if_transient(const soci::soci_error& e, soci::session& s) const {
+  bool transient = e.get_error_category() == soci::soci_error::connection_error;
+  if (const auto* lite = dynamic_cast<const soci::sqlite3_soci_error*>(&e)) {
+    const int primary = lite->result() & 0xff;  // extended codes (SQLITE_BUSY_SNAPSHOT...) keep it
+    transient = transient || primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
+  } else if (const auto* pg = dynamic_cast<const soci::postgresql_soci_error*>(&e)) {
+    transient = transient || is_transient_sqlstate(pg->sqlstate());
+  }
+  // libpq's own "server closed the connection unexpectedly" carries no SQLSTATE; the connection
+  // status does tell.
+  if (!transient && url_.kind == dialect::postgresql) {
+    PGconn* conn = pg_connection(s);
+    transient = conn == nullptr || PQstatus(conn) != CONNECTION_OK;
+  }
+  if (transient) throw transient_error(e.what());
+}
+
+database::lease::lease(database& db) : db_(db), pos_(0) {
+  const int timeout_ms = to_timeout_ms(db_.opts_.busy_timeout);
+  if (!db_.pool_->try_lease(pos_, timeout_ms)) {
+    throw transient_error("database pool exhausted: no session free within " + std::to_string(timeout_ms) +
+                          " ms (pool size " + std::to_string(db_.opts_.pool_size) + ")");
+  }
+  db_.counters_->in_use.fetch_add(1, std::memory_order_relaxed);
+  if (db_.url_.kind != dialect::postgresql) return;
+  soci::session& s = db_.pool_->at(pos_);
+  if (pg_connection_usable(s)) return;
+  try {
+    s.reconnect();
+  } catch (const std::exception& e) {
+    // The session stays closed; the next lease tries again, so the pool heals once the server is back.
+    db_.counters_->in_use.fetch_sub(1, std::memory_order_relaxed);
+    db_.pool_->give_back(pos_);
+    throw transient_error("database connection lost and reconnect failed: " + one_line(e.what()));
+  }
+}
+
+database::lease::~lease() {
+  db_.counters_->in_use.fetch_sub(1, std::memory_order_relaxed);
+  db_.pool_->give_back(pos_);
+}
+
+soci::session& database::lease::session() noexcept {
+  return db_.pool_->at(pos_);
+}
+
+}  // namespace shopd::db

@@ -1,1 +1,539 @@
-// placeholder: implemented by its issue-2 work item
+#include "shopd/db/database.hpp"
+
+#include "shopd/db/migrations.hpp"
+
+#include <doctest/doctest.h>
+#include <soci/postgresql/soci-postgresql.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <latch>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using shopd::db::database;
+using shopd::db::database_options;
+using shopd::db::database_url;
+using shopd::db::dialect;
+using shopd::db::transient_error;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string random_suffix() {
+  std::random_device rd;
+  std::uniform_int_distribution<unsigned long long> dist;
+  std::ostringstream out;
+  out << std::hex << dist(rd);
+  return out.str();
+}
+
+class temp_dir {
+ public:
+  temp_dir() : path_(std::filesystem::temp_directory_path() / ("shopd-db-test-" + random_suffix())) {
+    std::filesystem::create_directories(path_);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The conninfo of the PostgreSQL that the CTest fixture started. Missing is a failure, not a skip:
+// CI always provides it, and a silently skipped suite proves nothing.
+std::string pg_admin_conninfo() {
+  const char* file = std::getenv("SHOPD_TEST_PG_INFO");
+  if (file == nullptr || *file == '\0') {
+    throw std::runtime_error(
+        "SHOPD_TEST_PG_INFO is not set: run these tests through ctest (fixture 'postgres')");
+  }
+  std::ifstream in(file);
+  std::string line;
+  if (!in || !std::getline(in, line) || line.empty()) {
+    throw std::runtime_error(std::string("cannot read the PostgreSQL conninfo from SHOPD_TEST_PG_INFO=") +
+                             file);
+  }
+  return line;
+}
+
+// A fresh database on the fixture's server, dropped afterwards.
+class pg_database {
+ public:
+  pg_database() : admin_(pg_admin_conninfo()), name_("shopd_test_" + random_suffix()) {
+    std::map<std::string, std::string> info;
+    std::istringstream words(admin_);
+    for (std::string word; words >> word;) {
+      auto eq = word.find('=');
+      if (eq != std::string::npos) info[word.substr(0, eq)] = word.substr(eq + 1);
+    }
+    url_ = "postgresql://" + info["user"] + "@" + info["host"] + ":" + info["port"] + "/" + name_;
+    soci::session admin(*soci::factory_postgresql(), admin_);
+    admin << "CREATE DATABASE " + name_;
+  }
+  ~pg_database() {
+    try {
+      soci::session admin(*soci::factory_postgresql(), admin_);
+      admin << "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)";
+    } catch (const std::exception& e) {
+      MESSAGE("could not drop " << name_ << ": " << e.what());
+    }
+  }
+  pg_database(const pg_database&) = delete;
+  pg_database& operator=(const pg_database&) = delete;
+
+  [[nodiscard]] database_url url() const { return database_url::parse(url_); }
+
+  /// Terminate one backend from another session, as a server restart would, and wait until it is gone.
+  void terminate_backend(int pid) const {
+    soci::session admin(*soci::factory_postgresql(), admin_);
+    int terminated = 0;
+    admin << "SELECT CASE WHEN pg_terminate_backend(:pid, 10000) THEN 1 ELSE 0 END", soci::use(pid),
+        soci::into(terminated);
+    REQUIRE(terminated == 1);
+  }
+
+ private:
+  std::string admin_;
+  std::string name_;
+  std::string url_;
+};
+
+const std::set<std::string> expected_tables{
+    "schema_migrations", "products",     "stock_movements", "checkouts",      "orders",
+    "order_items",       "inbox",        "outbox",          "emails",         "audit_log",
+    "metric_points",     "dead_letters", "sales",           "relay_messages", "relay_dlq",
+    "relay_dedup",
+};
+
+std::set<std::string> names_of(database& db, const std::string& sqlite_query, const std::string& pg_query) {
+  return db.with_session([&](soci::session& s) {
+    std::set<std::string> names;
+    soci::rowset<std::string> rows = (s.prepare << (db.kind() == dialect::sqlite ? sqlite_query : pg_query));
+    for (const std::string& n : rows) names.insert(n);
+    return names;
+  });
+}
+
+std::set<std::string> table_names(database& db) {
+  return names_of(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                  "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()");
+}
+
+std::set<std::string> index_names(database& db) {
+  return names_of(db, "SELECT name FROM sqlite_master WHERE type = 'index'",
+                  "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()");
+}
+
+long long scalar(database& db, const std::string& sql) {
+  return db.with_session([&](soci::session& s) {
+    long long n = 0;
+    s << sql, soci::into(n);
+    return n;
+  });
+}
+
+void insert_product(soci::session& s, const std::string& sku, long long stock) {
+  const std::string name = "Widget " + sku;
+  const std::string currency = "EUR";
+  const long long price = 1250;
+  const long long now = 1'700'000'000'000;
+  s << "INSERT INTO products (sku, name, price_cents, currency, stock, created_at_ms, updated_at_ms)"
+       " VALUES (:sku, :name, :price, :currency, :stock, :created, :updated)",
+      soci::use(sku), soci::use(name), soci::use(price), soci::use(currency), soci::use(stock),
+      soci::use(now), soci::use(now);
+}
+
+std::vector<int> all_versions() {
+  std::vector<int> v;
+  for (const auto& m : shopd::db::migrations()) v.push_back(m.version);
+  return v;
+}
+
+// What SQLite and PostgreSQL must both do; every SUBCASE starts from a fresh, empty database.
+void common_contract(const database_url& url) {
+  SUBCASE("status reports every migration pending on a fresh database") {
+    database db(url);
+    auto st = shopd::db::status(db);
+    CHECK(st.current == 0);
+    CHECK(st.latest == shopd::db::migrations().back().version);
+    CHECK(st.pending == all_versions());
+    CHECK_FALSE(st.up_to_date());
+    CHECK(table_names(db).empty());  // status() only reads
+  }
+
+  SUBCASE("migrate from empty creates every table; migrating again is a no-op") {
+    database db(url);
+    CHECK(shopd::db::migrate(db) == all_versions());
+    CHECK(table_names(db) == expected_tables);
+    const auto indexes = index_names(db);
+    for (const char* idx : {"stock_movements_sku_id", "orders_customer_email", "outbox_unsent",
+                            "audit_log_entity_id", "relay_messages_due", "relay_messages_state_lease"}) {
+      CAPTURE(idx);
+      CHECK(indexes.count(idx) == 1);
+    }
+    auto st = shopd::db::status(db);
+    CHECK(st.up_to_date());
+    CHECK(st.current == st.latest);
+    const auto name = db.with_session([](soci::session& s) {
+      std::string n;
+      s << "SELECT name FROM schema_migrations WHERE version = 1", soci::into(n);
+      return n;
+    });
+    CHECK(name == "initial_schema");
+    CHECK(scalar(db, "SELECT min(applied_at_ms) FROM schema_migrations") > 1'600'000'000'000);
+
+    CHECK(shopd::db::migrate(db).empty());
+    CHECK(scalar(db, "SELECT count(*) FROM schema_migrations") ==
+          static_cast<long long>(all_versions().size()));
+    CHECK(db.in_use() == 0);
+  }
+
+  SUBCASE("a database newer than this binary is refused") {
+    database db(url);
+    shopd::db::migrate(db);
+    db.in_transaction([](soci::session& s) {
+      int future = shopd::db::migrations().back().version + 1;
+      s << "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (:v, 'from_the_future', 0)",
+          soci::use(future);
+    });
+    CHECK_THROWS_WITH_AS(shopd::db::status(db), doctest::Contains("newer than this binary"),
+                         std::runtime_error);
+    CHECK_THROWS_WITH_AS(shopd::db::migrate(db), doctest::Contains("newer than this binary"),
+                         std::runtime_error);
+  }
+
+  SUBCASE("two migrators racing apply each migration once") {
+    // Two pools stand for two processes.
+    database a(url);
+    database b(url);
+    std::vector<int> applied_a;
+    std::vector<int> applied_b;
+    std::exception_ptr error_a;
+    std::exception_ptr error_b;
+    std::latch start(2);
+    auto run = [&start](database& db, std::vector<int>& applied, std::exception_ptr& error) {
+      start.arrive_and_wait();
+      try {
+        applied = shopd::db::migrate(db);
+      } catch (...) {
+        error = std::current_exception();
+      }
+    };
+    std::thread ta(run, std::ref(a), std::ref(applied_a), std::ref(error_a));
+    std::thread tb(run, std::ref(b), std::ref(applied_b), std::ref(error_b));
+    ta.join();
+    tb.join();
+    REQUIRE_FALSE(error_a);
+    REQUIRE_FALSE(error_b);
+    std::vector<int> both = applied_a;
+    both.insert(both.end(), applied_b.begin(), applied_b.end());
+    std::sort(both.begin(), both.end());
+    CHECK(both == all_versions());
+    CHECK(scalar(a, "SELECT count(*) FROM schema_migrations") ==
+          static_cast<long long>(all_versions().size()));
+    CHECK(shopd::db::status(b).up_to_date());
+  }
+
+  SUBCASE("in_transaction commits when f returns and hands back its result") {
+    database db(url);
+    shopd::db::migrate(db);
+    const int r = db.in_transaction([](soci::session& s) {
+      insert_product(s, "SKU-1", 5);
+      return 42;
+    });
+    CHECK(r == 42);
+    CHECK(scalar(db, "SELECT stock FROM products WHERE sku = 'SKU-1'") == 5);
+    CHECK(db.in_use() == 0);
+  }
+
+  SUBCASE("in_transaction rolls back when f throws") {
+    database db(url);
+    shopd::db::migrate(db);
+    CHECK_THROWS_WITH_AS(db.in_transaction([](soci::session& s) {
+      insert_product(s, "SKU-1", 5);
+      throw std::runtime_error("handler failed");
+    }),
+                         "handler failed", std::runtime_error);
+    CHECK(scalar(db, "SELECT count(*) FROM products") == 0);
+    CHECK(db.in_use() == 0);
+    // The session is clean for the next caller.
+    db.in_transaction([](soci::session& s) { insert_product(s, "SKU-2", 1); });
+    CHECK(scalar(db, "SELECT count(*) FROM products") == 1);
+  }
+
+  SUBCASE("constraints hold: stock never below zero, known reasons, real SKUs") {
+    database db(url);
+    shopd::db::migrate(db);
+    CHECK_THROWS_AS(db.in_transaction([](soci::session& s) { insert_product(s, "SKU-NEG", -1); }),
+                    soci::soci_error);
+    db.in_transaction([](soci::session& s) { insert_product(s, "SKU-1", 5); });
+    CHECK_THROWS_AS(db.in_transaction([](soci::session& s) { s << "UPDATE products SET stock = stock - 6"; }),
+                    soci::soci_error);
+    CHECK(scalar(db, "SELECT stock FROM products WHERE sku = 'SKU-1'") == 5);
+    auto movement = [](const std::string& sku, const std::string& reason) {
+      return [sku, reason](soci::session& s) {
+        s << "INSERT INTO stock_movements (sku, requested_delta, applied_delta, stock_after, reason, status,"
+             " created_at_ms) VALUES (:sku, -1, -1, 4, :reason, 'applied', 0)",
+            soci::use(sku), soci::use(reason);
+      };
+    };
+    CHECK_THROWS_AS(db.in_transaction(movement("SKU-1", "theft")), soci::soci_error);
+    CHECK_THROWS_AS(db.in_transaction(movement("NO-SUCH-SKU", "order")), soci::soci_error);
+    db.in_transaction(movement("SKU-1", "order"));
+    CHECK(scalar(db, "SELECT count(*) FROM stock_movements") == 1);
+  }
+
+  SUBCASE("ping answers true, and false when no session frees up") {
+    database db(url, {.pool_size = 1, .busy_timeout = 50ms});
+    CHECK(db.ping());
+    db.with_session([&](soci::session&) { CHECK_FALSE(db.ping()); });
+    CHECK(db.ping());
+  }
+
+  SUBCASE("an exhausted pool is a transient_error") {
+    database db(url, {.pool_size = 2, .busy_timeout = 50ms});
+    CHECK(db.size() == 2);
+    db.with_session([&](soci::session&) {
+      db.with_session([&](soci::session&) {
+        CHECK(db.in_use() == 2);
+        CHECK_THROWS_WITH_AS(db.with_session([](soci::session&) {}), doctest::Contains("pool exhausted"),
+                             transient_error);
+        CHECK_THROWS_AS(db.in_transaction([](soci::session&) {}), transient_error);
+        CHECK(db.in_use() == 2);
+      });
+    });
+    CHECK(db.in_use() == 0);
+  }
+}
+
+// A 127.0.0.1 port where nothing listens: bound (so nobody else takes it) but never listening.
+class closed_port {
+ public:
+  closed_port() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    REQUIRE(fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~closed_port() { ::close(fd_); }
+  closed_port(const closed_port&) = delete;
+  closed_port& operator=(const closed_port&) = delete;
+  [[nodiscard]] int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+int backend_pid(database& db) {
+  return db.with_session([](soci::session& s) {
+    int pid = 0;
+    s << "SELECT pg_backend_pid()", soci::into(pid);
+    return pid;
+  });
+}
+
+}  // namespace
+
+TEST_SUITE("db.database") {
+  TEST_CASE("database sqlite: the common contract") {
+    temp_dir dir;
+    common_contract(database_url::parse("sqlite:" + (dir.path() / "shop.db").string()));
+  }
+
+  TEST_CASE("database postgresql: the common contract") {
+    pg_database pg;
+    common_contract(pg.url());
+  }
+
+  TEST_CASE("database sqlite: file and WAL in a new directory, pragmas on every session") {
+    temp_dir dir;
+    const auto file = dir.path() / "nested" / "deeper" / "shop.db";
+    database db(database_url::parse("sqlite:" + file.string()), {.pool_size = 2, .busy_timeout = 1234ms});
+    CHECK(std::filesystem::exists(file));
+    shopd::db::migrate(db);
+    CHECK(std::filesystem::exists(file.string() + "-wal"));
+    auto pragmas = [](soci::session& s) {
+      std::string journal;
+      int foreign_keys = 0;
+      int synchronous = 0;
+      int busy_timeout = 0;
+      s << "PRAGMA journal_mode", soci::into(journal);
+      s << "PRAGMA foreign_keys", soci::into(foreign_keys);
+      s << "PRAGMA synchronous", soci::into(synchronous);
+      s << "PRAGMA busy_timeout", soci::into(busy_timeout);
+      CHECK(journal == "wal");
+      CHECK(foreign_keys == 1);
+      CHECK(synchronous == 1);  // NORMAL
+      CHECK(busy_timeout == 1234);
+    };
+    // Nested leases hold both pooled sessions, so both are checked.
+    db.with_session([&](soci::session& first) {
+      db.with_session([&](soci::session& second) {
+        CHECK(&first != &second);
+        pragmas(first);
+        pragmas(second);
+      });
+    });
+  }
+
+  TEST_CASE("database sqlite: a second writer meets SQLITE_BUSY as a transient_error") {
+    temp_dir dir;
+    const auto url = database_url::parse("sqlite:" + (dir.path() / "shop.db").string());
+    database db(url, {.pool_size = 2, .busy_timeout = 0ms});
+    database other_process(url, {.pool_size = 1, .busy_timeout = 0ms});
+    shopd::db::migrate(db);
+    db.in_transaction([&](soci::session& s) {
+      insert_product(s, "SKU-1", 1);
+      // BEGIN IMMEDIATE wants the write lock this transaction holds.
+      CHECK_THROWS_AS(db.in_transaction([](soci::session& t) { insert_product(t, "SKU-2", 1); }),
+                      transient_error);
+      CHECK_THROWS_AS(other_process.in_transaction([](soci::session& t) { insert_product(t, "SKU-3", 1); }),
+                      transient_error);
+      // Reading is fine in WAL mode.
+      CHECK(scalar(other_process, "SELECT count(*) FROM products") == 0);
+    });
+    CHECK(scalar(other_process, "SELECT count(*) FROM products") == 1);
+    other_process.in_transaction([](soci::session& t) { insert_product(t, "SKU-3", 1); });
+    CHECK(scalar(db, "SELECT count(*) FROM products") == 2);
+  }
+
+  TEST_CASE("database sqlite: in-memory uses one session") {
+    database db(database_url::parse("sqlite::memory:"), {.pool_size = 8});
+    CHECK(db.size() == 1);
+    CHECK(shopd::db::migrate(db) == all_versions());
+    CHECK(shopd::db::status(db).up_to_date());
+    CHECK(table_names(db) == expected_tables);
+  }
+
+  TEST_CASE("database: a pool of zero sessions is refused") {
+    CHECK_THROWS_AS(database(database_url::parse("sqlite::memory:"), {.pool_size = 0}),
+                    std::invalid_argument);
+  }
+
+  TEST_CASE("database sqlite: an unusable path fails naming the URL") {
+    temp_dir dir;
+    const auto blocker = dir.path() / "not-a-directory";
+    std::ofstream(blocker) << "x";
+    const std::string url = "sqlite:" + (blocker / "shop.db").string();
+    CHECK_THROWS_WITH_AS(database(database_url::parse(url)), doctest::Contains(url.c_str()),
+                         std::runtime_error);
+  }
+
+  TEST_CASE("database postgresql: no server means a one-line error naming the redacted URL") {
+    closed_port port;
+    const std::string url = "postgresql://shop:topsecret@127.0.0.1:" + std::to_string(port.port()) + "/shopd";
+    try {
+      database db(database_url::parse(url), {.pool_size = 1});
+      FAIL("connected to a port where nothing listens");
+    } catch (const std::runtime_error& e) {
+      const std::string msg = e.what();
+      CAPTURE(msg);
+      CHECK(msg.find("postgresql://shop:***@127.0.0.1:" + std::to_string(port.port()) + "/shopd") !=
+            std::string::npos);
+      CHECK(msg.find("topsecret") == std::string::npos);
+      CHECK(msg.find('\n') == std::string::npos);
+    }
+  }
+
+  TEST_CASE("database postgresql: a terminated idle connection heals on the next lease") {
+    pg_database pg;
+    database db(pg.url(), {.pool_size = 1});
+    shopd::db::migrate(db);
+    const int before = backend_pid(db);
+    pg.terminate_backend(before);
+    // The server is gone from under the session; the next call reconnects first or, at worst, fails
+    // as transient; the one after must work on a new backend.
+    try {
+      db.in_transaction([](soci::session& s) { insert_product(s, "SKU-1", 1); });
+    } catch (const transient_error& e) {
+      MESSAGE("first call after the termination: " << std::string(e.what()));
+    }
+    db.in_transaction([](soci::session& s) { insert_product(s, "SKU-2", 1); });
+    CHECK(backend_pid(db) != before);
+    CHECK(scalar(db, "SELECT count(*) FROM products WHERE sku = 'SKU-2'") == 1);
+    CHECK(db.ping());
+  }
+
+  TEST_CASE("database postgresql: a connection lost mid-transaction is transient, then heals") {
+    pg_database pg;
+    database db(pg.url(), {.pool_size = 1});
+    shopd::db::migrate(db);
+    CHECK_THROWS_AS(db.in_transaction([&](soci::session& s) {
+      insert_product(s, "SKU-1", 1);
+      int pid = 0;
+      s << "SELECT pg_backend_pid()", soci::into(pid);
+      pg.terminate_backend(pid);
+      insert_product(s, "SKU-2", 1);
+    }),
+                    transient_error);
+    CHECK(db.in_use() == 0);
+    db.in_transaction([](soci::session& s) { insert_product(s, "SKU-3", 1); });
+    CHECK(scalar(db, "SELECT count(*) FROM products") == 1);  // SKU-1 went with the lost transaction
+  }
+}
+
+TEST_SUITE("db.migrations") {
+  TEST_CASE("database migrations: statements_for substitutes placeholders per dialect") {
+    const auto& initial = shopd::db::migrations().front();
+    CHECK(initial.version == 1);
+    CHECK(initial.name == "initial_schema");
+    const auto lite = shopd::db::statements_for(initial, dialect::sqlite);
+    const auto pg = shopd::db::statements_for(initial, dialect::postgresql);
+    CHECK(lite.size() == pg.size());
+    auto any_contains = [](const std::vector<std::string>& stmts, std::string_view what) {
+      return std::any_of(stmts.begin(), stmts.end(),
+                         [&](const std::string& s) { return s.find(what) != s.npos; });
+    };
+    CHECK(any_contains(lite, "id INTEGER PRIMARY KEY AUTOINCREMENT"));
+    CHECK(any_contains(lite, "body BLOB NOT NULL"));
+    CHECK(any_contains(lite, "value REAL NOT NULL"));
+    CHECK(any_contains(pg, "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"));
+    CHECK(any_contains(pg, "body BYTEA NOT NULL"));
+    CHECK(any_contains(pg, "value DOUBLE PRECISION NOT NULL"));
+    for (const auto* stmts : {&lite, &pg}) {
+      CHECK_FALSE(any_contains(*stmts, "${"));
+      for (const auto& s : *stmts) {
+        CAPTURE(s);
+        CHECK_FALSE(s.empty());
+        CHECK(s.back() != ';');
+      }
+    }
+  }
+
+  TEST_CASE("database migrations: statements split only at a semicolon that ends its line") {
+    const shopd::db::migration m{
+        7, "split", "CREATE TABLE a (x TEXT DEFAULT ';');\n  \nINSERT INTO a VALUES ('p;q')  ;  \nSELECT 1"};
+    CHECK(shopd::db::statements_for(m, dialect::sqlite) ==
+          std::vector<std::string>{"CREATE TABLE a (x TEXT DEFAULT ';')", "INSERT INTO a VALUES ('p;q')",
+                                   "SELECT 1"});
+    const shopd::db::migration bad{8, "bad", "CREATE TABLE b (x ${NOPE});\n"};
+    CHECK_THROWS_WITH_AS(shopd::db::statements_for(bad, dialect::postgresql), doctest::Contains("${NOPE}"),
+                         std::logic_error);
+  }
+}

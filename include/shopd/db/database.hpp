@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 namespace shopd::db {
@@ -23,14 +24,21 @@ class transient_error : public std::runtime_error {
 };
 
 struct database_options {
+  /// Sessions opened up front (at least 1). An in-memory SQLite database (`sqlite::memory:`) is private
+  /// to its connection, so it always gets exactly one session whatever is asked here.
   std::size_t pool_size = 8;
-  std::chrono::milliseconds busy_timeout{5'000};   ///< SQLite busy handler; pool lease wait
+  std::chrono::milliseconds busy_timeout{5'000};  ///< SQLite busy handler; pool lease wait
 };
 
 class database {
  public:
   /// Opens every pooled session (creating the SQLite file and its directory). Throws
-  /// std::runtime_error naming the redacted URL when the database cannot be opened.
+  /// std::runtime_error naming the redacted URL when the database cannot be opened, and
+  /// std::invalid_argument when opts.pool_size is 0.
+  /// SQLite sessions run with journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON and
+  /// busy_timeout=opts.busy_timeout. A PostgreSQL session whose connection was lost (server restart,
+  /// pg_terminate_backend) is reconnected when it is next leased, so the pool heals by itself; the
+  /// call that met the broken connection gets a transient_error.
   database(database_url url, database_options opts = {});
   ~database();
   database(const database&) = delete;
@@ -45,7 +53,7 @@ class database {
   template <typename F>
   decltype(auto) with_session(F&& f) {
     lease l(*this);
-    return guard_transient([&]() -> decltype(auto) { return std::forward<F>(f)(l.session()); });
+    return guard_transient(l.session(), [&]() -> decltype(auto) { return std::forward<F>(f)(l.session()); });
   }
 
   /// Run f(soci::session&) inside one transaction: committed when f returns, rolled back when it
@@ -54,7 +62,7 @@ class database {
   template <typename F>
   decltype(auto) in_transaction(F&& f) {
     lease l(*this);
-    return guard_transient([&]() -> decltype(auto) {
+    return guard_transient(l.session(), [&]() -> decltype(auto) {
       begin(l.session());
       try {
         if constexpr (std::is_void_v<decltype(f(l.session()))>) {
@@ -94,18 +102,19 @@ class database {
   };
 
   template <typename F>
-  decltype(auto) guard_transient(F&& f) {
+  decltype(auto) guard_transient(soci::session& s, F&& f) {
     try {
       return std::forward<F>(f)();
     } catch (const soci::soci_error& e) {
-      rethrow_if_transient(e);
+      rethrow_if_transient(e, s);
       throw;
     }
   }
   void begin(soci::session& s);
   static void rollback_quietly(soci::session& s) noexcept;
-  [[noreturn]] void rethrow_transient(const soci::soci_error& e) const;
-  void rethrow_if_transient(const soci::soci_error& e) const;
+  /// Throws transient_error (with e's message) when e means busy/locked/connection lost; `s` is the
+  /// session e came from, whose connection state tells a lost connection from a failed statement.
+  void rethrow_if_transient(const soci::soci_error& e, soci::session& s) const;
 
   database_url url_;
   database_options opts_;
