@@ -4,6 +4,7 @@
 /// and returns the role's running parts (dispatchers, workers) to start and stop.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -23,6 +24,10 @@ class server;
 namespace shopd::obs {
 class registry;
 }
+namespace shopd::bus {
+class event_router;
+class destinations;
+}  // namespace shopd::bus
 
 namespace shopd::app {
 
@@ -34,6 +39,11 @@ struct role_context {
   http::router& routes;  ///< this role's listener; standard routes (health, metrics) are already there
   http::server& server;
   obs::registry& metrics;
+  bus::event_router& events;             ///< register the event types this role consumes
+  const bus::destinations& destinations; ///< webhook URL of each role / event type
+  /// Wake this role's outbox dispatcher after committing events outside a webhook delivery
+  /// (an API call that emits); deliveries wake it themselves.
+  std::function<void()> notify_outbox;
 };
 
 /// A constructed role. start() runs after the server accepts connections; stop() when shutdown
