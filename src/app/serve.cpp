@@ -3,11 +3,18 @@
 #include "shopd/app/role.hpp"
 #include "shopd/app/standard_routes.hpp"
 #include "shopd/app/systemd.hpp"
+#include "shopd/bus/dispatch.hpp"
+#include "shopd/bus/outbox_dispatcher.hpp"
+#include "shopd/bus/outbox_publish.hpp"
+#include "shopd/bus/publisher.hpp"
+#include "shopd/bus/webhook.hpp"
 #include "shopd/db/database.hpp"
 #include "shopd/db/migrations.hpp"
 #include "shopd/http/server.hpp"
 #include "shopd/obs/log.hpp"
 #include "shopd/obs/metrics.hpp"
+
+#include <boost/asio/io_context.hpp>
 
 #include <cstdio>
 #include <exception>
@@ -38,8 +45,14 @@ void ensure_schema(db::database& database) {
                            ": run `shopd migrate` first");
 }
 
+// Everything one role runs on: its listener's routes, the event types it consumes behind its
+// webhook, and the dispatcher publishing its outbox.
 struct running_role {
-  const app::role_entry* entry;
+  const app::role_entry* entry = nullptr;
+  std::shared_ptr<http::router> routes = std::make_shared<http::router>();
+  bus::event_router events;
+  std::unique_ptr<bus::outbox_dispatcher> dispatcher;
+  std::unique_ptr<bus::webhook> hook;
   std::unique_ptr<app::role> instance;
 };
 
@@ -69,18 +82,40 @@ int serve(const serve_options& opts) {
     app::process_state state{database, metrics};
     http::server server(http::server_options::from_config(s), metrics);
 
-    std::vector<running_role> running;
+    const bus::destinations destinations(s);
+    const http::client client(server.io_context());
+    const bus::publisher publisher(client, bus::publisher_config::from_settings(s));
+    const auto failure_callback = destinations.service_url("analytics") + "/api/dlq/callback";
+
+    // Built in place and never moved: routes and handlers keep references into each element.
+    std::vector<std::unique_ptr<running_role>> running;
     for (const auto* entry : entries) {
-      auto routes = std::make_shared<http::router>();
-      app::add_standard_routes(*routes, std::string(entry->name), state);
-      app::role_context ctx{entry->name, s, database, *routes, server, metrics};
-      running.push_back({entry, entry->make(ctx)});
+      auto& r = *running.emplace_back(std::make_unique<running_role>());
+      r.entry = entry;
+      const std::string name(entry->name);
+      r.dispatcher = std::make_unique<bus::outbox_dispatcher>(
+          database, bus::outbox_dispatcher::options{.producer = name},
+          bus::make_outbox_publisher(server.io_context(), publisher, failure_callback), metrics);
+      app::add_standard_routes(*r.routes, name, state);
+      app::role_context ctx{entry->name, s,        database, *r.routes, server, metrics, r.events, destinations,
+                            [d = r.dispatcher.get()] { d->notify(); }};
+      r.instance = entry->make(ctx);
+      if (!r.events.types().empty()) {
+        bus::webhook_config hook_cfg{.role = name,
+                                     .keys = {s.qstash_current_signing_key, s.qstash_next_signing_key},
+                                     .clock_tolerance = std::chrono::seconds(s.signature_clock_tolerance_s),
+                                     .expected_url = std::nullopt};
+        if (hook_cfg.keys.current.empty() && hook_cfg.keys.next.empty()) {
+          throw config::config_error("role " + name +
+                                     " verifies deliveries: set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
+        }
+        r.hook = std::make_unique<bus::webhook>(std::move(hook_cfg), database, destinations, r.events, metrics,
+                                                [d = r.dispatcher.get()] { d->notify(); });
+        r.hook->add_route(*r.routes);
+      }
       const auto port = opts.port ? *opts.port : static_cast<std::uint16_t>(s.*(entry->port));
-      const auto bound = server.listen({.name = std::string(entry->name),
-                                        .address = s.http_bind,
-                                        .port = port,
-                                        .routes = std::move(routes),
-                                        .cors = cors});
+      const auto bound =
+          server.listen({.name = name, .address = s.http_bind, .port = port, .routes = r.routes, .cors = cors});
       obs::info("listening", {{"role", entry->name}, {"address", s.http_bind}, {"port", bound}});
     }
 
@@ -88,11 +123,18 @@ int serve(const serve_options& opts) {
       state.shutting_down = true;
       app::systemd::notify("STOPPING=1");
       obs::info("shutting down");
-      for (auto it = running.rbegin(); it != running.rend(); ++it) it->instance->stop();
+      for (auto it = running.rbegin(); it != running.rend(); ++it) {
+        (*it)->instance->stop();
+        (*it)->dispatcher->stop();  // finishes the batch in flight; the rest waits in the outbox
+      }
+      client.close_idle();
     });
     server.stop_on_signals();
     server.start();
-    for (auto& r : running) r.instance->start();
+    for (auto& r : running) {
+      r->dispatcher->start();
+      r->instance->start();
+    }
     obs::info("ready", {{"roles", entries.size()}, {"database", url.redacted}, {"version", SHOPD_VERSION}});
     app::systemd::notify("READY=1\nSTATUS=serving");
     const app::systemd::watchdog watchdog;

@@ -21,7 +21,7 @@ destinations::destinations(const config::settings& s) {
   auto add = [this](std::string_view role, const std::string& base) {
     std::string url = base;
     while (!url.empty() && url.back() == '/') url.pop_back();
-    urls_.emplace(std::string(role), url + "/api/webhook");
+    urls_.emplace(std::string(role), url);
   };
   add("orders", s.orders_service_url);
   add("email", s.email_service_url);
@@ -29,11 +29,13 @@ destinations::destinations(const config::settings& s) {
   add("analytics", s.analytics_service_url);
 }
 
-std::string destinations::webhook_url(std::string_view role) const {
+const std::string& destinations::service_url(std::string_view role) const {
   const auto it = urls_.find(role);
   if (it == urls_.end()) throw std::invalid_argument("no service URL for role \"" + std::string(role) + "\"");
   return it->second;
 }
+
+std::string destinations::webhook_url(std::string_view role) const { return service_url(role) + "/api/webhook"; }
 
 std::string destinations::url_for(std::string_view event_type) const {
   const auto role = consumer_role(event_type);

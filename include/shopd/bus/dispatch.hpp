@@ -50,7 +50,9 @@ class transient_failure : public std::runtime_error {
 class destinations {
  public:
   explicit destinations(const config::settings& s);
-  /// `<ROLE>_SERVICE_URL` + "/api/webhook". Throws std::invalid_argument for an unknown role.
+  /// `<ROLE>_SERVICE_URL` without a trailing '/'. Throws std::invalid_argument for an unknown role.
+  [[nodiscard]] const std::string& service_url(std::string_view role) const;
+  /// service_url(role) + "/api/webhook".
   [[nodiscard]] std::string webhook_url(std::string_view role) const;
   /// The webhook of the role consuming `event_type`. Throws std::invalid_argument if none does.
   [[nodiscard]] std::string url_for(std::string_view event_type) const;

@@ -1,0 +1,26 @@
+#pragma once
+/// How outbox rows become QStash messages: one `/v2/batch` request per dispatcher batch, each event
+/// with its eventId as the deduplication id (a row re-sent after a crash is not delivered twice)
+/// and the analytics role's failure-callback route, so an event that exhausts its retries is
+/// reported as a dead letter.
+
+#include "shopd/bus/outbox.hpp"
+#include "shopd/bus/outbox_dispatcher.hpp"
+#include "shopd/bus/publisher.hpp"
+
+#include <span>
+#include <string>
+#include <vector>
+
+namespace shopd::bus {
+
+/// The batch entries for `events` (pure).
+[[nodiscard]] std::vector<batch_entry> outbox_batch(std::span<const pending_event> events,
+                                                    const std::string& failure_callback_url);
+
+/// A dispatcher publish function sending through `pub`, whose client runs on `io`. Called from the
+/// dispatcher's thread (never an I/O thread): it waits for the batch answer.
+[[nodiscard]] outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io, const publisher& pub,
+                                                                  std::string failure_callback_url);
+
+}  // namespace shopd::bus

@@ -1,0 +1,48 @@
+#include "shopd/bus/outbox_publish.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json.hpp>
+
+#include <stdexcept>
+
+namespace shopd::bus {
+
+std::vector<batch_entry> outbox_batch(std::span<const pending_event> events, const std::string& failure_callback_url) {
+  std::vector<batch_entry> entries;
+  entries.reserve(events.size());
+  for (const auto& p : events) {
+    batch_entry e;
+    e.destination = p.event.destination;
+    e.body = p.event.body;
+    e.options.deduplication_id = p.event.event_id;
+    e.options.failure_callback = failure_callback_url;
+    // Extra headers stored with the row (e.g. traceparent) reach the consumer as they are.
+    boost::system::error_code ec;
+    const auto headers = boost::json::parse(p.event.headers, ec);
+    if (!ec && headers.is_object()) {
+      for (const auto& [name, value] : headers.as_object()) {
+        if (value.is_string()) e.options.forward_headers.emplace_back(name, value.as_string());
+      }
+    }
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io, const publisher& pub,
+                                                    std::string failure_callback_url) {
+  return [&io, &pub, callback = std::move(failure_callback_url)](std::span<const pending_event> events) {
+    auto answer = boost::asio::co_spawn(io, pub.batch(outbox_batch(events, callback)), boost::asio::use_future).get();
+    if (!answer) throw std::runtime_error(answer.error().message);
+    std::vector<std::string> ids;
+    for (const auto& r : *answer) {
+      if (!r) break;  // keep order: the rest of the batch is sent again later
+      ids.push_back(r->message_id());
+    }
+    return ids;
+  };
+}
+
+}  // namespace shopd::bus
