@@ -32,7 +32,7 @@ const std::vector<verb> checkout_methods{verb::post, verb::get};
 }  // namespace
 
 TEST_SUITE("http/cors") {
-  TEST_CASE("from_config") {
+  TEST_CASE("cors: from_config") {
     SUBCASE("a comma-separated list, trimmed, empty items skipped, lower-cased") {
       const auto p =
           cors_policy::from_config(" https://Shop.Example , http://localhost:3000,, http://[::1]:8080 ",
@@ -70,7 +70,7 @@ TEST_SUITE("http/cors") {
     }
   }
 
-  TEST_CASE("allows: exact origins only") {
+  TEST_CASE("cors: allows: exact origins only") {
     const auto p = cors_policy::from_config("https://shop.example,http://localhost:3000", "", false, 600);
     CHECK(p.allows("https://shop.example"));
     CHECK(p.allows("http://localhost:3000"));
@@ -81,7 +81,7 @@ TEST_SUITE("http/cors") {
     CHECK_FALSE(p.allows(""));
   }
 
-  TEST_CASE("is_preflight") {
+  TEST_CASE("cors: is_preflight") {
     CHECK(shopd::http::is_preflight(preflight("https://shop.example", "POST")));
     request no_method{verb::options, "/x", 11};
     no_method.set(field::origin, "https://shop.example");
@@ -94,7 +94,7 @@ TEST_SUITE("http/cors") {
     CHECK_FALSE(shopd::http::is_preflight(not_options));
   }
 
-  TEST_CASE("preflight responses") {
+  TEST_CASE("cors: preflight responses") {
     SUBCASE("204 with the allow headers for an allowed origin and method") {
       const auto p =
           cors_policy::from_config("https://shop.example", "Content-Type, Authorization", false, 600);
@@ -150,7 +150,7 @@ TEST_SUITE("http/cors") {
     }
   }
 
-  TEST_CASE("decorate") {
+  TEST_CASE("cors: decorate") {
     const auto p = cors_policy::from_config("https://shop.example", "", false, 600);
     SUBCASE("an allowed origin gets Allow-Origin and Vary") {
       response res{status::ok, 11};

@@ -10,7 +10,7 @@ using shopd::http::http_error;
 using shopd::http::status;
 
 TEST_SUITE("http/message") {
-  TEST_CASE("json_error: the one error shape") {
+  TEST_CASE("message: json_error: the one error shape") {
     SUBCASE("without a field") {
       const auto res = shopd::http::json_error(status::not_found, "not_found", "no such order");
       CHECK(res.result() == status::not_found);
@@ -33,7 +33,7 @@ TEST_SUITE("http/message") {
     }
   }
 
-  TEST_CASE("json_response") {
+  TEST_CASE("message: json_response") {
     const auto from_value =
         shopd::http::json_response(status::created, boost::json::value{{"id", "ord_1"}, {"n", 2}});
     CHECK(from_value.result() == status::created);
@@ -44,7 +44,7 @@ TEST_SUITE("http/message") {
     CHECK(from_text.body() == R"({"checkoutId":"chk_1"})");
   }
 
-  TEST_CASE("http_error") {
+  TEST_CASE("message: http_error") {
     http_error e(static_cast<status>(489), "invalid_envelope", "eventType is missing", "eventType");
     e.with_header("Upstash-NonRetryable-Error", "true").with_header("X-Extra", "1");
     CHECK(e.status_code() == static_cast<status>(489));
@@ -64,7 +64,7 @@ TEST_SUITE("http/message") {
     CHECK(plain.to_response().body() == R"({"error":"already exists","code":"conflict"})");
   }
 
-  TEST_CASE("default_code") {
+  TEST_CASE("message: default_code") {
     CHECK(shopd::http::default_code(status::bad_request) == "bad_request");
     CHECK(shopd::http::default_code(status::not_found) == "not_found");
     CHECK(shopd::http::default_code(status::method_not_allowed) == "method_not_allowed");

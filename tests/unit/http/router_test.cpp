@@ -32,7 +32,7 @@ std::string found_pattern(const router::lookup_result& result) {
 }  // namespace
 
 TEST_SUITE("http/router") {
-  TEST_CASE("dispatch") {
+  TEST_CASE("router: dispatch") {
     router r;
     r.add(verb::get, "/", answer("root"));
     r.add(verb::get, "/api/orders", answer("list"), execution::blocking);
@@ -89,7 +89,7 @@ TEST_SUITE("http/router") {
     }
   }
 
-  TEST_CASE("literal segments win over captures") {
+  TEST_CASE("router: literal segments win over captures") {
     router r;
     SUBCASE("whatever the registration order") {
       r.add(verb::get, "/api/products/{sku}", answer("capture"));
@@ -116,7 +116,7 @@ TEST_SUITE("http/router") {
     }
   }
 
-  TEST_CASE("query parameters") {
+  TEST_CASE("router: query parameters") {
     request req{verb::get, "/x", 11};
     request_context ctx{req, "/x", "a=1&b=x%20y&c=p+q&flag&a=2&k%65y=v&empty=&&", {}, {}};
     CHECK(ctx.query_param("a") == "1");  // the first one
@@ -130,7 +130,7 @@ TEST_SUITE("http/router") {
     CHECK_FALSE(none.query_param("a").has_value());
   }
 
-  TEST_CASE("captures by name") {
+  TEST_CASE("router: captures by name") {
     request req{verb::get, "/x", 11};
     request_context ctx{req, "/x", "", {{"id", "7"}, {"sku", "A"}}, {}};
     CHECK(ctx.param("id") == "7");
@@ -138,7 +138,7 @@ TEST_SUITE("http/router") {
     CHECK(ctx.param("nope").empty());
   }
 
-  TEST_CASE("malformed patterns are refused") {
+  TEST_CASE("router: malformed patterns are refused") {
     router r;
     for (const char* bad : {"", "no/slash", "/a//b", "/a/", "/a/{", "/a/{}", "/a/{id}x", "/a/x{id}",
                             "/a/{id}/{id}", "/a/{bad-name}", "/a b", "/a?x=1", "/a#frag", "/a/}"}) {
@@ -149,7 +149,7 @@ TEST_SUITE("http/router") {
     CHECK(r.routes().empty());
   }
 
-  TEST_CASE("duplicates are refused") {
+  TEST_CASE("router: duplicates are refused") {
     router r;
     r.add(verb::get, "/a/{id}", answer("x"));
     CHECK_THROWS_AS(r.add(verb::get, "/a/{id}", answer("y")), std::invalid_argument);

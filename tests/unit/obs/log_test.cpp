@@ -43,7 +43,7 @@ std::string json_without_ts(const std::string& line) {
 }  // namespace
 
 TEST_SUITE("obs/log") {
-  TEST_CASE("text format") {
+  TEST_CASE("log: text format") {
     SUBCASE("message and fields of every type") {
       const auto line = shopd::obs::format_line(format::text, level::info, "order created",
                                                 {{"order_id", "ord_1"},
@@ -89,7 +89,7 @@ TEST_SUITE("obs/log") {
     }
   }
 
-  TEST_CASE("json format") {
+  TEST_CASE("log: json format") {
     SUBCASE("shape and types") {
       const auto line =
           shopd::obs::format_line(format::json, level::info, "request",
@@ -136,7 +136,7 @@ TEST_SUITE("obs/log") {
     }
   }
 
-  TEST_CASE("levels and formats") {
+  TEST_CASE("log: levels and formats") {
     SUBCASE("parsing") {
       CHECK(shopd::obs::parse_level("debug") == level::debug);
       CHECK(shopd::obs::parse_level("info") == level::info);

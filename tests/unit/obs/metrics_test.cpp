@@ -12,7 +12,7 @@
 using shopd::obs::registry;
 
 TEST_SUITE("obs/metrics") {
-  TEST_CASE("counters") {
+  TEST_CASE("metrics: counters") {
     registry r;
     SUBCASE("without labels: rendered at 0 before first use, then counted") {
       auto& total = r.counter_family("shopd_things_total", "Things counted.");
@@ -61,7 +61,7 @@ TEST_SUITE("obs/metrics") {
     }
   }
 
-  TEST_CASE("gauges") {
+  TEST_CASE("metrics: gauges") {
     registry r;
     auto& g = r.gauge_family("shopd_queue_depth", "Queued messages.", {"queue"});
     g.with({"outbox"}).set(10);
@@ -75,7 +75,7 @@ TEST_SUITE("obs/metrics") {
           "shopd_queue_depth{queue=\"outbox\"} 7.5\n");
   }
 
-  TEST_CASE("histograms") {
+  TEST_CASE("metrics: histograms") {
     registry r;
     SUBCASE("cumulative buckets, +Inf, sum and count") {
       auto& f = r.histogram_family("shopd_latency_seconds", "Latency.", {"route"}, {0.5, 1});
@@ -131,7 +131,7 @@ TEST_SUITE("obs/metrics") {
     }
   }
 
-  TEST_CASE("sample values are printed as Prometheus clients print them") {
+  TEST_CASE("metrics: sample values are printed as Prometheus clients print them") {
     registry r;
     auto& g = r.gauge_family("shopd_values", "Values.", {"v"});
     g.with({"a"}).set(1234567);
@@ -153,7 +153,7 @@ TEST_SUITE("obs/metrics") {
           "shopd_values{v=\"g\"} 0\n");
   }
 
-  TEST_CASE("the registry") {
+  TEST_CASE("metrics: the registry") {
     registry r;
     SUBCASE("families render sorted by name") {
       r.gauge_family("shopd_b", "B.");
