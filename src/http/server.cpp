@@ -514,12 +514,22 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
   }
 
   std::string route_label = "unmatched";
-  info.in_flight.inc();
-  response res = co_await dispatch(info, ctx, route_label);
-  info.in_flight.dec();
+  response res;
+  {
+    // A scope, not inc/dec: the frame may be destroyed mid-request when shutdown cuts it.
+    struct in_flight_scope {
+      explicit in_flight_scope(obs::gauge& g) : gauge(g) { gauge.inc(); }
+      in_flight_scope(const in_flight_scope&) = delete;
+      in_flight_scope& operator=(const in_flight_scope&) = delete;
+      ~in_flight_scope() { gauge.dec(); }
+      obs::gauge& gauge;
+    } const scope(info.in_flight);
+    res = co_await dispatch(info, ctx, route_label);
+  }
 
   if (!is_preflight(req)) decorate(info.cors, req, res);
-  const bool keep_alive = req.keep_alive() && !c.draining && !stopping_.load();
+  // A handler may ask for the connection to be closed (Connection: close); the client may too.
+  const bool keep_alive = req.keep_alive() && res.keep_alive() && !c.draining && !stopping_.load();
   finalize(res, req.version(), keep_alive, req.method() == verb::head, ctx.correlation_id);
   const unsigned st = res.result_int();
   record(info, method_label(req.method()), route_label, st, steady::now() - request_start);
@@ -687,7 +697,12 @@ void server::impl::close_acceptors() {
 void server::impl::shutdown() {
   stopper_id_.store(std::this_thread::get_id());
   obs::info("server stopping", {{"shutdown_timeout_ms", opts_.shutdown_timeout.count()}});
-  for (auto& fn : stop_callbacks_) {
+  std::vector<std::function<void()>> callbacks;
+  {
+    std::lock_guard lock(mutex_);
+    callbacks = stop_callbacks_;
+  }
+  for (auto& fn : callbacks) {
     try {
       fn();
     } catch (const std::exception& e) {

@@ -55,6 +55,14 @@ std::shared_ptr<router> api_routes(shopd::http::server& srv) {
   r->add(
       verb::post, "/echo", [](request_context& ctx) { return text(ctx.req.body()); }, execution::io);
   r->add(
+      verb::get, "/bye",
+      [](request_context&) {
+        auto res = text("bye");
+        res.set(field::connection, "close");
+        return res;
+      },
+      execution::io);
+  r->add(
       verb::get, "/where/io", [&srv](request_context&) { return text(where(srv)); }, execution::io);
   r->add(
       verb::get, "/where/blocking", [&srv](request_context&) { return text(where(srv)); },
@@ -114,6 +122,15 @@ TEST_SUITE("integration/http_server") {
     CHECK(blocking.result() == status::ok);
     CHECK(blocking[field::content_type] == "application/json");
     CHECK(blocking.body() == R"({"id":"ord 1"})");
+  }
+
+  TEST_CASE("server: a handler can ask for the connection to be closed") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    const auto res = client.request(verb::get, "/bye");
+    CHECK(res.body() == "bye");
+    CHECK_FALSE(res.keep_alive());
+    CHECK(client.closed_by_server());
   }
 
   TEST_CASE("server: HTTP/1.0 without keep-alive is answered and closed") {
@@ -367,6 +384,10 @@ TEST_SUITE("integration/http_server") {
     CHECK(refined["X-Correlation-Id"] == "chk_from_handler");
     const auto none = client.request(verb::get, "/hello");
     CHECK(none.find("X-Correlation-Id") == none.end());
+    // Too long to be an id: ignored rather than echoed into every log line and response.
+    const auto too_long =
+        client.request(verb::get, "/correlate", {}, {{"X-Correlation-Id", std::string(200, 'c')}});
+    CHECK(too_long.body() == "chk_from_handler");
   }
 
   TEST_CASE("server: max_connections: excess connections are accepted and closed at once") {
