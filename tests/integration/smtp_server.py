@@ -115,6 +115,7 @@ def main():
     p.add_argument("--reject", action="append", default=[])
     p.add_argument("--stage", choices=["all", "data"], default="all")
     p.add_argument("--implicit-tls", action="store_true")
+    p.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     args = p.parse_args()
 
     kwargs = {"hostname": "localhost"}
@@ -141,7 +142,7 @@ def main():
     asyncio.set_event_loop(loop)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", args.port))
     server = loop.run_until_complete(
         loop.create_server(lambda: SMTP(handler, loop=loop, **kwargs), sock=sock,
                            ssl=context if args.implicit_tls else None))
