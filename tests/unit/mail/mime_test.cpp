@@ -321,11 +321,11 @@ TEST_SUITE("mail/mime") {
       }
     }
     SUBCASE("malformed ids are refused, never written") {
-      for (const std::string id :
-           {"no-brackets@shop.example", "<no-at-sign>", "<@shop.example>", "<left@>", "<a..b@shop.example>",
-            "<.a@shop.example>", "<a b@shop.example>", "<a@b@shop.example>", "<a@[x]y>",
-            "<\"q\"@shop.example>", "<a@shop.example>\r\nBcc: victim@example.com", "<a@shop.example\n>",
-            "<" + std::string(250, 'a') + "@shop.example>"}) {
+      for (const auto& id : std::vector<std::string>{
+               "no-brackets@shop.example", "<no-at-sign>", "<@shop.example>", "<left@>",
+               "<a..b@shop.example>", "<.a@shop.example>", "<a b@shop.example>", "<a@b@shop.example>",
+               "<a@[x]y>", "<\"q\"@shop.example>", "<a@shop.example>\r\nBcc: victim@example.com",
+               "<a@shop.example\n>", "<" + std::string(250, 'a') + "@shop.example>"}) {
         CAPTURE(id);
         spec.message_id = id;
         const auto e = build_error(spec);
