@@ -1,6 +1,7 @@
 #include "shopd/app/role.hpp"
 
 #include "shopd/config/config.hpp"
+#include "shopd/relay/relay_role.hpp"
 
 #include <algorithm>
 #include <string>
@@ -18,7 +19,7 @@ constexpr role_entry table[] = {
     {"email", &config::settings::email_port, &make_base_role},
     {"inventory", &config::settings::inventory_port, &make_base_role},
     {"analytics", &config::settings::analytics_port, &make_base_role},
-    {"relay", &config::settings::relay_port, &make_base_role},
+    {"relay", &config::settings::relay_port, &relay::make_relay_role},
 };
 
 std::string valid_names() {
