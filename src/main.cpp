@@ -30,8 +30,8 @@ void add_config_options(CLI::App& cmd, config_flags& flags) {
     }
     help += "]";
     cmd.add_option_function<std::string>(
-           key.flag_name(), [&flags, name = std::string(key.name)](const std::string& v) { flags.values[name] = v; },
-           help)
+           key.flag_name(),
+           [&flags, name = std::string(key.name)](const std::string& v) { flags.values[name] = v; }, help)
         ->group("Configuration (precedence: flag > environment > --env-file > default)");
   }
 }
@@ -47,7 +47,8 @@ config::settings load_settings(const config_flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"shopd: the event-driven back end of an online shop (orders, email, inventory, analytics, relay)"};
+  CLI::App app{
+      "shopd: the event-driven back end of an online shop (orders, email, inventory, analytics, relay)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", shopd::version_string());
 
@@ -56,42 +57,55 @@ int main(int argc, char** argv) {
   shopd::serve_options serve_opts;
   std::uint16_t port = 0;
   auto* serve = app.add_subcommand("serve", "Run one or more roles on the shared HTTP server until SIGTERM");
-  serve->add_option("--role", serve_opts.roles, "orders|email|inventory|analytics|relay, a comma list, or all")
+  serve
+      ->add_option("--role", serve_opts.roles, "orders|email|inventory|analytics|relay, a comma list, or all")
       ->required()
       ->take_all();
-  auto* port_opt = serve->add_option("--port", port, "Listen on this port (only with a single role; 0 = any free port)");
+  auto* port_opt =
+      serve->add_option("--port", port, "Listen on this port (only with a single role; 0 = any free port)");
   add_config_options(*serve, flags);
 
   shopd::migrate_options migrate_opts;
   auto* migrate = app.add_subcommand("migrate", "Apply pending database migrations (SQLite and PostgreSQL)");
-  migrate->add_flag("--status", migrate_opts.status_only, "Only report applied and pending migrations (exit 3 if pending)");
+  migrate->add_flag("--status", migrate_opts.status_only,
+                    "Only report applied and pending migrations (exit 3 if pending)");
   add_config_options(*migrate, flags);
 
   std::string config_format = "effective";
-  auto* config_cmd = app.add_subcommand("config", "Print the configuration keys or the effective configuration");
-  config_cmd->add_option("--format", config_format,
-                         "effective: KEY=VALUE as loaded (secrets masked); env: an example env file; "
-                         "markdown: the README table")
+  auto* config_cmd =
+      app.add_subcommand("config", "Print the configuration keys or the effective configuration");
+  config_cmd
+      ->add_option("--format", config_format,
+                   "effective: KEY=VALUE as loaded (secrets masked); env: an example env file; "
+                   "markdown: the README table")
       ->check(CLI::IsMember({"effective", "env", "markdown"}));
   add_config_options(*config_cmd, flags);
 
   shopd::publish_options publish_opts;
-  auto* publish = app.add_subcommand("publish", "Send an event by hand, through the relay/QStash or --direct");
-  publish->add_option("event_type", publish_opts.event_type, "e.g. command.checkout, analytics.audit")->required();
-  publish->add_option("--data", publish_opts.data_arg, "The payload: JSON text, @FILE, or @- for stdin")->required();
-  publish->add_option("--to", publish_opts.to, "A role (orders, email, inventory, analytics) or a URL; default: "
-                                               "the role that consumes the event type");
-  publish->add_flag("--direct", publish_opts.direct,
-                    "Sign with QSTASH_CURRENT_SIGNING_KEY and post straight to the webhook, bypassing the relay");
-  publish->add_option("--event-id", publish_opts.event_id, "Use this eventId (to redeliver an event on purpose)");
+  auto* publish =
+      app.add_subcommand("publish", "Send an event by hand, through the relay/QStash or --direct");
+  publish->add_option("event_type", publish_opts.event_type, "e.g. command.checkout, analytics.audit")
+      ->required();
+  publish->add_option("--data", publish_opts.data_arg, "The payload: JSON text, @FILE, or @- for stdin")
+      ->required();
+  publish->add_option("--to", publish_opts.to,
+                      "A role (orders, email, inventory, analytics) or a URL; default: "
+                      "the role that consumes the event type");
+  publish->add_flag(
+      "--direct", publish_opts.direct,
+      "Sign with QSTASH_CURRENT_SIGNING_KEY and post straight to the webhook, bypassing the relay");
+  publish->add_option("--event-id", publish_opts.event_id,
+                      "Use this eventId (to redeliver an event on purpose)");
   publish->add_option("--correlation-id", publish_opts.correlation_id,
                       "Default: the checkoutId of a checkout, else the event id");
   add_config_options(*publish, flags);
 
   shopd::sign_options sign_opts;
   auto* sign = app.add_subcommand("sign", "Print a valid Upstash-Signature for a URL and body (for curl)");
-  sign->add_option("--url", sign_opts.url, "The exact URL the request goes to (the token's subject)")->required();
-  sign->add_option("--body", sign_opts.body_arg, "The body: @FILE, @- for stdin, or the literal text")->required();
+  sign->add_option("--url", sign_opts.url, "The exact URL the request goes to (the token's subject)")
+      ->required();
+  sign->add_option("--body", sign_opts.body_arg, "The body: @FILE, @- for stdin, or the literal text")
+      ->required();
   sign->add_option("--key", sign_opts.key, "Which signing key signs")
       ->check(CLI::IsMember({"current", "next"}))
       ->capture_default_str();
@@ -111,7 +125,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (config_cmd->parsed() && config_format != "effective") {
-      std::fputs((config_format == "env" ? config::render_env_example() : config::render_markdown()).c_str(), stdout);
+      std::fputs((config_format == "env" ? config::render_env_example() : config::render_markdown()).c_str(),
+                 stdout);
       return 0;
     }
     const auto settings = load_settings(flags);

@@ -2,6 +2,8 @@
 
 namespace shopd {
 
-std::string version_string() { return std::string("shopd ") + SHOPD_VERSION; }
+std::string version_string() {
+  return std::string("shopd ") + SHOPD_VERSION;
+}
 
 }  // namespace shopd

@@ -13,8 +13,9 @@ int migrate(const migrate_options& opts) {
   try {
     obs::configure(obs::parse_level(opts.settings.log_level), obs::parse_format(opts.settings.log_format));
     auto url = db::database_url::parse(opts.settings.database_url);
-    db::database database(url, {.pool_size = 1,
-                                .busy_timeout = std::chrono::milliseconds(opts.settings.database_busy_timeout_ms)});
+    db::database database(
+        url,
+        {.pool_size = 1, .busy_timeout = std::chrono::milliseconds(opts.settings.database_busy_timeout_ms)});
     if (opts.status_only) {
       const auto st = db::status(database);
       std::printf("database %s: schema version %d of %d%s\n", url.redacted.c_str(), st.current, st.latest,
@@ -24,8 +25,8 @@ int migrate(const migrate_options& opts) {
     }
     const auto applied = db::migrate(database);
     const auto st = db::status(database);
-    std::printf("database %s: applied %zu migration(s), schema version %d\n", url.redacted.c_str(), applied.size(),
-                st.current);
+    std::printf("database %s: applied %zu migration(s), schema version %d\n", url.redacted.c_str(),
+                applied.size(), st.current);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "shopd: %s\n", e.what());

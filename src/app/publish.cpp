@@ -45,7 +45,8 @@ std::string destination_for(const publish_options& opts) {
   try {
     return dest.webhook_url(opts.to);
   } catch (const std::invalid_argument&) {
-    throw input_error("--to: \"" + opts.to + "\" is neither a role (orders, email, inventory, analytics) nor a URL");
+    throw input_error("--to: \"" + opts.to +
+                      "\" is neither a role (orders, email, inventory, analytics) nor a URL");
   }
 }
 
@@ -95,12 +96,14 @@ int publish(const publish_options& opts) {
     const auto raw = read_data(opts.data_arg);
     auto parsed = bus::parse_json(raw);
     if (!parsed || !parsed->is_object()) {
-      throw input_error("--data: not a JSON object" + (parsed ? std::string() : ": " + parsed.error().message));
+      throw input_error("--data: not a JSON object" +
+                        (parsed ? std::string() : ": " + parsed.error().message));
     }
     const auto& data = parsed->as_object();
     const bool known = bus::consumer_role(opts.event_type).has_value();
     if (!known && opts.to.empty()) {
-      throw input_error("unknown event type \"" + opts.event_type + "\": give --to ROLE|URL to send it anyway");
+      throw input_error("unknown event type \"" + opts.event_type +
+                        "\": give --to ROLE|URL to send it anyway");
     }
     if (known) {
       if (const auto err = bus::validate_payload(opts.event_type, data)) {

@@ -12,7 +12,9 @@ namespace {
 
 // A role whose routes are the standard ones only. Each role's own factory replaces this as the
 // role is built (its event handlers, API routes and background workers).
-std::unique_ptr<role> make_base_role(role_context&) { return std::make_unique<role>(); }
+std::unique_ptr<role> make_base_role(role_context&) {
+  return std::make_unique<role>();
+}
 
 constexpr role_entry table[] = {
     {"orders", &config::settings::orders_port, &make_base_role},
@@ -35,7 +37,9 @@ void trim(std::string_view& s) {
 
 }  // namespace
 
-std::span<const role_entry> roles() { return table; }
+std::span<const role_entry> roles() {
+  return table;
+}
 
 std::vector<const role_entry*> resolve_roles(std::span<const std::string> values) {
   std::vector<bool> wanted(std::size(table), false);
@@ -52,9 +56,11 @@ std::vector<const role_entry*> resolve_roles(std::span<const std::string> values
       if (name == "all") {
         std::fill(wanted.begin(), wanted.end(), true);
       } else {
-        const auto it = std::find_if(std::begin(table), std::end(table), [&](const role_entry& r) { return r.name == name; });
+        const auto it = std::find_if(std::begin(table), std::end(table),
+                                     [&](const role_entry& r) { return r.name == name; });
         if (it == std::end(table)) {
-          throw config::config_error("--role: unknown role \"" + std::string(name) + "\" (valid: " + valid_names() + ")");
+          throw config::config_error("--role: unknown role \"" + std::string(name) +
+                                     "\" (valid: " + valid_names() + ")");
         }
         wanted[static_cast<std::size_t>(it - std::begin(table))] = true;
       }

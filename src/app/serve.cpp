@@ -97,7 +97,14 @@ int serve(const serve_options& opts) {
           database, bus::outbox_dispatcher::options{.producer = name},
           bus::make_outbox_publisher(server.io_context(), publisher, failure_callback), metrics);
       app::add_standard_routes(*r.routes, name, state);
-      app::role_context ctx{entry->name, s,        database, *r.routes, server, metrics, r.events, destinations,
+      app::role_context ctx{entry->name,
+                            s,
+                            database,
+                            *r.routes,
+                            server,
+                            metrics,
+                            r.events,
+                            destinations,
                             [d = r.dispatcher.get()] { d->notify(); }};
       r.instance = entry->make(ctx);
       if (!r.events.types().empty()) {
@@ -106,16 +113,17 @@ int serve(const serve_options& opts) {
                                      .clock_tolerance = std::chrono::seconds(s.signature_clock_tolerance_s),
                                      .expected_url = std::nullopt};
         if (hook_cfg.keys.current.empty() && hook_cfg.keys.next.empty()) {
-          throw config::config_error("role " + name +
-                                     " verifies deliveries: set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
+          throw config::config_error(
+              "role " + name +
+              " verifies deliveries: set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
         }
-        r.hook = std::make_unique<bus::webhook>(std::move(hook_cfg), database, destinations, r.events, metrics,
-                                                [d = r.dispatcher.get()] { d->notify(); });
+        r.hook = std::make_unique<bus::webhook>(std::move(hook_cfg), database, destinations, r.events,
+                                                metrics, [d = r.dispatcher.get()] { d->notify(); });
         r.hook->add_route(*r.routes);
       }
       const auto port = opts.port ? *opts.port : static_cast<std::uint16_t>(s.*(entry->port));
-      const auto bound =
-          server.listen({.name = name, .address = s.http_bind, .port = port, .routes = r.routes, .cors = cors});
+      const auto bound = server.listen(
+          {.name = name, .address = s.http_bind, .port = port, .routes = r.routes, .cors = cors});
       obs::info("listening", {{"role", entry->name}, {"address", s.http_bind}, {"port", bound}});
     }
 

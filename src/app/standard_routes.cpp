@@ -43,8 +43,8 @@ readiness check_readiness(process_state& state) {
       r.checks["migrations"] = "ok";
     } else {
       r.ready = false;
-      r.checks["migrations"] = "pending: at version " + std::to_string(st.current) + ", binary needs " +
-                               std::to_string(st.latest);
+      r.checks["migrations"] =
+          "pending: at version " + std::to_string(st.current) + ", binary needs " + std::to_string(st.latest);
     }
   } catch (const std::exception& e) {
     r.ready = false;
@@ -59,25 +59,26 @@ void add_standard_routes(http::router& routes, std::string role, process_state& 
   routes.add(
       verb::get, "/api/webhook",
       [role](http::request_context&) {
-        return http::json_response(status::ok, json::object{{"status", "ok"},
-                                                            {"service", "shopd"},
-                                                            {"role", role},
-                                                            {"version", SHOPD_VERSION}});
+        return http::json_response(
+            status::ok,
+            json::object{{"status", "ok"}, {"service", "shopd"}, {"role", role}, {"version", SHOPD_VERSION}});
       },
       execution::io);
 
   routes.add(
       verb::get, "/healthz",
-      [](http::request_context&) { return http::json_response(status::ok, json::object{{"status", "ok"}}); },
+      [](http::request_context&) {
+        return http::json_response(status::ok, json::object{{"status", "ok"}});
+      },
       execution::io);
 
   routes.add(
       verb::get, "/readyz",
       [&state](http::request_context&) {
         auto r = check_readiness(state);
-        return http::json_response(r.ready ? status::ok : status::service_unavailable,
-                                   json::object{{"status", r.ready ? "ready" : "not_ready"},
-                                                {"checks", std::move(r.checks)}});
+        return http::json_response(
+            r.ready ? status::ok : status::service_unavailable,
+            json::object{{"status", r.ready ? "ready" : "not_ready"}, {"checks", std::move(r.checks)}});
       },
       execution::blocking);
 

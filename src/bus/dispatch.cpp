@@ -13,7 +13,8 @@
 namespace shopd::bus {
 
 std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -35,7 +36,9 @@ const std::string& destinations::service_url(std::string_view role) const {
   return it->second;
 }
 
-std::string destinations::webhook_url(std::string_view role) const { return service_url(role) + "/api/webhook"; }
+std::string destinations::webhook_url(std::string_view role) const {
+  return service_url(role) + "/api/webhook";
+}
 
 std::string destinations::url_for(std::string_view event_type) const {
   const auto role = consumer_role(event_type);

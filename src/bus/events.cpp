@@ -758,7 +758,8 @@ json::object to_json(const dead_letter& p) {
   return o;
 }
 
-std::optional<validation_error> validate_payload(std::string_view event_type, const boost::json::object& data) {
+std::optional<validation_error> validate_payload(std::string_view event_type,
+                                                 const boost::json::object& data) {
   auto check = [&](auto r) -> std::optional<validation_error> {
     if (r) return std::nullopt;
     return r.error();

@@ -11,17 +11,20 @@ namespace outbox {
 void enqueue(soci::session& tx, std::string_view producer, const outbox_event& ev, std::int64_t now_ms) {
   const std::string producer_s(producer);
   tx << "INSERT INTO outbox (producer, event_id, event_type, destination, body, headers, created_at_ms, "
-        "next_attempt_at_ms) VALUES (:producer, :event_id, :event_type, :destination, :body, :headers, :now, :now2)",
+        "next_attempt_at_ms) VALUES (:producer, :event_id, :event_type, :destination, :body, :headers, :now, "
+        ":now2)",
       soci::use(producer_s), soci::use(ev.event_id), soci::use(ev.event_type), soci::use(ev.destination),
       soci::use(ev.body), soci::use(ev.headers), soci::use(now_ms), soci::use(now_ms);
 }
 
-std::vector<pending_event> next_batch(db::database& db, std::string_view producer, int limit, std::int64_t now_ms) {
+std::vector<pending_event> next_batch(db::database& db, std::string_view producer, int limit,
+                                      std::int64_t now_ms) {
   return db.with_session([&](soci::session& s) {
     const std::string producer_s(producer);
     soci::rowset<soci::row> rows =
         (s.prepare << "SELECT id, event_id, event_type, destination, body, headers, attempts, created_at_ms "
-                      "FROM outbox WHERE producer = :producer AND sent_at_ms IS NULL AND next_attempt_at_ms <= :now "
+                      "FROM outbox WHERE producer = :producer AND sent_at_ms IS NULL AND next_attempt_at_ms "
+                      "<= :now "
                       "ORDER BY id LIMIT :limit",
          soci::use(producer_s), soci::use(now_ms), soci::use(limit));
     std::vector<pending_event> out;
@@ -44,7 +47,8 @@ std::vector<pending_event> next_batch(db::database& db, std::string_view produce
 void mark_sent(db::database& db, std::int64_t id, std::string_view message_id, std::int64_t now_ms) {
   db.with_session([&](soci::session& s) {
     const std::string message_id_s(message_id);
-    s << "UPDATE outbox SET sent_at_ms = :now, message_id = :message_id, attempts = attempts + 1, last_error = NULL "
+    s << "UPDATE outbox SET sent_at_ms = :now, message_id = :message_id, attempts = attempts + 1, last_error "
+         "= NULL "
          "WHERE id = :id",
         soci::use(now_ms), soci::use(message_id_s), soci::use(id);
   });
@@ -78,16 +82,17 @@ stats pending_stats(db::database& db, std::string_view producer) {
 
 namespace inbox {
 
-bool record_once(soci::session& tx, std::string_view consumer, std::string_view event_id, std::string_view event_type,
-                 std::int64_t now_ms) {
+bool record_once(soci::session& tx, std::string_view consumer, std::string_view event_id,
+                 std::string_view event_type, std::int64_t now_ms) {
   const std::string consumer_s(consumer);
   const std::string event_id_s(event_id);
   const std::string event_type_s(event_type);
   // ON CONFLICT DO NOTHING (SQLite >= 3.24 and PostgreSQL alike) keeps the transaction usable on a
   // redelivery, where a failed INSERT would abort it on PostgreSQL.
-  soci::statement st = (tx.prepare << "INSERT INTO inbox (consumer, event_id, event_type, received_at_ms) "
-                                      "VALUES (:consumer, :event_id, :event_type, :now) ON CONFLICT DO NOTHING",
-                        soci::use(consumer_s), soci::use(event_id_s), soci::use(event_type_s), soci::use(now_ms));
+  soci::statement st =
+      (tx.prepare << "INSERT INTO inbox (consumer, event_id, event_type, received_at_ms) "
+                     "VALUES (:consumer, :event_id, :event_type, :now) ON CONFLICT DO NOTHING",
+       soci::use(consumer_s), soci::use(event_id_s), soci::use(event_type_s), soci::use(now_ms));
   st.execute(true);
   return st.get_affected_rows() == 1;
 }

@@ -9,10 +9,13 @@
 
 namespace shopd::bus {
 
-outbox_dispatcher::outbox_dispatcher(db::database& db, options opts, publish_fn publish, obs::registry& metrics)
+outbox_dispatcher::outbox_dispatcher(db::database& db, options opts, publish_fn publish,
+                                     obs::registry& metrics)
     : db_(db), opts_(std::move(opts)), publish_(std::move(publish)), metrics_(metrics) {}
 
-outbox_dispatcher::~outbox_dispatcher() { stop(); }
+outbox_dispatcher::~outbox_dispatcher() {
+  stop();
+}
 
 void outbox_dispatcher::start() {
   std::lock_guard lock(mutex_);
@@ -55,10 +58,11 @@ void outbox_dispatcher::run() {
       }
       backoff = opts_.min_backoff;
     } catch (const std::exception& e) {
-      obs::warn("outbox publish failed", {{"role", opts_.producer}, {"error", e.what()},
-                                          {"retry_in_ms", backoff.count()}});
-      metrics_.counter_family("shopd_outbox_publish_failures_total", "Failed attempts to publish outbox rows",
-                              {"role"})
+      obs::warn("outbox publish failed",
+                {{"role", opts_.producer}, {"error", e.what()}, {"retry_in_ms", backoff.count()}});
+      metrics_
+          .counter_family("shopd_outbox_publish_failures_total", "Failed attempts to publish outbox rows",
+                          {"role"})
           .with({opts_.producer})
           .inc();
       std::unique_lock lock(mutex_);
@@ -77,7 +81,8 @@ bool outbox_dispatcher::publish_once() {
   const auto ids = publish_(batch);
   const auto accepted = std::min(ids.size(), batch.size());
   for (std::size_t i = 0; i < accepted; ++i) outbox::mark_sent(db_, batch[i].id, ids[i], now_ms());
-  metrics_.counter_family("shopd_outbox_published_total", "Outbox rows accepted by the relay or QStash", {"role"})
+  metrics_
+      .counter_family("shopd_outbox_published_total", "Outbox rows accepted by the relay or QStash", {"role"})
       .with({opts_.producer})
       .inc(static_cast<double>(accepted));
   if (accepted < batch.size()) {

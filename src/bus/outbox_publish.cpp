@@ -9,7 +9,8 @@
 
 namespace shopd::bus {
 
-std::vector<batch_entry> outbox_batch(std::span<const pending_event> events, const std::string& failure_callback_url) {
+std::vector<batch_entry> outbox_batch(std::span<const pending_event> events,
+                                      const std::string& failure_callback_url) {
   std::vector<batch_entry> entries;
   entries.reserve(events.size());
   for (const auto& p : events) {
@@ -34,7 +35,8 @@ std::vector<batch_entry> outbox_batch(std::span<const pending_event> events, con
 outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io, const publisher& pub,
                                                     std::string failure_callback_url) {
   return [&io, &pub, callback = std::move(failure_callback_url)](std::span<const pending_event> events) {
-    auto answer = boost::asio::co_spawn(io, pub.batch(outbox_batch(events, callback)), boost::asio::use_future).get();
+    auto answer =
+        boost::asio::co_spawn(io, pub.batch(outbox_batch(events, callback)), boost::asio::use_future).get();
     if (!answer) throw std::runtime_error(answer.error().message);
     std::vector<std::string> ids;
     for (const auto& r : *answer) {

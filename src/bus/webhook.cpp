@@ -24,7 +24,12 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 webhook::webhook(webhook_config cfg, db::database& db, const destinations& dest, const event_router& handlers,
                  obs::registry& metrics, std::function<void()> on_emit)
-    : cfg_(std::move(cfg)), db_(db), dest_(dest), handlers_(handlers), metrics_(metrics), on_emit_(std::move(on_emit)) {}
+    : cfg_(std::move(cfg)),
+      db_(db),
+      dest_(dest),
+      handlers_(handlers),
+      metrics_(metrics),
+      on_emit_(std::move(on_emit)) {}
 
 void webhook::add_route(http::router& routes) {
   routes.add(
@@ -46,8 +51,9 @@ http::response webhook::handle(http::request_context& ctx) {
   const auto verified = verify(sig, cfg_.keys, req.body(), std::chrono::system_clock::now(), vo);
   if (!verified) {
     obs::warn("webhook signature rejected", {{"role", cfg_.role}, {"reason", to_string(verified.error())}});
-    metrics_.counter_family("shopd_webhook_signature_rejected_total", "Deliveries refused for their signature",
-                            {"role", "reason"})
+    metrics_
+        .counter_family("shopd_webhook_signature_rejected_total", "Deliveries refused for their signature",
+                        {"role", "reason"})
         .with({cfg_.role, std::string(to_string(verified.error()))})
         .inc();
     return http::json_error(status::unauthorized, "unauthorized", "missing or invalid Upstash-Signature");
@@ -75,44 +81,62 @@ http::response webhook::handle(http::request_context& ctx) {
     result = (*handler)(d);
   } catch (const db::transient_error& e) {
     handled.with({cfg_.role, ev.event_type, "transient"}).inc();
-    obs::warn("event deferred", {{"role", cfg_.role}, {"type", ev.event_type}, {"eventId", ev.event_id},
-                                 {"correlation_id", ev.correlation_id}, {"reason", e.what()}});
-    return http::json_error(status::service_unavailable, "unavailable", "temporarily unavailable, retry later");
+    obs::warn("event deferred", {{"role", cfg_.role},
+                                 {"type", ev.event_type},
+                                 {"eventId", ev.event_id},
+                                 {"correlation_id", ev.correlation_id},
+                                 {"reason", e.what()}});
+    return http::json_error(status::service_unavailable, "unavailable",
+                            "temporarily unavailable, retry later");
   } catch (const transient_failure& e) {
     handled.with({cfg_.role, ev.event_type, "transient"}).inc();
-    obs::warn("event deferred", {{"role", cfg_.role}, {"type", ev.event_type}, {"eventId", ev.event_id},
-                                 {"correlation_id", ev.correlation_id}, {"reason", e.what()}});
+    obs::warn("event deferred", {{"role", cfg_.role},
+                                 {"type", ev.event_type},
+                                 {"eventId", ev.event_id},
+                                 {"correlation_id", ev.correlation_id},
+                                 {"reason", e.what()}});
     return http::json_error(status::service_unavailable, "unavailable", e.what());
   }
-  metrics_.histogram_family("shopd_event_handler_duration_seconds", "Time to handle one event", {"role", "type"})
+  metrics_
+      .histogram_family("shopd_event_handler_duration_seconds", "Time to handle one event", {"role", "type"})
       .with({cfg_.role, ev.event_type})
       .observe(seconds_since(start));
 
   if (std::holds_alternative<duplicate>(result)) {
     handled.with({cfg_.role, ev.event_type, "duplicate"}).inc();
-    metrics_.counter_family("shopd_inbox_duplicates_total", "Redelivered events acknowledged without effects",
-                            {"role"})
+    metrics_
+        .counter_family("shopd_inbox_duplicates_total", "Redelivered events acknowledged without effects",
+                        {"role"})
         .with({cfg_.role})
         .inc();
     return http::json_response(status::ok, json::object{{"status", "duplicate"}, {"eventId", ev.event_id}});
   }
   if (const auto* r = std::get_if<rejection>(&result)) {
     handled.with({cfg_.role, ev.event_type, "rejected"}).inc();
-    obs::info("event rejected", {{"role", cfg_.role}, {"type", ev.event_type}, {"eventId", ev.event_id},
-                                 {"correlation_id", ev.correlation_id}, {"code", r->code}, {"field", r->field}});
+    obs::info("event rejected", {{"role", cfg_.role},
+                                 {"type", ev.event_type},
+                                 {"eventId", ev.event_id},
+                                 {"correlation_id", ev.correlation_id},
+                                 {"code", r->code},
+                                 {"field", r->field}});
     auto res = http::json_error(non_retryable, r->code, r->message, r->field);
     res.set("Upstash-NonRetryable-Error", "true");
     return res;
   }
   handled.with({cfg_.role, ev.event_type, "processed"}).inc();
-  obs::debug("event processed", {{"role", cfg_.role}, {"type", ev.event_type}, {"eventId", ev.event_id},
+  obs::debug("event processed", {{"role", cfg_.role},
+                                 {"type", ev.event_type},
+                                 {"eventId", ev.event_id},
                                  {"correlation_id", ev.correlation_id}});
   return http::json_response(status::ok, json::object{{"status", "processed"}, {"eventId", ev.event_id}});
 }
 
 http::response webhook::reject(http::request_context& ctx, const envelope* ev, std::string_view code,
                                std::string_view field, std::string_view message) {
-  obs::warn("event refused", {{"role", cfg_.role}, {"code", code}, {"field", field}, {"message", message},
+  obs::warn("event refused", {{"role", cfg_.role},
+                              {"code", code},
+                              {"field", field},
+                              {"message", message},
                               {"correlation_id", ctx.correlation_id}});
   // The refusal is audited like any other outcome. If even that cannot be written, the 489 still
   // stands: retrying the same bytes would be refused again.

@@ -11,7 +11,8 @@ void require_bearer(const request_context& ctx, std::string_view expected) {
   }
   const auto header = ctx.req[field::authorization];
   constexpr std::string_view scheme = "Bearer ";
-  const bool ok = header.size() == scheme.size() + expected.size() && header.substr(0, scheme.size()) == scheme &&
+  const bool ok = header.size() == scheme.size() + expected.size() &&
+                  header.substr(0, scheme.size()) == scheme &&
                   CRYPTO_memcmp(header.data() + scheme.size(), expected.data(), expected.size()) == 0;
   if (!ok) {
     throw http_error(status::unauthorized, "unauthorized", "missing or invalid bearer token")

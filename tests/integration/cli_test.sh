@@ -61,7 +61,8 @@ check_contains "/metrics counts requests" 'shopd_http_requests_total{listener="o
 check_contains "/metrics has a latency histogram" 'shopd_http_request_duration_seconds_bucket' "$metrics"
 check_contains "unknown path is a JSON 404" '"code":"not_found"' "$(curl -s "http://127.0.0.1:$port/nope")"
 check_contains "request log line" 'path=/healthz' "$(cat "$T/all.log")"
-check_eq "SIGTERM exits 0" 0 "$(stop_shopd all TERM)"
+stop_shopd all TERM
+check_eq "SIGTERM exits 0" 0 "$STOP_RC"
 check_contains "shutdown logged" "stopped" "$(cat "$T/all.log")"
 
 echo "== PostgreSQL: serve refuses an unmigrated database, migrate, serve, readiness follows the database"
@@ -79,6 +80,7 @@ code=$(curl -s -o "$T/readyz.json" -w '%{http_code}' "http://127.0.0.1:$port/rea
 check_eq "/readyz is 503 when the database is gone" 503 "$code"
 check_contains "/readyz says why" '"database":"unreachable"' "$(cat "$T/readyz.json")"
 check_eq "/healthz still 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")"
-check_eq "SIGINT exits 0" 0 "$(stop_shopd pg INT)"
+stop_shopd pg INT
+check_eq "SIGINT exits 0" 0 "$STOP_RC"
 
 finish

@@ -60,12 +60,13 @@ port_of() {
   sed -n "s/.*listening role=$2 .*port=\([0-9]*\).*/\1/p" "$T/$1.log" | head -1
 }
 
-# stop_shopd NAME [SIGNAL]: signal it and wait; prints its exit status.
+# stop_shopd NAME [SIGNAL]: signal it and wait (in this shell: `wait` only knows its own children);
+# its exit status is left in STOP_RC.
 stop_shopd() {
-  local pid_var="PID_$1" rc=0
+  local pid_var="PID_$1"
+  STOP_RC=0
   kill "-${2:-TERM}" "${!pid_var}"
-  wait "${!pid_var}" || rc=$?
-  echo "$rc"
+  wait "${!pid_var}" || STOP_RC=$?
 }
 
 # PostgreSQL from the CTest fixture (scripts/pg-temp.sh).

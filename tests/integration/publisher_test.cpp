@@ -55,7 +55,7 @@ TEST_SUITE("bus publisher (integration)") {
       REQUIRE(r.has_value());
       CHECK(r->status == 200);
       CHECK(r->message_id() == "msg_abc");
-      CHECK(r->messages.at(0).url == "http://127.0.0.1:3001/api/webhook?a=1");
+      CHECK(r.value().messages.at(0).url == "http://127.0.0.1:3001/api/webhook?a=1");
       CHECK_FALSE(r->deduplicated());
 
       const auto seen = server.requests();

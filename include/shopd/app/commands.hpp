@@ -14,8 +14,8 @@ namespace shopd {
 
 struct serve_options {
   config::settings settings;
-  std::vector<std::string> roles;      ///< as given: names, comma lists, "all"
-  std::optional<std::uint16_t> port;   ///< only with exactly one role
+  std::vector<std::string> roles;     ///< as given: names, comma lists, "all"
+  std::optional<std::uint16_t> port;  ///< only with exactly one role
 };
 
 /// Run the roles until SIGTERM/SIGINT; 0 after a clean shutdown.

@@ -20,8 +20,8 @@ namespace shopd {
 struct publish_options {
   config::settings settings;
   std::string event_type;
-  std::string data_arg;        ///< JSON text, "@path", or "@-" for stdin
-  std::string to;              ///< a role name or an http(s) URL; empty: the consumer of event_type
+  std::string data_arg;  ///< JSON text, "@path", or "@-" for stdin
+  std::string to;        ///< a role name or an http(s) URL; empty: the consumer of event_type
   bool direct = false;
   std::string event_id;        ///< empty: a new ULID (give one to redeliver an event on purpose)
   std::string correlation_id;  ///< empty: the checkoutId of a checkout, else the event id

@@ -39,8 +39,8 @@ struct role_context {
   http::router& routes;  ///< this role's listener; standard routes (health, metrics) are already there
   http::server& server;
   obs::registry& metrics;
-  bus::event_router& events;             ///< register the event types this role consumes
-  const bus::destinations& destinations; ///< webhook URL of each role / event type
+  bus::event_router& events;              ///< register the event types this role consumes
+  const bus::destinations& destinations;  ///< webhook URL of each role / event type
   /// Wake this role's outbox dispatcher after committing events outside a webhook delivery
   /// (an API call that emits); deliveries wake it themselves.
   std::function<void()> notify_outbox;

@@ -24,10 +24,10 @@ namespace shopd::bus {
 
 /// An event to publish, as stored in the outbox.
 struct outbox_event {
-  std::string event_id;     ///< also the deduplication id given to the relay/QStash
+  std::string event_id;  ///< also the deduplication id given to the relay/QStash
   std::string event_type;
-  std::string destination;  ///< the URL the relay delivers to (a role's /api/webhook)
-  std::string body;         ///< the serialized envelope
+  std::string destination;     ///< the URL the relay delivers to (a role's /api/webhook)
+  std::string body;            ///< the serialized envelope
   std::string headers = "{}";  ///< JSON object of extra headers to forward (e.g. traceparent)
 };
 

@@ -20,7 +20,8 @@ namespace shopd::bus {
 
 /// A dispatcher publish function sending through `pub`, whose client runs on `io`. Called from the
 /// dispatcher's thread (never an I/O thread): it waits for the batch answer.
-[[nodiscard]] outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io, const publisher& pub,
+[[nodiscard]] outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io,
+                                                                  const publisher& pub,
                                                                   std::string failure_callback_url);
 
 }  // namespace shopd::bus

@@ -33,7 +33,9 @@ TEST_SUITE("app/role_registry") {
   }
 
   TEST_CASE("resolving --role values") {
-    SUBCASE("a single name") { CHECK(resolve({"email"}) == std::vector<std::string>{"email"}); }
+    SUBCASE("a single name") {
+      CHECK(resolve({"email"}) == std::vector<std::string>{"email"});
+    }
     SUBCASE("a comma list, in table order, spaces allowed") {
       CHECK(resolve({"relay, orders"}) == std::vector<std::string>{"orders", "relay"});
     }
@@ -41,7 +43,8 @@ TEST_SUITE("app/role_registry") {
       CHECK(resolve({"orders", "orders,email"}) == std::vector<std::string>{"orders", "email"});
     }
     SUBCASE("all") {
-      CHECK(resolve({"all"}) == std::vector<std::string>{"orders", "email", "inventory", "analytics", "relay"});
+      CHECK(resolve({"all"}) ==
+            std::vector<std::string>{"orders", "email", "inventory", "analytics", "relay"});
     }
   }
 
@@ -59,7 +62,11 @@ TEST_SUITE("app/role_registry") {
       CHECK(m.find("unknown role \"shipping\"") != std::string::npos);
       CHECK(m.find("orders, email, inventory, analytics, relay, all") != std::string::npos);
     }
-    SUBCASE("empty element") { CHECK(message_for({"orders,"}).find("empty role name") != std::string::npos); }
-    SUBCASE("nothing") { CHECK(message_for({}).find("--role is required") != std::string::npos); }
+    SUBCASE("empty element") {
+      CHECK(message_for({"orders,"}).find("empty role name") != std::string::npos);
+    }
+    SUBCASE("nothing") {
+      CHECK(message_for({}).find("--role is required") != std::string::npos);
+    }
   }
 }
