@@ -2,6 +2,7 @@
 
 #include "shopd/config/config.hpp"
 #include "shopd/roles/email/email_role.hpp"
+#include "shopd/relay/relay_role.hpp"
 
 #include <algorithm>
 #include <string>
@@ -21,7 +22,7 @@ constexpr role_entry table[] = {
     {"email", &config::settings::email_port, &roles::email::make_email_role},
     {"inventory", &config::settings::inventory_port, &make_base_role},
     {"analytics", &config::settings::analytics_port, &make_base_role},
-    {"relay", &config::settings::relay_port, &make_base_role},
+    {"relay", &config::settings::relay_port, &relay::make_relay_role},
 };
 
 std::string valid_names() {

@@ -260,6 +260,46 @@ const key_spec key_table[] = {
    .help = "Clock skew allowed when checking a signature's validity period, in seconds.",
    .target = &settings::signature_clock_tolerance_s, .group = "QStash"},
 
+  // Relay
+  {.name = "RELAY_NODE_ID", .type = kind::string, .default_value = "",
+   .help = "Name of this relay instance in message leases: distinct for instances sharing a database, "
+           "the same across restarts so a restarted relay re-sends its own in-flight messages at once; "
+           "empty means `HOSTNAME:RELAY_PORT`.",
+   .target = &settings::relay_node_id, .group = "Relay"},
+  {.name = "RELAY_CONCURRENCY", .type = kind::integer, .default_value = "64", .min = 1, .max = 10000,
+   .help = "Most deliveries one relay process has in flight at once.",
+   .target = &settings::relay_concurrency, .group = "Relay"},
+  {.name = "RELAY_PER_DESTINATION_CONCURRENCY", .type = kind::integer, .default_value = "16", .min = 1,
+   .max = 10000,
+   .help = "Most deliveries one relay process has in flight to one destination (scheme, host and port), so "
+           "a slow service cannot hold every slot.",
+   .target = &settings::relay_per_destination_concurrency, .group = "Relay"},
+  {.name = "RELAY_DEFAULT_RETRIES", .type = kind::integer, .default_value = "3", .min = 0, .max = 100,
+   .help = "Retries after the first delivery attempt for messages without `Upstash-Retries`.",
+   .target = &settings::relay_default_retries, .group = "Relay"},
+  {.name = "RELAY_MAX_RETRIES", .type = kind::integer, .default_value = "20", .min = 0, .max = 100,
+   .help = "Largest `Upstash-Retries` honoured; larger values are capped to it.",
+   .target = &settings::relay_max_retries, .group = "Relay"},
+  {.name = "RELAY_BACKOFF_SCALE", .type = kind::integer, .default_value = "1000", .min = 0, .max = 1000000,
+   .help = "Milliseconds of default back-off per second of QStash's schedule (min(1 day, e^(2.5n)) seconds "
+           "before retry n): 1000 is QStash's own, 1 makes it a thousand times faster.",
+   .target = &settings::relay_backoff_scale, .group = "Relay"},
+  {.name = "RELAY_DELIVERY_TIMEOUT_MS", .type = kind::integer, .default_value = "30000", .min = 100,
+   .max = 7200000,
+   .help = "Timeout of one delivery attempt for messages without `Upstash-Timeout`, and the longest one a "
+           "message may ask for, in milliseconds.",
+   .target = &settings::relay_delivery_timeout_ms, .group = "Relay"},
+  {.name = "RELAY_DEDUP_WINDOW_S", .type = kind::integer, .default_value = "600", .min = 1, .max = 7776000,
+   .help = "How long a deduplication id blocks a repeated publish, in seconds.",
+   .target = &settings::relay_dedup_window_s, .group = "Relay"},
+  {.name = "RELAY_POLL_INTERVAL_MS", .type = kind::integer, .default_value = "200", .min = 10, .max = 60000,
+   .help = "How often the relay looks for due messages when nothing wakes it, in milliseconds.",
+   .target = &settings::relay_poll_interval_ms, .group = "Relay"},
+  {.name = "RELAY_RETENTION_S", .type = kind::integer, .default_value = "604800", .min = 60, .max = 31536000,
+   .help = "How long delivered and cancelled messages stay in the database, in seconds; DLQ entries stay "
+           "until deleted or retried.",
+   .target = &settings::relay_retention_s, .group = "Relay"},
+
   // Services
   {.name = "ORDERS_SERVICE_URL", .type = kind::url, .default_value = "http://127.0.0.1:3001",
    .choices = service_schemes,

@@ -11,6 +11,12 @@ class segment_reader {
  public:
   explicit segment_reader(std::string_view path) : rest_(path.substr(1)), done_(rest_.empty()) {}
 
+  /// True when every segment has been read.
+  [[nodiscard]] bool at_end() const noexcept { return done_; }
+
+  /// What is left after the segments read so far (for a rest capture): "" once at the end.
+  [[nodiscard]] std::string_view rest() const noexcept { return done_ ? std::string_view{} : rest_; }
+
   bool next(std::string_view& segment) {
     if (done_) return false;
     const auto slash = rest_.find('/');
@@ -33,8 +39,19 @@ bool is_capture(std::string_view segment) noexcept {
   return segment.starts_with('{');
 }
 
+/// `{name...}`: the rest of the path.
+bool is_rest_capture(std::string_view segment) noexcept {
+  return is_capture(segment) && segment.ends_with("...}");
+}
+
 std::string_view capture_name(std::string_view segment) noexcept {
-  return segment.substr(1, segment.size() - 2);
+  return segment.substr(1, segment.size() - (is_rest_capture(segment) ? 5 : 2));
+}
+
+/// How specific a pattern segment is: a literal beats a capture, which beats a rest capture.
+int rank(std::string_view segment) noexcept {
+  if (!is_capture(segment)) return 2;
+  return is_rest_capture(segment) ? 0 : 1;
 }
 
 bool valid_capture_name(std::string_view name) noexcept {
@@ -62,6 +79,7 @@ void validate_pattern(std::string_view pattern) {
     if (segment.empty()) fail("empty segment");
     if (is_capture(segment)) {
       if (!segment.ends_with('}') || segment.size() < 3) fail("a capture is a whole segment '{name}'");
+      if (is_rest_capture(segment) && !reader.at_end()) fail("'{name...}' must be the last segment");
       const auto name = capture_name(segment);
       if (!valid_capture_name(name)) fail("capture names are letters, digits and '_'");
       if (std::find(names.begin(), names.end(), name) != names.end()) fail("duplicate capture name");
@@ -73,7 +91,7 @@ void validate_pattern(std::string_view pattern) {
 }
 
 /// True when `path` has the pattern's shape: same number of segments, equal literals, a non-empty
-/// segment wherever the pattern captures.
+/// segment wherever the pattern captures; a rest capture takes whatever is left, if anything.
 bool matches(std::string_view pattern, std::string_view path) {
   if (!path.starts_with('/')) return false;
   segment_reader p(pattern);
@@ -81,7 +99,9 @@ bool matches(std::string_view pattern, std::string_view path) {
   std::string_view ps;
   std::string_view qs;
   for (;;) {
+    const std::string_view rest = q.rest();
     const bool more_p = p.next(ps);
+    if (more_p && is_rest_capture(ps)) return !rest.empty();
     const bool more_q = q.next(qs);
     if (more_p != more_q) return false;
     if (!more_p) return true;
@@ -89,22 +109,20 @@ bool matches(std::string_view pattern, std::string_view path) {
   }
 }
 
-/// Two matching patterns of the same length: the first that has a literal where the other
-/// captures is the more specific.
+/// Two patterns matching one path: at the first position where their ranks differ, the higher
+/// rank is the more specific.
 bool more_specific(std::string_view a, std::string_view b) {
   segment_reader ra(a);
   segment_reader rb(b);
   std::string_view sa;
   std::string_view sb;
   while (ra.next(sa) && rb.next(sb)) {
-    const bool ca = is_capture(sa);
-    const bool cb = is_capture(sb);
-    if (ca != cb) return cb;
+    if (rank(sa) != rank(sb)) return rank(sa) > rank(sb);
   }
   return false;
 }
 
-/// Patterns that match exactly the same paths ("/a/{id}" and "/a/{x}").
+/// Patterns that match exactly the same paths ("/a/{id}" and "/a/{x}", "/a/{p...}" and "/a/{q...}").
 bool same_shape(std::string_view a, std::string_view b) {
   segment_reader ra(a);
   segment_reader rb(b);
@@ -115,8 +133,7 @@ bool same_shape(std::string_view a, std::string_view b) {
     const bool more_b = rb.next(sb);
     if (more_a != more_b) return false;
     if (!more_a) return true;
-    const bool ca = is_capture(sa);
-    if (ca != is_capture(sb) || (!ca && sa != sb)) return false;
+    if (rank(sa) != rank(sb) || (rank(sa) == 2 && sa != sb)) return false;
   }
 }
 
@@ -153,7 +170,14 @@ std::vector<std::pair<std::string, std::string>> captures(std::string_view patte
   segment_reader q(path);
   std::string_view ps;
   std::string_view qs;
-  while (p.next(ps) && q.next(qs)) {
+  for (;;) {
+    const std::string_view rest = q.rest();
+    if (!p.next(ps)) break;
+    if (is_rest_capture(ps)) {
+      out.emplace_back(std::string(capture_name(ps)), std::string(rest));
+      break;
+    }
+    if (!q.next(qs)) break;
     if (is_capture(ps)) out.emplace_back(std::string(capture_name(ps)), percent_decode(qs, false));
   }
   return out;

@@ -51,6 +51,17 @@ struct settings {
   std::string qstash_current_signing_key;
   std::string qstash_next_signing_key;
   std::int64_t signature_clock_tolerance_s = 0;
+  // Relay
+  std::string relay_node_id;
+  std::int64_t relay_concurrency = 0;
+  std::int64_t relay_per_destination_concurrency = 0;
+  std::int64_t relay_default_retries = 0;
+  std::int64_t relay_max_retries = 0;
+  std::int64_t relay_backoff_scale = 0;
+  std::int64_t relay_delivery_timeout_ms = 0;
+  std::int64_t relay_dedup_window_s = 0;
+  std::int64_t relay_poll_interval_ms = 0;
+  std::int64_t relay_retention_s = 0;
   // Service URLs (also the `sub` of the signatures their webhooks receive)
   std::string orders_service_url;
   std::string email_service_url;

@@ -1,7 +1,11 @@
 #pragma once
-/// Routes of one listener: (method, path pattern) -> handler. Patterns are literal segments and
-/// `{name}` captures of one segment ("/api/orders/{id}"). Lookup distinguishes "no such path"
-/// (404) from "path exists, not with this method" (405, with the allowed methods).
+/// Routes of one listener: (method, path pattern) -> handler. Patterns are literal segments,
+/// `{name}` captures of one segment ("/api/orders/{id}"), and as the last segment a `{name...}`
+/// capture of the rest of the path: one or more segments, empty ones included, taken verbatim (not
+/// percent-decoded), e.g. "/v2/publish/{destination...}" matches
+/// "/v2/publish/http://host/a" with destination = "http://host/a". At one position a literal wins
+/// over a capture, and a capture over a rest capture. Lookup distinguishes "no such path" (404)
+/// from "path exists, not with this method" (405, with the allowed methods).
 /// A router is filled at start-up and read concurrently afterwards without locking: do not add
 /// routes once the server runs.
 
@@ -28,7 +32,8 @@ struct request_context {
   const request& req;
   std::string_view path;   ///< target without the query string, not percent-decoded
   std::string_view query;  ///< after '?', empty when none
-  std::vector<std::pair<std::string, std::string>> params;  ///< `{name}` captures, percent-decoded
+  /// `{name}` captures, percent-decoded; a `{name...}` capture verbatim
+  std::vector<std::pair<std::string, std::string>> params;
   std::string correlation_id;  ///< set by the session from X-Correlation-Id; handlers may refine it
 
   /// The capture `name`; empty when absent.

@@ -159,3 +159,52 @@ TEST_SUITE("http/router") {
     CHECK(r.routes().size() == 3);
   }
 }
+
+TEST_SUITE("http/router") {
+  TEST_CASE("router: rest captures") {
+    router r;
+    r.add(verb::post, "/v2/publish/{destination...}", answer("publish"));
+    r.add(verb::post, "/v2/enqueue/{queue}/{destination...}", answer("enqueue"));
+    r.add(verb::post, "/v2/publish/special", answer("literal"));
+    r.add(verb::get, "/v2/publish/{one}", answer("one"));
+
+    SUBCASE("the rest of the path, verbatim, empty segments and escapes included") {
+      const auto found = r.lookup(verb::post, "/v2/publish/http://127.0.0.1:3001/api/webhook");
+      CHECK(found_pattern(found) == "/v2/publish/{destination...}");
+      CHECK(std::get<router::found>(found).params ==
+            std::vector<std::pair<std::string, std::string>>{
+                {"destination", "http://127.0.0.1:3001/api/webhook"}});
+      const auto encoded = r.lookup(verb::post, "/v2/publish/http%3A%2F%2Fh%2Fp");
+      CHECK(std::get<router::found>(encoded).params[0].second == "http%3A%2F%2Fh%2Fp");
+      const auto trailing = r.lookup(verb::post, "/v2/publish/a/");
+      CHECK(std::get<router::found>(trailing).params[0].second == "a/");
+    }
+    SUBCASE("captures before the rest are decoded as usual") {
+      const auto found = r.lookup(verb::post, "/v2/enqueue/q%201/https://h/x");
+      CHECK(std::get<router::found>(found).params == std::vector<std::pair<std::string, std::string>>{
+                                                         {"queue", "q 1"}, {"destination", "https://h/x"}});
+    }
+    SUBCASE("the rest must not be empty") {
+      CHECK(std::holds_alternative<router::not_found>(r.lookup(verb::post, "/v2/publish")));
+      CHECK(std::holds_alternative<router::not_found>(r.lookup(verb::post, "/v2/publish/")));
+      CHECK(std::holds_alternative<router::not_found>(r.lookup(verb::post, "/v2/enqueue/q/")));
+    }
+    SUBCASE("a literal and a one-segment capture are more specific than a rest capture") {
+      CHECK(found_pattern(r.lookup(verb::post, "/v2/publish/special")) == "/v2/publish/special");
+      CHECK(found_pattern(r.lookup(verb::post, "/v2/publish/special/more")) ==
+            "/v2/publish/{destination...}");
+      CHECK(found_pattern(r.lookup(verb::get, "/v2/publish/x")) == "/v2/publish/{one}");
+      const auto wrong = r.lookup(verb::get, "/v2/publish/x/y");
+      REQUIRE(std::holds_alternative<router::method_not_allowed>(wrong));
+      CHECK(std::get<router::method_not_allowed>(wrong).allowed == std::vector<verb>{verb::post});
+    }
+    SUBCASE("pattern checks") {
+      CHECK_THROWS_AS(r.add(verb::post, "/v2/publish/{d...}", answer("dup")), std::invalid_argument);
+      CHECK_THROWS_AS(r.add(verb::post, "/x/{rest...}/tail", answer("x")), std::invalid_argument);
+      CHECK_THROWS_AS(r.add(verb::post, "/x/{...}", answer("x")), std::invalid_argument);
+      CHECK_THROWS_AS(r.add(verb::post, "/x/{a.b...}", answer("x")), std::invalid_argument);
+      CHECK_NOTHROW(r.add(verb::post, "/{all...}", answer("all")));
+      CHECK(found_pattern(r.lookup(verb::post, "/anything/at//all")) == "/{all...}");
+    }
+  }
+}

@@ -1,0 +1,61 @@
+#pragma once
+/// The QStash v2 REST API of the relay: the subset the official `@upstash/qstash` SDK uses
+/// (reference §1, §3.4, §5, §6.1), with QStash's paths, statuses and JSON shapes.
+///
+///   POST   /v2/publish/{destination...}          201 {"messageId","url"}; 202 + "deduplicated" on a
+///   duplicate POST   /v2/enqueue/{queue}/{destination...}  the same (the queue name is recorded, not
+///   enforced) POST   /v2/batch                             200 [{"messageId","url"} | {"error"}...] in input
+///   order GET    /v2/messages/{messageId}              the pending message; 404 when unknown or finished
+///   DELETE /v2/messages/{messageId}              {"cancelled":1}; 404 when unknown or finished
+///   DELETE /v2/messages                          {"cancelled":n}: messageIds (query or JSON body), url,
+///                                                fromDate, toDate; nothing selects every pending message
+///   GET    /v2/dlq                               {"messages":[...],"cursor"?}: cursor, count (1..100),
+///                                                order, dlqIds, messageId, url, responseStatus, callerIp,
+///                                                fromDate, toDate
+///   GET    /v2/dlq/{dlqId}                       the DLQ message; 404
+///   DELETE /v2/dlq/{dlqId}                       {"deleted":1}; 404
+///   DELETE /v2/dlq                               {"deleted":n,"cursor"?}: dlqIds (query or JSON body) or
+///                                                the list filters, one page at a time
+///   POST   /v2/dlq/retry/{dlqId}                 201 {"messageId"} (a new message); 404
+///   POST   /v2/dlq/retry                         201 {"responses":[{"messageId"}...],"cursor"?}
+///   GET    /v2/keys                              {"current","next"}
+///
+/// Every route needs `Authorization: Bearer <QSTASH_TOKEN>` or `?qstash_token=<token>` (401
+/// otherwise). Errors use the one JSON error shape (`{"error","code","field"?}`, a superset of
+/// QStash's `{"error"}`): 400 for a bad request (QStash's own text for a destination without a
+/// scheme), 404, and 503 when the database is momentarily unavailable (publishers retry). A
+/// publish is durable in the database before it is answered. Filters this relay has no data for
+/// (topicName, scheduleId, queueName, label, flowControlKey, api) are refused with 400 rather than
+/// silently ignored.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "shopd/bus/signature.hpp"
+#include "shopd/relay/message_spec.hpp"
+
+namespace shopd::http {
+class router;
+}
+
+namespace shopd::relay {
+
+class relay_store;
+struct relay_metrics;
+
+struct api_options {
+  std::string token;        ///< QSTASH_TOKEN; must not be empty
+  bus::signing_keys keys;   ///< what GET /v2/keys answers
+  message_limits limits{};  ///< defaults and caps applied to publishes
+  std::int64_t dedup_window_ms = 600'000;
+};
+
+/// Register the routes on `routes`; every handler runs on the worker pool (they block on the
+/// database). `notify` is called after a commit that created due work (publish, batch, DLQ retry).
+/// The registry behind `metrics` must outlive the routes. Throws std::invalid_argument for an empty token.
+void add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
+                    std::function<void()> notify, relay_metrics& metrics);
+
+}  // namespace shopd::relay

@@ -1,0 +1,211 @@
+#pragma once
+/// The relay's durable state: the SQL over relay_messages, relay_dlq and relay_dedup (SQLite and
+/// PostgreSQL), and nothing else. Every call blocks on the database: run it on the worker pool,
+/// never on an I/O thread. Thread-safe: each call leases its own session. Errors: db::transient_error
+/// for faults that may pass (busy, connection lost), other exceptions (soci::soci_error,
+/// relay_exception for a row that cannot be read back) for the rest.
+///
+/// Message lifecycle: CREATED → ACTIVE (leased by one node for one attempt) → DELIVERED, RETRY (due
+/// again at not_before) or FAILED (with a DLQ entry); CANCELLED on request. A lease names its node
+/// (`lease_owner`) and ends at `lease_until_ms`: an ACTIVE message whose lease ran out (its node
+/// died) is claimed again by any node. Only the node holding a message's lease records its outcome.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shopd/relay/delivery.hpp"
+#include "shopd/relay/ids.hpp"
+#include "shopd/relay/message_spec.hpp"
+#include "shopd/relay/responses.hpp"
+
+namespace shopd::db {
+class database;
+}
+
+namespace shopd::relay {
+
+enum class message_state { created, active, retry, delivered, failed, cancelled };
+
+/// "CREATED", "ACTIVE", ... (the stored spelling).
+[[nodiscard]] std::string_view to_string(message_state s) noexcept;
+[[nodiscard]] std::optional<message_state> message_state_from_string(std::string_view s) noexcept;
+
+/// A row of relay_messages.
+struct stored_message {
+  std::string message_id{};
+  message_spec spec{};
+  message_state state = message_state::created;
+  std::int64_t retried = 0;  ///< attempts made so far that failed (Upstash-Retried of the next one)
+  std::optional<std::string> lease_owner{};
+  std::optional<std::int64_t> lease_until_ms{};
+  std::optional<int> last_status{};
+  std::optional<std::string> last_error{};
+  std::int64_t updated_at_ms = 0;
+};
+
+/// A publish as stored: the message's id, or the id of the live message it duplicates.
+struct accepted_message {
+  std::string message_id{};
+  bool deduplicated = false;
+};
+
+/// One attempt's result, as recorded with its outcome.
+struct attempt_record {
+  attempt_response response{};  ///< status 0 when there was no HTTP answer; body already cut
+  std::string error{};          ///< what went wrong, for logs and last_error; empty on success
+};
+
+/// What a claim picked.
+struct claim_result {
+  std::vector<stored_message> messages{};  ///< now ACTIVE and leased to this node
+  /// Due messages were left behind (the candidate query was full, or some did not fit their
+  /// origin's slots): claim again at once if slots are free.
+  bool more_due = false;
+  /// The earliest not_before_ms of a CREATED/RETRY message that is not due yet.
+  std::optional<std::int64_t> next_due_ms{};
+};
+
+/// Filters and paging of DLQ listings and bulk operations (reference §5). Empty members do not
+/// filter. Entries are ordered by failure time (then id); the cursor is the last entry's id.
+struct dlq_query {
+  std::vector<std::string> dlq_ids{};
+  std::optional<std::string> message_id{};
+  std::optional<std::string> url{};
+  std::optional<int> response_status{};
+  std::optional<std::string> caller_ip{};
+  std::optional<std::int64_t> from_ms{};  ///< failed at or after (inclusive)
+  std::optional<std::int64_t> to_ms{};    ///< failed at or before (inclusive)
+  bool latest_first = false;              ///< order; default earliest first
+  std::optional<std::string> cursor{};    ///< continue after this DLQ id
+  std::size_t count = 100;                ///< page size, 1..100
+};
+
+/// A DLQ entry with its failed message.
+struct dlq_item {
+  dlq_entry entry{};
+  stored_message message{};
+};
+
+struct dlq_page {
+  std::vector<dlq_item> items{};
+  std::optional<std::string> cursor{};  ///< set when more entries may follow
+};
+
+/// Which messages a bulk cancel selects.
+struct cancel_query {
+  std::vector<std::string> message_ids{};  ///< empty: every pending message (filtered below)
+  std::optional<std::string> url{};
+  std::optional<std::int64_t> from_ms{};  ///< created at or after
+  std::optional<std::int64_t> to_ms{};    ///< created at or before
+};
+
+/// Pending work and DLQ size, for the gauges.
+struct relay_counts {
+  std::int64_t created = 0;
+  std::int64_t active = 0;
+  std::int64_t retry = 0;
+  std::int64_t dlq = 0;
+};
+
+class relay_store {
+ public:
+  /// `node_id` names this relay instance in leases; it must differ between instances sharing one
+  /// database and stay the same across restarts of one instance (release_leases relies on it).
+  relay_store(db::database& db, std::string node_id);
+
+  [[nodiscard]] const std::string& node_id() const noexcept { return node_id_; }
+
+  // -- publishing --------------------------------------------------------------------------------
+
+  /// Store one message, in one transaction: when it has a dedup id and a live relay_dedup row
+  /// holds that id, nothing is stored and the existing message id comes back `deduplicated`;
+  /// otherwise the dedup row is (re)written to expire at now + `dedup_window_ms` and the message
+  /// is inserted as CREATED with a new id. Safe against concurrent publishes of one dedup id on
+  /// both databases (one wins, the others see its row).
+  accepted_message insert(const message_spec& m, std::int64_t now_ms, std::int64_t dedup_window_ms);
+  /// The same for several messages in one transaction (a /v2/batch): all are stored or none.
+  std::vector<accepted_message> insert_all(std::span<const message_spec> ms, std::int64_t now_ms,
+                                           std::int64_t dedup_window_ms);
+
+  // -- delivery ----------------------------------------------------------------------------------
+
+  /// Lease due work to this node, in one transaction: candidates are `(CREATED or RETRY) and
+  /// not_before_ms <= now` or `ACTIVE and lease_until_ms < now`, oldest not_before first, at most
+  /// `slots.free()` of them, skipping the origins `slots` has saturated (on PostgreSQL with FOR
+  /// UPDATE SKIP LOCKED, so concurrent claimers get disjoint sets); each candidate that still fits
+  /// its origin takes a slot in `slots` and becomes ACTIVE, leased to this node until now + its
+  /// timeout (`default_timeout_ms` when it has none) + `lease_margin_ms`. `slots` is the caller's
+  /// copy: on return it counts the picks.
+  claim_result claim(std::int64_t now_ms, delivery_slots& slots, std::int64_t lease_margin_ms,
+                     std::int64_t default_timeout_ms);
+
+  /// Outcomes. Each applies only while this node holds the message's lease (ACTIVE, lease_owner =
+  /// this node) and returns false, changing nothing, otherwise (the message was cancelled, or its
+  /// lease expired and another node took it). `follow_ups` (callback messages) are inserted in the
+  /// same transaction.
+  bool record_delivered(std::string_view message_id, const attempt_record& attempt,
+                        std::span<const message_spec> follow_ups, std::int64_t now_ms);
+  /// RETRY: retried + 1, due at `next_attempt_ms`.
+  bool record_retry(std::string_view message_id, const attempt_record& attempt, std::int64_t next_attempt_ms,
+                    std::int64_t now_ms);
+  /// FAILED plus a relay_dlq row with a new DLQ id; `follow_ups(dlq_id)` builds the callback and
+  /// failure-callback messages (it runs inside the transaction: pure computation only). Returns
+  /// the DLQ id, or nullopt when the lease was lost.
+  std::optional<std::string> record_failed(
+      std::string_view message_id, const attempt_record& attempt,
+      const std::function<std::vector<message_spec>(std::string_view dlq_id)>& follow_ups,
+      std::int64_t now_ms);
+
+  /// Hand back this node's leases: every message ACTIVE under this node (all of them, or only
+  /// `message_ids`) becomes RETRY, due at `now_ms`, retried unchanged. At start-up this re-sends at
+  /// once what a killed predecessor had in flight. Returns how many were released.
+  std::size_t release_leases(std::int64_t now_ms);
+  std::size_t release_leases(std::span<const std::string> message_ids, std::int64_t now_ms);
+
+  // -- messages API ------------------------------------------------------------------------------
+
+  /// The message, in any state; nullopt when unknown.
+  [[nodiscard]] std::optional<stored_message> get(std::string_view message_id);
+
+  enum class cancel_outcome { cancelled, not_found, finished };
+  /// CREATED/RETRY/ACTIVE → CANCELLED (an attempt in flight may still reach the destination; its
+  /// outcome is then not recorded).
+  cancel_outcome cancel(std::string_view message_id, std::int64_t now_ms);
+  /// Cancel every pending message `q` selects; returns how many.
+  std::size_t cancel_many(const cancel_query& q, std::int64_t now_ms);
+
+  // -- DLQ API -----------------------------------------------------------------------------------
+
+  [[nodiscard]] dlq_page dlq_list(const dlq_query& q);
+  [[nodiscard]] std::optional<dlq_item> dlq_get(std::string_view dlq_id);
+  /// Remove the entry (and its failed message); false when unknown.
+  bool dlq_delete(std::string_view dlq_id);
+  /// Remove one page of what `q` selects; returns how many and the cursor of the next page.
+  std::pair<std::size_t, std::optional<std::string>> dlq_delete_many(const dlq_query& q);
+  /// Re-publish the entry's message with its settings under a new id (CREATED, due now, retried 0,
+  /// no dedup id) and remove the entry, in one transaction. nullopt when the entry is unknown.
+  std::optional<std::string> dlq_retry(std::string_view dlq_id, std::int64_t now_ms);
+  /// The same for one page of what `q` selects: the new ids, and the cursor of the next page.
+  std::pair<std::vector<std::string>, std::optional<std::string>> dlq_retry_many(const dlq_query& q,
+                                                                                 std::int64_t now_ms);
+
+  // -- housekeeping ------------------------------------------------------------------------------
+
+  [[nodiscard]] relay_counts counts();
+  /// Delete expired dedup rows, and DELIVERED/CANCELLED messages (and FAILED ones no longer in the
+  /// DLQ) last changed before `now_ms - retention_ms`. Returns the messages deleted.
+  std::size_t purge(std::int64_t now_ms, std::int64_t retention_ms);
+
+ private:
+  db::database& db_;
+  std::string node_id_;
+  dlq_id_generator dlq_ids_;
+};
+
+}  // namespace shopd::relay

@@ -1,0 +1,439 @@
+#include "shopd/relay/engine.hpp"
+
+#include "shopd/db/database.hpp"
+#include "shopd/http/client.hpp"
+#include "shopd/obs/log.hpp"
+#include "shopd/obs/metrics.hpp"
+#include "shopd/relay/delivery.hpp"
+#include "shopd/relay/relay_metrics.hpp"
+#include "shopd/relay/responses.hpp"
+#include "shopd/relay/store.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace shopd::relay {
+
+namespace {
+
+namespace asio = boost::asio;
+using steady = std::chrono::steady_clock;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Recording an outcome is retried this many times on transient database errors before the engine
+// gives up and lets the lease expire (the message is then delivered again: at least once).
+constexpr int record_attempts = 5;
+constexpr std::chrono::milliseconds record_backoff{200};
+
+// After a failed claim (database down), the loop waits this long at least before the next one.
+constexpr std::chrono::milliseconds claim_error_pause{1'000};
+
+void log_exception(std::string_view what, std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    obs::error(what, {{"error", ex.what()}});
+  } catch (...) {
+    obs::error(what, {{"error", "unknown exception"}});
+  }
+}
+
+}  // namespace
+
+struct engine::impl : std::enable_shared_from_this<impl> {
+  impl(engine_options o, std::shared_ptr<relay_store> s, const http::client& c, asio::io_context& io,
+       asio::thread_pool& w, relay_metrics& m)
+      : opts(std::move(o)),
+        store(std::move(s)),
+        client(c),
+        ioc(io),
+        workers(w),
+        metrics(m),
+        strand(asio::make_strand(io)),
+        wake_timer(strand),
+        maintenance_timer(strand),
+        slots(opts.concurrency, opts.per_destination_concurrency) {}
+
+  engine_options opts;
+  std::shared_ptr<relay_store> store;
+  http::client client;
+  asio::io_context& ioc;
+  asio::thread_pool& workers;
+  relay_metrics metrics;  // references into the registry, which outlives every coroutine
+  asio::strand<asio::io_context::executor_type> strand;
+
+  // Owned by the strand.
+  asio::steady_timer wake_timer;
+  asio::steady_timer maintenance_timer;
+  delivery_slots slots;
+  bool wake_pending = false;
+
+  std::atomic<bool> started{false};
+  std::atomic<bool> stopping{false};
+
+  // Shared with stop(), which waits on another thread.
+  mutable std::mutex mutex;
+  std::condition_variable changed;
+  std::set<std::string> in_flight_ids;
+  bool scheduler_running = false;
+  bool maintenance_running = false;
+
+  /// Run f() on the worker pool and resume on the strand with its result (or exception).
+  template <typename F>
+  asio::awaitable<std::invoke_result_t<F&>> on_workers(F f) {
+    using result = std::invoke_result_t<F&>;
+    co_return co_await asio::co_spawn(
+        workers, [f = std::move(f)]() mutable -> asio::awaitable<result> { co_return f(); },
+        asio::use_awaitable);
+  }
+
+  void wake() {
+    wake_pending = true;
+    wake_timer.cancel();
+  }
+
+  void spawn(asio::awaitable<void> work, std::string_view what) {
+    asio::co_spawn(strand, std::move(work), [what](std::exception_ptr e) { log_exception(what, e); });
+  }
+
+  // -- the scheduler ---------------------------------------------------------------------------
+
+  // Each coroutine takes `self`, so the state lives as long as its frame, from creation on.
+  asio::awaitable<void> schedule(std::shared_ptr<impl> /*self*/) {
+    while (!stopping.load()) {
+      wake_pending = false;
+      std::optional<std::int64_t> next_due;
+      bool again = false;
+      auto pause = opts.poll_interval;
+      if (slots.free() > 0) {
+        claim_result claimed;
+        try {
+          delivery_slots room = slots;
+          claimed = co_await on_workers([this, &room] {
+            return store->claim(now_ms(), room, opts.lease_margin.count(), opts.default_timeout.count());
+          });
+        } catch (const std::exception& e) {
+          obs::warn("relay claim failed", {{"error", e.what()}});
+          pause = std::max(pause, claim_error_pause);
+        }
+        if (stopping.load()) {
+          co_await hand_back(claimed.messages);
+          break;
+        }
+        for (auto& m : claimed.messages) start_attempt(std::move(m));
+        again = claimed.more_due && !claimed.messages.empty() && slots.free() > 0;
+        next_due = claimed.next_due_ms;
+      }
+      if (again || wake_pending) continue;
+      if (next_due) {
+        const auto until_due = std::chrono::milliseconds(std::max<std::int64_t>(0, *next_due - now_ms()));
+        pause = std::min(pause, until_due);
+      }
+      wake_timer.expires_after(pause);
+      boost::system::error_code ec;
+      co_await wake_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    {
+      std::lock_guard lock(mutex);
+      scheduler_running = false;
+    }
+    changed.notify_all();
+  }
+
+  // Claimed after stop() began: never attempted, so their leases go back at once.
+  asio::awaitable<void> hand_back(const std::vector<stored_message>& messages) {
+    if (messages.empty()) co_return;
+    std::vector<std::string> ids;
+    for (const auto& m : messages) ids.push_back(m.message_id);
+    try {
+      co_await on_workers([this, &ids] { return store->release_leases(ids, now_ms()); });
+    } catch (const std::exception& e) {
+      obs::warn("relay could not release leases; they expire by themselves", {{"error", e.what()}});
+    }
+  }
+
+  void start_attempt(stored_message m) {
+    const auto origin = origin_of(m.spec.destination);
+    slots.try_take(origin);  // the claim picked it for a free slot of this origin
+    {
+      std::lock_guard lock(mutex);
+      in_flight_ids.insert(m.message_id);
+    }
+    spawn(attempt(shared_from_this(), std::move(m), origin), "relay attempt failed");
+  }
+
+  // -- one attempt -------------------------------------------------------------------------------
+
+  asio::awaitable<void> attempt(std::shared_ptr<impl> /*self*/, stored_message m, std::string origin) {
+    attempt_record rec;
+    metrics.in_flight.inc();
+    const auto started_at = steady::now();
+    try {
+      auto dr = make_delivery_request(m.message_id, m.spec, m.retried, opts.signing_key,
+                                      std::chrono::system_clock::now(), opts.default_timeout.count());
+      http::client_request req;
+      req.method = boost::beast::http::string_to_verb(dr.method);
+      if (req.method == boost::beast::http::verb::unknown)
+        throw std::invalid_argument("unknown method " + dr.method);
+      req.url = std::move(dr.url);
+      req.body = std::move(dr.body);
+      req.timeout = std::chrono::milliseconds(dr.timeout_ms);
+      req.headers.reserve(dr.headers.size());
+      for (auto& h : dr.headers) req.headers.emplace_back(std::move(h.name), std::move(h.value));
+      auto res = co_await client.send(std::move(req));
+      if (res) {
+        rec.response.status = static_cast<int>(res->status);
+        for (auto& [name, value] : res->headers)
+          rec.response.headers.push_back({std::move(name), std::move(value)});
+        rec.response.body = recorded_body(res->body);
+        if (rec.response.status < 200 || rec.response.status > 299)
+          rec.error = "HTTP " + std::to_string(res->status);
+      } else {
+        rec.error = res.error().message;
+      }
+    } catch (const std::exception& e) {
+      rec.error = e.what();
+    }
+    metrics.duration.observe(std::chrono::duration<double>(steady::now() - started_at).count());
+    metrics.in_flight.dec();
+
+    co_await finish(m, std::move(rec));
+
+    slots.give_back(origin);
+    {
+      std::lock_guard lock(mutex);
+      in_flight_ids.erase(m.message_id);
+    }
+    changed.notify_all();
+    wake();
+  }
+
+  std::vector<message_spec> follow_ups(const stored_message& m, const attempt_record& rec, std::int64_t now,
+                                       const std::string* dlq_id) {
+    std::vector<message_spec> out;
+    if (m.spec.callback) {
+      auto body = boost::json::serialize(callback_body(m.message_id, m.spec, rec.response, m.retried));
+      if (auto cb = make_callback_spec(m.spec, m.message_id, message_kind::callback, std::move(body), now,
+                                       opts.limits))
+        out.push_back(std::move(*cb));
+    }
+    if (dlq_id != nullptr && m.spec.failure_callback) {
+      auto body = boost::json::serialize(
+          failure_callback_body(m.message_id, m.spec, rec.response, m.retried, *dlq_id));
+      if (auto fcb = make_callback_spec(m.spec, m.message_id, message_kind::failure_callback, std::move(body),
+                                        now, opts.limits))
+        out.push_back(std::move(*fcb));
+    }
+    return out;
+  }
+
+  asio::awaitable<void> finish(const stored_message& m, attempt_record rec) {
+    const std::int64_t now = now_ms();
+    const auto decision = decide({.response = rec.response,
+                                  .retried = m.retried,
+                                  .max_retries = m.spec.max_retries,
+                                  .retry_delay_expr = m.spec.retry_delay_expr,
+                                  .backoff_scale = opts.backoff_scale,
+                                  .now_ms = now});
+    if (decision.expression_error) {
+      obs::warn("relay retry delay expression failed; default back-off used",
+                {{"message_id", m.message_id}, {"error", decision.expression_error->message}});
+    }
+    if (decision.non_retryable) rec.error = "non-retryable error (489)";
+
+    for (int i = 1;; ++i) {
+      try {
+        bool held = true;
+        switch (decision.verdict) {
+          case attempt_verdict::delivered: {
+            const auto extra = follow_ups(m, rec, now, nullptr);
+            held =
+                co_await on_workers([&] { return store->record_delivered(m.message_id, rec, extra, now); });
+            if (held) metrics.delivered.inc();
+            obs::debug("relay delivered", {{"message_id", m.message_id},
+                                           {"url", m.spec.destination},
+                                           {"status", rec.response.status},
+                                           {"retried", m.retried}});
+            break;
+          }
+          case attempt_verdict::retry: {
+            const std::int64_t next = now + decision.retry_delay_ms;
+            held = co_await on_workers([&] { return store->record_retry(m.message_id, rec, next, now); });
+            if (held) metrics.retries.inc();
+            obs::debug("relay attempt failed; retry scheduled",
+                       {{"message_id", m.message_id},
+                        {"url", m.spec.destination},
+                        {"error", rec.error},
+                        {"retried", m.retried + 1},
+                        {"delay_ms", decision.retry_delay_ms},
+                        {"delay_source", to_string(decision.delay_source)}});
+            break;
+          }
+          case attempt_verdict::failed: {
+            auto dlq_id = co_await on_workers([&] {
+              return store->record_failed(
+                  m.message_id, rec,
+                  [&](std::string_view id) {
+                    const std::string dlq(id);
+                    return follow_ups(m, rec, now, &dlq);
+                  },
+                  now);
+            });
+            held = dlq_id.has_value();
+            if (held) {
+              metrics.failed.inc();
+              obs::warn("relay message failed; moved to the DLQ", {{"message_id", m.message_id},
+                                                                   {"dlq_id", *dlq_id},
+                                                                   {"url", m.spec.destination},
+                                                                   {"error", rec.error},
+                                                                   {"retried", m.retried}});
+            }
+            break;
+          }
+        }
+        if (!held) {
+          obs::info("relay lease lost before the outcome was recorded (cancelled, or taken over)",
+                    {{"message_id", m.message_id}, {"outcome", to_string(decision.verdict)}});
+        }
+        co_return;
+      } catch (const db::transient_error& e) {
+        if (i >= record_attempts || stopping.load()) {
+          obs::error("relay could not record an outcome; the message will be delivered again",
+                     {{"message_id", m.message_id}, {"error", e.what()}});
+          co_return;
+        }
+      } catch (const std::exception& e) {
+        obs::error("relay could not record an outcome; the message will be delivered again",
+                   {{"message_id", m.message_id}, {"error", e.what()}});
+        co_return;
+      }
+      asio::steady_timer pause(strand, record_backoff * i);
+      boost::system::error_code ec;
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  // -- gauges and purging ------------------------------------------------------------------------
+
+  asio::awaitable<void> maintain(std::shared_ptr<impl> /*self*/) {
+    auto last_purge = steady::now() - opts.purge_interval;
+    while (!stopping.load()) {
+      try {
+        const auto c = co_await on_workers([this] { return store->counts(); });
+        metrics.queue_created.set(static_cast<double>(c.created));
+        metrics.queue_active.set(static_cast<double>(c.active));
+        metrics.queue_retry.set(static_cast<double>(c.retry));
+        metrics.dlq_size.set(static_cast<double>(c.dlq));
+        if (steady::now() - last_purge >= opts.purge_interval) {
+          last_purge = steady::now();
+          const auto purged =
+              co_await on_workers([this] { return store->purge(now_ms(), opts.retention.count()); });
+          if (purged > 0) obs::info("relay purged finished messages", {{"count", purged}});
+        }
+      } catch (const std::exception& e) {
+        obs::warn("relay maintenance failed", {{"error", e.what()}});
+      }
+      if (stopping.load()) break;
+      maintenance_timer.expires_after(opts.metrics_interval);
+      boost::system::error_code ec;
+      co_await maintenance_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    {
+      std::lock_guard lock(mutex);
+      maintenance_running = false;
+    }
+    changed.notify_all();
+  }
+};
+
+engine::engine(engine_options opts, std::shared_ptr<relay_store> store, const http::client& client,
+               asio::io_context& ioc, asio::thread_pool& workers, relay_metrics& metrics) {
+  if (opts.signing_key.empty()) throw std::invalid_argument("the relay needs a signing key");
+  impl_ = std::make_shared<impl>(std::move(opts), std::move(store), client, ioc, workers, metrics);
+}
+
+engine::~engine() {
+  stop();
+}
+
+void engine::start() {
+  if (impl_->started.exchange(true)) return;
+  const auto released = impl_->store->release_leases(now_ms());
+  if (released > 0) {
+    obs::info("relay released leases of a previous run",
+              {{"node", impl_->store->node_id()}, {"count", released}});
+  }
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->scheduler_running = true;
+    impl_->maintenance_running = true;
+  }
+  impl_->spawn(impl_->schedule(impl_), "relay scheduler stopped");
+  impl_->spawn(impl_->maintain(impl_), "relay maintenance stopped");
+}
+
+void engine::notify() {
+  asio::post(impl_->strand, [self = impl_] { self->wake(); });
+}
+
+void engine::stop() {
+  auto& s = *impl_;
+  if (s.stopping.exchange(true)) return;
+  if (!s.started.load()) return;
+  asio::post(s.strand, [self = impl_] {
+    self->wake_timer.cancel();
+    self->maintenance_timer.cancel();
+  });
+  if (s.ioc.get_executor().running_in_this_thread()) return;
+
+  std::vector<std::string> unfinished;
+  {
+    std::unique_lock lock(s.mutex);
+    s.changed.wait_for(lock, s.opts.shutdown_timeout, [&] {
+      return !s.scheduler_running && !s.maintenance_running && s.in_flight_ids.empty();
+    });
+    unfinished.assign(s.in_flight_ids.begin(), s.in_flight_ids.end());
+  }
+  if (!unfinished.empty()) {
+    try {
+      const auto released = s.store->release_leases(unfinished, now_ms());
+      obs::warn("relay shutdown: attempts still running were handed back",
+                {{"in_flight", unfinished.size()}, {"released", released}});
+    } catch (const std::exception& e) {
+      obs::warn("relay shutdown: could not release leases; they expire by themselves", {{"error", e.what()}});
+    }
+  }
+  s.client.close_idle();
+}
+
+std::size_t engine::in_flight() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->in_flight_ids.size();
+}
+
+}  // namespace shopd::relay

@@ -1,0 +1,796 @@
+#include "shopd/relay/store.hpp"
+
+#include "shopd/bus/crypto.hpp"
+#include "shopd/db/database.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <soci/soci.h>
+
+#include <algorithm>
+#include <deque>
+#include <limits>
+#include <stdexcept>
+#include <utility>
+
+namespace shopd::relay {
+
+namespace {
+
+namespace json = boost::json;
+
+// At most this many saturated origins are excluded by SQL; messages of the others still never
+// take a slot they do not have (the claim checks every candidate), they only cost a candidate.
+constexpr std::size_t max_excluded_origins = 100;
+
+constexpr std::string_view pending_states = "('CREATED', 'ACTIVE', 'RETRY')";
+
+// ---------------------------------------------------------------------------------------------
+// A statement assembled at run time: SQL text plus the values its placeholders bind, kept alive
+// here (SOCI binds by reference) and bound in order of appearance.
+class bound_query {
+ public:
+  explicit bound_query(std::string sql = {}) : sql_(std::move(sql)) {}
+
+  bound_query& sql(std::string_view text) {
+    sql_ += text;
+    return *this;
+  }
+  bound_query& text(std::string value) {
+    texts_.push_back(std::move(value));
+    order_.push_back({true, texts_.size() - 1});
+    return placeholder();
+  }
+  bound_query& integer(long long value) {
+    integers_.push_back(value);
+    order_.push_back({false, integers_.size() - 1});
+    return placeholder();
+  }
+
+  /// Run it; returns the rows affected.
+  long long execute(soci::session& s) {
+    soci::statement st(s);
+    bind(st);
+    st.alloc();
+    st.prepare(sql_);
+    st.define_and_bind();
+    st.execute(true);
+    return st.get_affected_rows();
+  }
+
+  /// Run it and call f(const soci::row&) for each row.
+  template <typename F>
+  void for_each_row(soci::session& s, F&& f) {
+    soci::row r;
+    soci::statement st(s);
+    st.exchange(soci::into(r));
+    bind(st);
+    st.alloc();
+    st.prepare(sql_);
+    st.define_and_bind();
+    if (!st.execute(true)) return;
+    do {
+      f(static_cast<const soci::row&>(r));
+    } while (st.fetch());
+  }
+
+ private:
+  struct slot {
+    bool is_text;
+    std::size_t index;
+  };
+
+  bound_query& placeholder() {
+    sql_ += ":p" + std::to_string(order_.size());
+    return *this;
+  }
+  void bind(soci::statement& st) {
+    for (const auto& o : order_) {
+      if (o.is_text) {
+        st.exchange(soci::use(texts_[o.index]));
+      } else {
+        st.exchange(soci::use(integers_[o.index]));
+      }
+    }
+  }
+
+  std::string sql_;
+  std::deque<std::string> texts_;
+  std::deque<long long> integers_;
+  std::vector<slot> order_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Reading rows whatever integer type the backend reports (SQLite and PostgreSQL differ for
+// INTEGER, BIGINT and computed columns).
+
+bool is_null(const soci::row& r, std::size_t i) {
+  return r.get_indicator(i) == soci::i_null;
+}
+
+long long int_at(const soci::row& r, std::size_t i) {
+  switch (r.get_properties(i).get_data_type()) {
+    case soci::dt_integer:
+      return r.get<int>(i);
+    case soci::dt_long_long:
+      return r.get<long long>(i);
+    case soci::dt_unsigned_long_long:
+      return static_cast<long long>(r.get<unsigned long long>(i));
+    case soci::dt_double:
+      return static_cast<long long>(r.get<double>(i));
+    case soci::dt_string:
+      return std::stoll(r.get<std::string>(i));
+    default:
+      throw std::runtime_error("relay store: column " + std::to_string(i) + " is not an integer");
+  }
+}
+
+std::optional<long long> opt_int_at(const soci::row& r, std::size_t i) {
+  if (is_null(r, i)) return std::nullopt;
+  return int_at(r, i);
+}
+
+std::string text_at(const soci::row& r, std::size_t i) {
+  if (is_null(r, i)) return {};
+  return r.get<std::string>(i);
+}
+
+std::optional<std::string> opt_text_at(const soci::row& r, std::size_t i) {
+  if (is_null(r, i)) return std::nullopt;
+  return r.get<std::string>(i);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies are bytes: a BLOB on SQLite (bound as is), a BYTEA on PostgreSQL (hex both ways, since
+// libpq text parameters cannot carry NUL or invalid UTF-8). Both are read back as hex.
+
+int hex_digit(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string from_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) throw std::runtime_error("relay store: odd-length hex body");
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = hex_digit(hex[i]);
+    const int lo = hex_digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) throw std::runtime_error("relay store: invalid hex body");
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+std::string to_hex(std::string_view bytes) {
+  return bus::crypto::hex_encode(
+      std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
+}
+
+struct dialect_sql {
+  std::string_view body_in;   // the value expression of an inserted body placeholder, around "%"
+  std::string_view body_out;  // the select expression of the body column
+  bool skip_locked;
+};
+
+dialect_sql sql_for(db::dialect d) {
+  if (d == db::dialect::postgresql) return {"decode(%, 'hex')", "encode(body, 'hex')", true};
+  return {"CAST(% AS BLOB)", "hex(body)", false};
+}
+
+std::string body_value(db::dialect d, std::string_view body) {
+  return d == db::dialect::postgresql ? to_hex(body) : std::string(body);
+}
+
+// Text columns on PostgreSQL must be valid UTF-8; error texts are made of whatever a socket said.
+std::string printable(std::string_view text, std::size_t max = 1000) {
+  std::string out;
+  out.reserve(std::min(text.size(), max));
+  for (char c : text.substr(0, max)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u >= 0x7f) ? '?' : c;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows of relay_messages.
+
+std::string message_columns(const dialect_sql& d) {
+  return "message_id, kind, destination, method, headers, " + std::string(d.body_out) +
+         ", state, max_retries, retried, retry_delay_expr, timeout_ms, callback, failure_callback, options, "
+         "dedup_id, caller_ip, not_before_ms, lease_owner, lease_until_ms, last_status, last_error, "
+         "created_at_ms, updated_at_ms";
+}
+
+// The same columns prefixed with a table alias, for joins.
+std::string message_columns(const dialect_sql& d, std::string_view alias) {
+  const std::string a = std::string(alias) + ".";
+  std::string body(d.body_out);
+  body.replace(body.find("body"), 4, a + "body");
+  return a + "message_id, " + a + "kind, " + a + "destination, " + a + "method, " + a + "headers, " + body +
+         ", " + a + "state, " + a + "max_retries, " + a + "retried, " + a + "retry_delay_expr, " + a +
+         "timeout_ms, " + a + "callback, " + a + "failure_callback, " + a + "options, " + a + "dedup_id, " +
+         a + "caller_ip, " + a + "not_before_ms, " + a + "lease_owner, " + a + "lease_until_ms, " + a +
+         "last_status, " + a + "last_error, " + a + "created_at_ms, " + a + "updated_at_ms";
+}
+
+constexpr std::size_t message_column_count = 23;
+
+json::value parse_stored_json(const std::string& text, std::string_view column) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec) {
+    throw relay_exception(make_error(errc::invalid_stored_value,
+                                     std::string(column) + ": not JSON: " + ec.message(),
+                                     std::string(column)));
+  }
+  return v;
+}
+
+stored_message message_from_row(const soci::row& r, std::size_t first = 0) {
+  stored_message m;
+  std::size_t i = first;
+  m.message_id = text_at(r, i++);
+  const auto kind = message_kind_from_string(text_at(r, i++));
+  if (!kind) throw relay_exception(make_error(errc::invalid_stored_value, "unknown message kind", "kind"));
+  m.spec.kind = *kind;
+  m.spec.destination = text_at(r, i++);
+  m.spec.method = text_at(r, i++);
+  m.spec.headers = headers_from_json(parse_stored_json(text_at(r, i++), "headers")).value();
+  m.spec.body = from_hex(text_at(r, i++));
+  const auto state = message_state_from_string(text_at(r, i++));
+  if (!state) throw relay_exception(make_error(errc::invalid_stored_value, "unknown message state", "state"));
+  m.state = *state;
+  m.spec.max_retries = int_at(r, i++);
+  m.retried = int_at(r, i++);
+  m.spec.retry_delay_expr = opt_text_at(r, i++);
+  m.spec.timeout_ms = opt_int_at(r, i++).value_or(0);
+  m.spec.callback = opt_text_at(r, i++);
+  m.spec.failure_callback = opt_text_at(r, i++);
+  m.spec.options = message_options::from_json(parse_stored_json(text_at(r, i++), "options")).value();
+  m.spec.dedup_id = opt_text_at(r, i++);
+  m.spec.caller_ip = text_at(r, i++);
+  m.spec.not_before_ms = int_at(r, i++);
+  m.lease_owner = opt_text_at(r, i++);
+  m.lease_until_ms = opt_int_at(r, i++);
+  if (const auto st = opt_int_at(r, i++)) m.last_status = static_cast<int>(*st);
+  m.last_error = opt_text_at(r, i++);
+  m.spec.created_at_ms = int_at(r, i++);
+  m.updated_at_ms = int_at(r, i++);
+  return m;
+}
+
+void insert_message(soci::session& s, db::dialect d, const std::string& message_id, const message_spec& m,
+                    std::int64_t now_ms, bool keep_dedup_id) {
+  const auto sql = sql_for(d);
+  std::string body_in(sql.body_in);
+  body_in.replace(body_in.find('%'), 1, ":body");
+
+  std::string kind(to_string(m.kind));
+  std::string destination = m.destination;
+  std::string method = m.method;
+  std::string headers = json::serialize(headers_to_json(m.headers));
+  std::string body = body_value(d, m.body);
+  long long max_retries = m.max_retries;
+  std::string retry_delay = m.retry_delay_expr.value_or("");
+  soci::indicator retry_delay_ind = m.retry_delay_expr ? soci::i_ok : soci::i_null;
+  long long timeout_ms = m.timeout_ms;
+  soci::indicator timeout_ind = m.timeout_ms > 0 ? soci::i_ok : soci::i_null;
+  std::string callback = m.callback.value_or("");
+  soci::indicator callback_ind = m.callback ? soci::i_ok : soci::i_null;
+  std::string failure_callback = m.failure_callback.value_or("");
+  soci::indicator failure_callback_ind = m.failure_callback ? soci::i_ok : soci::i_null;
+  std::string options = json::serialize(m.options.to_json());
+  const bool with_dedup = keep_dedup_id && m.dedup_id.has_value();
+  std::string dedup_id = with_dedup ? *m.dedup_id : std::string();
+  soci::indicator dedup_ind = with_dedup ? soci::i_ok : soci::i_null;
+  std::string caller_ip = m.caller_ip;
+  long long not_before = m.not_before_ms;
+  long long created = m.created_at_ms > 0 ? m.created_at_ms : now_ms;
+  long long updated = now_ms;
+  std::string id = message_id;
+
+  s << "INSERT INTO relay_messages (message_id, kind, destination, method, headers, body, state, "
+       "max_retries, "
+       "retried, retry_delay_expr, timeout_ms, callback, failure_callback, options, dedup_id, caller_ip, "
+       "not_before_ms, created_at_ms, updated_at_ms) VALUES (:id, :kind, :destination, :method, :headers, " +
+           body_in +
+           ", 'CREATED', :max_retries, 0, :retry_delay, :timeout_ms, :callback, :failure_callback, :options, "
+           ":dedup_id, :caller_ip, :not_before, :created, :updated)",
+      soci::use(id), soci::use(kind), soci::use(destination), soci::use(method), soci::use(headers),
+      soci::use(body), soci::use(max_retries), soci::use(retry_delay, retry_delay_ind),
+      soci::use(timeout_ms, timeout_ind), soci::use(callback, callback_ind),
+      soci::use(failure_callback, failure_callback_ind), soci::use(options), soci::use(dedup_id, dedup_ind),
+      soci::use(caller_ip), soci::use(not_before), soci::use(created), soci::use(updated);
+}
+
+accepted_message insert_one(soci::session& s, db::dialect d, const message_spec& m, std::int64_t now_ms,
+                            std::int64_t dedup_window_ms) {
+  std::string message_id = new_message_id();
+  if (m.dedup_id) {
+    // One statement decides who owns the id: a live row is left alone (no row changes), an expired
+    // one is taken over. On PostgreSQL a concurrent publisher of the same id waits for our commit
+    // here and then finds our live row.
+    std::string dedup_id = *m.dedup_id;
+    long long expires = now_ms + dedup_window_ms;
+    long long now = now_ms;
+    soci::statement st =
+        (s.prepare << "INSERT INTO relay_dedup (dedup_id, message_id, expires_at_ms) VALUES (:dedup_id, "
+                      ":message_id, "
+                      ":expires) ON CONFLICT (dedup_id) DO UPDATE SET message_id = excluded.message_id, "
+                      "expires_at_ms = excluded.expires_at_ms WHERE relay_dedup.expires_at_ms <= :now",
+         soci::use(dedup_id), soci::use(message_id), soci::use(expires), soci::use(now));
+    st.execute(true);
+    if (st.get_affected_rows() == 0) {
+      std::string existing;
+      s << "SELECT message_id FROM relay_dedup WHERE dedup_id = :dedup_id", soci::into(existing),
+          soci::use(dedup_id);
+      return {existing, true};
+    }
+  }
+  insert_message(s, d, message_id, m, now_ms, true);
+  return {message_id, false};
+}
+
+// Applies the lease condition; returns true when this node held the lease and the row changed.
+bool update_leased(soci::session& s, bound_query& q, std::string_view message_id, const std::string& node) {
+  q.sql(" WHERE message_id = ")
+      .text(std::string(message_id))
+      .sql(" AND state = 'ACTIVE' AND lease_owner = ")
+      .text(node);
+  return q.execute(s) == 1;
+}
+
+void add_attempt_columns(bound_query& q, const attempt_record& a, std::int64_t now_ms) {
+  q.sql(", last_status = ");
+  if (a.response.status > 0) {
+    q.integer(a.response.status);
+  } else {
+    q.sql("NULL");
+  }
+  q.sql(", last_error = ");
+  if (a.error.empty()) {
+    q.sql("NULL");
+  } else {
+    q.text(printable(a.error));
+  }
+  q.sql(", last_response = ");
+  if (a.response.status > 0) {
+    q.text(base64_encode(a.response.body));
+  } else {
+    q.sql("NULL");
+  }
+  q.sql(", lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = ").integer(now_ms);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DLQ rows: relay_dlq joined with its message.
+
+constexpr std::size_t dlq_column_count = 6;
+
+std::string dlq_select(const dialect_sql& d) {
+  return "SELECT q.dlq_id, q.message_id, q.failed_at_ms, q.response_status, q.response_body, "
+         "q.response_headers, " +
+         message_columns(d, "m") + " FROM relay_dlq q JOIN relay_messages m ON m.message_id = q.message_id";
+}
+
+dlq_item dlq_from_row(const soci::row& r) {
+  dlq_item item;
+  item.entry.dlq_id = text_at(r, 0);
+  item.entry.message_id = text_at(r, 1);
+  item.entry.failed_at_ms = int_at(r, 2);
+  item.entry.response_status = static_cast<int>(opt_int_at(r, 3).value_or(0));
+  if (const auto body = opt_text_at(r, 4)) {
+    auto decoded = bus::crypto::base64_decode(*body);
+    if (!decoded)
+      throw relay_exception(
+          make_error(errc::invalid_stored_value, "response_body: not base64", "response_body"));
+    item.entry.response_body = std::move(*decoded);
+  }
+  item.entry.response_headers =
+      headers_from_json(parse_stored_json(text_at(r, 5), "response_headers")).value();
+  item.message = message_from_row(r, dlq_column_count);
+  return item;
+}
+
+// WHERE and ORDER BY of a DLQ query, with `count + 1` rows asked for so the caller knows whether
+// a next page exists.
+void add_dlq_filter(bound_query& q, const dlq_query& f) {
+  q.sql(" WHERE 1 = 1");
+  if (!f.dlq_ids.empty()) {
+    q.sql(" AND q.dlq_id IN (");
+    for (std::size_t i = 0; i < f.dlq_ids.size(); ++i) {
+      if (i > 0) q.sql(", ");
+      q.text(f.dlq_ids[i]);
+    }
+    q.sql(")");
+  }
+  if (f.message_id) q.sql(" AND q.message_id = ").text(*f.message_id);
+  if (f.url) q.sql(" AND m.destination = ").text(*f.url);
+  if (f.response_status) q.sql(" AND q.response_status = ").integer(*f.response_status);
+  if (f.caller_ip) q.sql(" AND m.caller_ip = ").text(*f.caller_ip);
+  if (f.from_ms) q.sql(" AND q.failed_at_ms >= ").integer(*f.from_ms);
+  if (f.to_ms) q.sql(" AND q.failed_at_ms <= ").integer(*f.to_ms);
+  if (f.cursor) {
+    const auto parts = parse_dlq_id(*f.cursor);
+    if (!parts) throw std::invalid_argument("invalid cursor");
+    const char* cmp = f.latest_first ? "<" : ">";
+    q.sql(" AND (q.failed_at_ms ").sql(cmp).sql(" ").integer(parts->ms);
+    q.sql(" OR (q.failed_at_ms = ")
+        .integer(parts->ms)
+        .sql(" AND q.dlq_id ")
+        .sql(cmp)
+        .sql(" ")
+        .text(*f.cursor)
+        .sql("))");
+  }
+  const char* dir = f.latest_first ? " DESC" : " ASC";
+  q.sql(" ORDER BY q.failed_at_ms").sql(dir).sql(", q.dlq_id").sql(dir);
+  q.sql(" LIMIT ").integer(static_cast<long long>(std::clamp<std::size_t>(f.count, 1, 100)) + 1);
+}
+
+dlq_page select_dlq_page(soci::session& s, db::dialect d, const dlq_query& f) {
+  bound_query q(dlq_select(sql_for(d)));
+  add_dlq_filter(q, f);
+  dlq_page page;
+  q.for_each_row(s, [&](const soci::row& r) { page.items.push_back(dlq_from_row(r)); });
+  const std::size_t count = std::clamp<std::size_t>(f.count, 1, 100);
+  if (page.items.size() > count) {
+    page.items.resize(count);
+    page.cursor = page.items.back().entry.dlq_id;
+  }
+  return page;
+}
+
+void delete_dlq_entry(soci::session& s, const std::string& dlq_id, const std::string& message_id) {
+  s << "DELETE FROM relay_dlq WHERE dlq_id = :dlq_id", soci::use(dlq_id);
+  s << "DELETE FROM relay_messages WHERE message_id = :message_id AND state = 'FAILED'",
+      soci::use(message_id);
+}
+
+std::string retry_entry(soci::session& s, db::dialect d, const dlq_item& item, std::int64_t now_ms) {
+  message_spec m = item.message.spec;
+  m.not_before_ms = now_ms;
+  m.created_at_ms = now_ms;
+  std::string id = new_message_id();
+  insert_message(s, d, id, m, now_ms, false);
+  s << "DELETE FROM relay_dlq WHERE dlq_id = :dlq_id", soci::use(item.entry.dlq_id);
+  return id;
+}
+
+}  // namespace
+
+// -------------------------------------------------------------------------------------------------
+
+std::string_view to_string(message_state s) noexcept {
+  switch (s) {
+    case message_state::created:
+      return "CREATED";
+    case message_state::active:
+      return "ACTIVE";
+    case message_state::retry:
+      return "RETRY";
+    case message_state::delivered:
+      return "DELIVERED";
+    case message_state::failed:
+      return "FAILED";
+    case message_state::cancelled:
+      return "CANCELLED";
+  }
+  return "CREATED";
+}
+
+std::optional<message_state> message_state_from_string(std::string_view s) noexcept {
+  for (auto st : {message_state::created, message_state::active, message_state::retry,
+                  message_state::delivered, message_state::failed, message_state::cancelled}) {
+    if (to_string(st) == s) return st;
+  }
+  return std::nullopt;
+}
+
+relay_store::relay_store(db::database& db, std::string node_id) : db_(db), node_id_(std::move(node_id)) {
+  if (node_id_.empty()) throw std::invalid_argument("relay node id must not be empty");
+}
+
+accepted_message relay_store::insert(const message_spec& m, std::int64_t now_ms,
+                                     std::int64_t dedup_window_ms) {
+  return db_.in_transaction(
+      [&](soci::session& s) { return insert_one(s, db_.kind(), m, now_ms, dedup_window_ms); });
+}
+
+std::vector<accepted_message> relay_store::insert_all(std::span<const message_spec> ms, std::int64_t now_ms,
+                                                      std::int64_t dedup_window_ms) {
+  if (ms.empty()) return {};
+  return db_.in_transaction([&](soci::session& s) {
+    std::vector<accepted_message> out;
+    out.reserve(ms.size());
+    for (const auto& m : ms) out.push_back(insert_one(s, db_.kind(), m, now_ms, dedup_window_ms));
+    return out;
+  });
+}
+
+claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std::int64_t lease_margin_ms,
+                                std::int64_t default_timeout_ms) {
+  claim_result out;
+  const std::size_t limit = slots.free();
+  if (limit == 0) return out;
+  const auto d = sql_for(db_.kind());
+  const auto saturated = slots.saturated_origins();
+  return db_.in_transaction([&](soci::session& s) {
+    bound_query q("SELECT " + message_columns(d) +
+                  " FROM relay_messages WHERE ((state IN ('CREATED', 'RETRY') AND ");
+    q.sql("not_before_ms <= ")
+        .integer(now_ms)
+        .sql(") OR (state = 'ACTIVE' AND lease_until_ms < ")
+        .integer(now_ms)
+        .sql("))");
+    // The origin of a destination is its lower-cased prefix up to the first '/', '?' or '#' after
+    // "://" (origin_of); destinations are ASCII URLs, so lengths in characters are lengths in bytes.
+    for (std::size_t i = 0; i < saturated.size() && i < max_excluded_origins; ++i) {
+      const auto& origin = saturated[i];
+      const auto len = static_cast<long long>(origin.size());
+      q.sql(" AND NOT (lower(substr(destination, 1, ").integer(len).sql(")) = ").text(origin);
+      q.sql(" AND (length(destination) = ").integer(len).sql(" OR substr(destination, ").integer(len + 1);
+      q.sql(", 1) IN ('/', '?', '#')))");
+    }
+    q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(limit));
+    if (d.skip_locked) q.sql(" FOR UPDATE SKIP LOCKED");
+
+    std::vector<stored_message> candidates;
+    q.for_each_row(s, [&](const soci::row& r) { candidates.push_back(message_from_row(r)); });
+    out.more_due = candidates.size() == limit;
+
+    for (auto& m : candidates) {
+      if (!slots.try_take(origin_of(m.spec.destination))) {
+        out.more_due = true;
+        continue;
+      }
+      const long long until =
+          now_ms + (m.spec.timeout_ms > 0 ? m.spec.timeout_ms : default_timeout_ms) + lease_margin_ms;
+      long long now = now_ms;
+      long long until_v = until;
+      s << "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
+           "updated_at_ms = :now WHERE message_id = :id",
+          soci::use(node_id_), soci::use(until_v), soci::use(now), soci::use(m.message_id);
+      m.state = message_state::active;
+      m.lease_owner = node_id_;
+      m.lease_until_ms = until;
+      out.messages.push_back(std::move(m));
+    }
+
+    long long next = 0;
+    soci::indicator next_ind = soci::i_null;
+    long long now = now_ms;
+    s << "SELECT MIN(not_before_ms) FROM relay_messages WHERE state IN ('CREATED', 'RETRY') AND "
+         "not_before_ms > :now",
+        soci::into(next, next_ind), soci::use(now);
+    if (next_ind == soci::i_ok) out.next_due_ms = next;
+    return out;
+  });
+}
+
+bool relay_store::record_delivered(std::string_view message_id, const attempt_record& attempt,
+                                   std::span<const message_spec> follow_ups, std::int64_t now_ms) {
+  return db_.in_transaction([&](soci::session& s) {
+    bound_query q("UPDATE relay_messages SET state = 'DELIVERED'");
+    add_attempt_columns(q, attempt, now_ms);
+    if (!update_leased(s, q, message_id, node_id_)) return false;
+    for (const auto& m : follow_ups) insert_message(s, db_.kind(), new_message_id(), m, now_ms, false);
+    return true;
+  });
+}
+
+bool relay_store::record_retry(std::string_view message_id, const attempt_record& attempt,
+                               std::int64_t next_attempt_ms, std::int64_t now_ms) {
+  return db_.in_transaction([&](soci::session& s) {
+    bound_query q("UPDATE relay_messages SET state = 'RETRY', retried = retried + 1, not_before_ms = ");
+    q.integer(next_attempt_ms);
+    add_attempt_columns(q, attempt, now_ms);
+    return update_leased(s, q, message_id, node_id_);
+  });
+}
+
+std::optional<std::string> relay_store::record_failed(
+    std::string_view message_id, const attempt_record& attempt,
+    const std::function<std::vector<message_spec>(std::string_view dlq_id)>& follow_ups,
+    std::int64_t now_ms) {
+  return db_.in_transaction([&](soci::session& s) -> std::optional<std::string> {
+    bound_query q("UPDATE relay_messages SET state = 'FAILED'");
+    add_attempt_columns(q, attempt, now_ms);
+    if (!update_leased(s, q, message_id, node_id_)) return std::nullopt;
+
+    // Instances sharing a database draw DLQ ids independently; a clash is improbable but cheap to
+    // rule out inside the transaction.
+    std::string dlq_id;
+    for (;;) {
+      dlq_id = dlq_ids_.next(now_ms);
+      long long taken = 0;
+      s << "SELECT COUNT(*) FROM relay_dlq WHERE dlq_id = :id", soci::into(taken), soci::use(dlq_id);
+      if (taken == 0) break;
+    }
+    long long failed_at = parse_dlq_id(dlq_id)->ms;
+    std::string id(message_id);
+    int status = attempt.response.status;
+    soci::indicator status_ind = status > 0 ? soci::i_ok : soci::i_null;
+    std::string body = base64_encode(attempt.response.body);
+    soci::indicator body_ind = status > 0 ? soci::i_ok : soci::i_null;
+    std::string headers = json::serialize(headers_to_json(attempt.response.headers));
+    s << "INSERT INTO relay_dlq (dlq_id, message_id, failed_at_ms, response_status, response_body, "
+         "response_headers) "
+         "VALUES (:dlq_id, :message_id, :failed_at, :status, :body, :headers)",
+        soci::use(dlq_id), soci::use(id), soci::use(failed_at), soci::use(status, status_ind),
+        soci::use(body, body_ind), soci::use(headers);
+    for (const auto& m : follow_ups(dlq_id))
+      insert_message(s, db_.kind(), new_message_id(), m, now_ms, false);
+    return dlq_id;
+  });
+}
+
+std::size_t relay_store::release_leases(std::int64_t now_ms) {
+  return db_.in_transaction([&](soci::session& s) {
+    bound_query q(
+        "UPDATE relay_messages SET state = 'RETRY', lease_owner = NULL, lease_until_ms = NULL, not_before_ms "
+        "= ");
+    q.integer(now_ms).sql(", updated_at_ms = ").integer(now_ms);
+    q.sql(" WHERE state = 'ACTIVE' AND lease_owner = ").text(node_id_);
+    return static_cast<std::size_t>(q.execute(s));
+  });
+}
+
+std::size_t relay_store::release_leases(std::span<const std::string> message_ids, std::int64_t now_ms) {
+  if (message_ids.empty()) return 0;
+  return db_.in_transaction([&](soci::session& s) {
+    std::size_t released = 0;
+    for (const auto& id : message_ids) {
+      bound_query q(
+          "UPDATE relay_messages SET state = 'RETRY', lease_owner = NULL, lease_until_ms = NULL, "
+          "not_before_ms = ");
+      q.integer(now_ms).sql(", updated_at_ms = ").integer(now_ms);
+      released += update_leased(s, q, id, node_id_) ? 1 : 0;
+    }
+    return released;
+  });
+}
+
+std::optional<stored_message> relay_store::get(std::string_view message_id) {
+  return db_.with_session([&](soci::session& s) -> std::optional<stored_message> {
+    bound_query q("SELECT " + message_columns(sql_for(db_.kind())) +
+                  " FROM relay_messages WHERE message_id = ");
+    q.text(std::string(message_id));
+    std::optional<stored_message> out;
+    q.for_each_row(s, [&](const soci::row& r) { out = message_from_row(r); });
+    return out;
+  });
+}
+
+relay_store::cancel_outcome relay_store::cancel(std::string_view message_id, std::int64_t now_ms) {
+  return db_.in_transaction([&](soci::session& s) {
+    std::string id(message_id);
+    std::string state;
+    soci::indicator ind = soci::i_null;
+    s << "SELECT state FROM relay_messages WHERE message_id = :id", soci::into(state, ind), soci::use(id);
+    if (ind != soci::i_ok) return cancel_outcome::not_found;
+    if (state != "CREATED" && state != "ACTIVE" && state != "RETRY") return cancel_outcome::finished;
+    long long now = now_ms;
+    s << "UPDATE relay_messages SET state = 'CANCELLED', lease_owner = NULL, lease_until_ms = NULL, "
+         "updated_at_ms = :now WHERE message_id = :id",
+        soci::use(now), soci::use(id);
+    return cancel_outcome::cancelled;
+  });
+}
+
+std::size_t relay_store::cancel_many(const cancel_query& f, std::int64_t now_ms) {
+  return db_.in_transaction([&](soci::session& s) {
+    bound_query q(
+        "UPDATE relay_messages SET state = 'CANCELLED', lease_owner = NULL, lease_until_ms = NULL, "
+        "updated_at_ms = ");
+    q.integer(now_ms).sql(" WHERE state IN ").sql(pending_states);
+    if (!f.message_ids.empty()) {
+      q.sql(" AND message_id IN (");
+      for (std::size_t i = 0; i < f.message_ids.size(); ++i) {
+        if (i > 0) q.sql(", ");
+        q.text(f.message_ids[i]);
+      }
+      q.sql(")");
+    }
+    if (f.url) q.sql(" AND destination = ").text(*f.url);
+    if (f.from_ms) q.sql(" AND created_at_ms >= ").integer(*f.from_ms);
+    if (f.to_ms) q.sql(" AND created_at_ms <= ").integer(*f.to_ms);
+    return static_cast<std::size_t>(q.execute(s));
+  });
+}
+
+dlq_page relay_store::dlq_list(const dlq_query& q) {
+  return db_.with_session([&](soci::session& s) { return select_dlq_page(s, db_.kind(), q); });
+}
+
+std::optional<dlq_item> relay_store::dlq_get(std::string_view dlq_id) {
+  dlq_query q;
+  q.dlq_ids.emplace_back(dlq_id);
+  q.count = 1;
+  auto page = dlq_list(q);
+  if (page.items.empty()) return std::nullopt;
+  return std::move(page.items.front());
+}
+
+bool relay_store::dlq_delete(std::string_view dlq_id) {
+  return db_.in_transaction([&](soci::session& s) {
+    std::string id(dlq_id);
+    std::string message_id;
+    soci::indicator ind = soci::i_null;
+    s << "SELECT message_id FROM relay_dlq WHERE dlq_id = :id", soci::into(message_id, ind), soci::use(id);
+    if (ind != soci::i_ok) return false;
+    delete_dlq_entry(s, id, message_id);
+    return true;
+  });
+}
+
+std::pair<std::size_t, std::optional<std::string>> relay_store::dlq_delete_many(const dlq_query& q) {
+  return db_.in_transaction([&](soci::session& s) {
+    auto page = select_dlq_page(s, db_.kind(), q);
+    for (const auto& item : page.items) delete_dlq_entry(s, item.entry.dlq_id, item.entry.message_id);
+    return std::make_pair(page.items.size(), std::move(page.cursor));
+  });
+}
+
+std::optional<std::string> relay_store::dlq_retry(std::string_view dlq_id, std::int64_t now_ms) {
+  return db_.in_transaction([&](soci::session& s) -> std::optional<std::string> {
+    dlq_query q;
+    q.dlq_ids.emplace_back(dlq_id);
+    q.count = 1;
+    auto page = select_dlq_page(s, db_.kind(), q);
+    if (page.items.empty()) return std::nullopt;
+    return retry_entry(s, db_.kind(), page.items.front(), now_ms);
+  });
+}
+
+std::pair<std::vector<std::string>, std::optional<std::string>> relay_store::dlq_retry_many(
+    const dlq_query& q, std::int64_t now_ms) {
+  return db_.in_transaction([&](soci::session& s) {
+    auto page = select_dlq_page(s, db_.kind(), q);
+    std::vector<std::string> ids;
+    ids.reserve(page.items.size());
+    for (const auto& item : page.items) ids.push_back(retry_entry(s, db_.kind(), item, now_ms));
+    return std::make_pair(std::move(ids), std::move(page.cursor));
+  });
+}
+
+relay_counts relay_store::counts() {
+  return db_.with_session([&](soci::session& s) {
+    relay_counts c;
+    soci::rowset<soci::row> rows = (s.prepare << "SELECT state, COUNT(*) FROM relay_messages WHERE state IN "
+                                                 "('CREATED', 'ACTIVE', 'RETRY') GROUP BY state");
+    for (const auto& r : rows) {
+      const auto state = text_at(r, 0);
+      const auto n = int_at(r, 1);
+      if (state == "CREATED") c.created = n;
+      if (state == "ACTIVE") c.active = n;
+      if (state == "RETRY") c.retry = n;
+    }
+    long long dlq = 0;
+    s << "SELECT COUNT(*) FROM relay_dlq", soci::into(dlq);
+    c.dlq = dlq;
+    return c;
+  });
+}
+
+std::size_t relay_store::purge(std::int64_t now_ms, std::int64_t retention_ms) {
+  return db_.in_transaction([&](soci::session& s) {
+    long long now = now_ms;
+    s << "DELETE FROM relay_dedup WHERE expires_at_ms <= :now", soci::use(now);
+    long long before = now_ms - retention_ms;
+    soci::statement st =
+        (s.prepare << "DELETE FROM relay_messages WHERE updated_at_ms < :before AND (state IN ('DELIVERED', "
+                      "'CANCELLED') OR (state = 'FAILED' AND NOT EXISTS (SELECT 1 FROM relay_dlq q WHERE "
+                      "q.message_id = relay_messages.message_id)))",
+         soci::use(before));
+    st.execute(true);
+    return static_cast<std::size_t>(st.get_affected_rows());
+  });
+}
+
+}  // namespace shopd::relay

@@ -1,0 +1,168 @@
+#include "shopd/app/dlq.hpp"
+
+#include "capture_server.hpp"
+#include "relay_fixture.hpp"
+
+#include <boost/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace json = boost::json;
+using shopd::http::verb;
+using shopd::test::capture_server;
+using shopd::test::captured_request;
+using shopd::test::eventually;
+using shopd::test::relay_fixture;
+using shopd::test::scripted_reply;
+
+namespace {
+
+struct run_result {
+  int rc;
+  std::string out;
+  std::string err;
+};
+
+shopd::dlq_options options_for(const relay_fixture& relay, std::string action,
+                               std::vector<std::string> ids = {},
+                               std::string token = std::string(shopd::test::token)) {
+  shopd::config::sources src;
+  src.environment = {{"QSTASH_URL", "http://127.0.0.1:" + std::to_string(relay.port()) + "/"},
+                     {"QSTASH_TOKEN", std::move(token)}};
+  shopd::dlq_options o;
+  o.settings = shopd::config::load(src);
+  o.action = std::move(action);
+  o.ids = std::move(ids);
+  o.timeout = std::chrono::milliseconds(5000);
+  return o;
+}
+
+run_result run(const shopd::dlq_options& o) {
+  std::ostringstream out;
+  std::ostringstream err;
+  const int rc = shopd::dlq(o, out, err);
+  return {rc, out.str(), err.str()};
+}
+
+std::size_t lines(const std::string& s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+/// The DLQ ids, oldest first, after `n` messages failed for good.
+std::vector<std::string> fill_dlq(relay_fixture& relay, const capture_server& dest, int n) {
+  for (int i = 0; i < n; ++i) relay.publish(dest.url("/fail"), std::to_string(i), {{"Upstash-Retries", "0"}});
+  std::vector<std::string> ids;
+  REQUIRE(eventually([&] {
+    const auto listed = relay.get_json("/v2/dlq").as_object().at("messages").as_array();
+    ids.clear();
+    for (const auto& m : listed) ids.emplace_back(m.as_object().at("dlqId").as_string());
+    return ids.size() == static_cast<std::size_t>(n);
+  }));
+  return ids;
+}
+
+}  // namespace
+
+TEST_SUITE("app/dlq") {
+  TEST_CASE("shopd dlq against the relay") {
+    capture_server dest;
+    dest.set_handler([](const captured_request& r) {
+      return scripted_reply::respond(r.target == "/fail" ? 500 : 200, "answer");
+    });
+    relay_fixture relay;
+
+    SUBCASE("list: an empty DLQ says so") {
+      const auto r = run(options_for(relay, "list"));
+      CHECK(r.rc == 0);
+      CHECK(r.out == "The DLQ is empty.\n");
+      CHECK(r.err.empty());
+    }
+
+    SUBCASE("list: a table, paged with --cursor") {
+      const auto ids = fill_dlq(relay, dest, 3);
+      auto o = options_for(relay, "list");
+      auto r = run(o);
+      CHECK(r.rc == 0);
+      CHECK(lines(r.out) == 4);
+      CHECK(r.out.starts_with("DLQ ID"));
+      for (const auto& id : ids) CHECK(r.out.find(id) != std::string::npos);
+      CHECK(r.out.find(dest.url("/fail")) != std::string::npos);
+      CHECK(r.out.find("500") != std::string::npos);
+
+      o.count = 2;
+      r = run(o);
+      CHECK(r.rc == 0);
+      CHECK(r.out.find(ids[2]) == std::string::npos);
+      const auto more = r.out.find("More entries: shopd dlq list --cursor ");
+      REQUIRE(more != std::string::npos);
+      o.cursor = r.out.substr(more + 38, r.out.find('\n', more) - more - 38);
+      r = run(o);
+      CHECK(r.out.find(ids[2]) != std::string::npos);
+      CHECK(lines(r.out) == 2);
+
+      auto as_json = options_for(relay, "list");
+      as_json.json = true;
+      as_json.latest_first = true;
+      r = run(as_json);
+      const auto parsed = json::parse(r.out).as_object();
+      CHECK(parsed.at("messages").as_array().at(0).as_object().at("dlqId").as_string() == ids[2]);
+    }
+
+    SUBCASE("show, replay, delete") {
+      const auto ids = fill_dlq(relay, dest, 3);
+      auto r = run(options_for(relay, "show", {ids[0]}));
+      CHECK(r.rc == 0);
+      CHECK(json::parse(r.out).as_object().at("dlqId").as_string() == ids[0]);
+      CHECK(r.out.find("\n  \"dlqId\": ") != std::string::npos);  // indented
+
+      r = run(options_for(relay, "replay", {ids[0]}));
+      CHECK(r.rc == 0);
+      CHECK(r.out.starts_with("replayed " + ids[0] + " as msg_"));
+      CHECK(relay.call(verb::get, "/v2/dlq/" + ids[0]).result_int() == 404);
+
+      r = run(options_for(relay, "delete", {ids[1]}));
+      CHECK(r.rc == 0);
+      CHECK(r.out == "deleted " + ids[1] + "\n");
+      r = run(options_for(relay, "delete", {ids[1], ids[2]}));
+      CHECK(r.rc == 1);  // the first is gone, the second is deleted anyway
+      CHECK(r.out == "deleted " + ids[2] + "\n");
+      CHECK(r.err.find("DELETE /v2/dlq/" + ids[1] + ": 404") != std::string::npos);
+    }
+
+    SUBCASE("delete --all and replay --all work through every page") {
+      fill_dlq(relay, dest, 3);
+      auto o = options_for(relay, "delete");
+      o.all = true;
+      auto r = run(o);
+      CHECK(r.rc == 0);
+      CHECK(r.out == "deleted: 3 entries\n");
+      CHECK(run(options_for(relay, "list")).out == "The DLQ is empty.\n");
+      o.action = "replay";
+      r = run(o);
+      CHECK(r.rc == 0);
+      CHECK(r.out == "replayed: 0 entries\n");
+    }
+
+    SUBCASE("errors: a bad token is one line without the token; usage mistakes exit 2") {
+      const auto r = run(options_for(relay, "list", {}, "wrong-secret-token"));
+      CHECK(r.rc == 1);
+      CHECK(lines(r.err) == 1);
+      CHECK(r.err.find("401") != std::string::npos);
+      CHECK(r.err.find("wrong-secret-token") == std::string::npos);
+      CHECK(run(options_for(relay, "show")).rc == 2);
+      CHECK(run(options_for(relay, "replay")).rc == 2);
+      CHECK(run(options_for(relay, "explode")).rc == 2);
+      auto both = options_for(relay, "delete", {"1-1"});
+      both.all = true;
+      CHECK(run(both).rc == 2);
+      auto bad_count = options_for(relay, "list");
+      bad_count.count = 500;
+      CHECK(run(bad_count).rc == 2);
+      CHECK(run(options_for(relay, "list", {}, "")).rc == 2);
+    }
+  }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/python3
+"""A delivery destination for the relay's process-level tests (standard library only).
+
+Listens on 127.0.0.1 (a free port unless --port), prints "LISTENING <port>" once it accepts, and
+appends one line per request to --log: "<Upstash-Message-Id> <Upstash-Retried> <path>", flushed
+before answering. The first --hold requests are never answered (the connection stays open until
+the process ends): a delivery caught mid-flight. Every other request gets 200.
+"""
+
+import argparse
+import http.server
+import sys
+import threading
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--hold", type=int, default=0)
+    args = parser.parse_args()
+
+    lock = threading.Lock()
+    state = {"hold": args.hold}
+    log = open(args.log, "a", buffering=1, encoding="utf-8")
+    forever = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle_any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            with lock:
+                log.write("%s %s %s\n" % (self.headers.get("Upstash-Message-Id", "-"),
+                                          self.headers.get("Upstash-Retried", "-"), self.path))
+                log.flush()
+                hold = state["hold"] > 0
+                if hold:
+                    state["hold"] -= 1
+            if hold:
+                forever.wait()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+        def log_message(self, *_args) -> None:  # the request log is --log
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    print("LISTENING %d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,585 @@
+#include "shopd/relay/store.hpp"
+
+#include "fresh_database.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace relay = shopd::relay;
+using shopd::db::dialect;
+using shopd::test::fresh_database;
+
+namespace {
+
+constexpr std::int64_t t0 = 1'700'000'000'000;  // a fixed "now": the store never reads the clock
+constexpr std::int64_t window = 600'000;
+constexpr std::int64_t margin = 30'000;
+
+relay::message_spec spec(std::string destination, std::string body = "{}", std::int64_t not_before = t0) {
+  relay::message_spec m;
+  m.destination = std::move(destination);
+  m.body = std::move(body);
+  m.headers = {{"Content-Type", "application/json"}};
+  m.max_retries = 3;
+  m.timeout_ms = 5'000;
+  m.not_before_ms = not_before;
+  m.created_at_ms = t0;
+  m.caller_ip = "127.0.0.1";
+  return m;
+}
+
+relay::attempt_record answered(int status, std::string body = {}) {
+  relay::attempt_record a;
+  a.response.status = status;
+  a.response.headers = {{"X-Answer", "yes"}, {"X-Answer", "twice"}};
+  a.response.body = std::move(body);
+  if (status < 200 || status > 299) a.error = "HTTP " + std::to_string(status);
+  return a;
+}
+
+std::set<std::string> ids_of(const relay::claim_result& r) {
+  std::set<std::string> out;
+  for (const auto& m : r.messages) out.insert(m.message_id);
+  return out;
+}
+
+relay::claim_result claim(relay::relay_store& s, std::int64_t now, std::size_t global = 100,
+                          std::size_t per_origin = 100) {
+  relay::delivery_slots slots(global, per_origin);
+  return s.claim(now, slots, margin, 30'000);
+}
+
+const dialect both[] = {dialect::sqlite, dialect::postgresql};
+
+}  // namespace
+
+TEST_SUITE("relay/store") {
+  TEST_CASE("a message round-trips through the database") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+
+      auto m = spec("http://127.0.0.1:3001/api/webhook?a=1&b=2",
+                    std::string("\x00\x01\xff\xfe binary \"body\"", 18));
+      m.method = "PATCH";
+      m.headers.push_back({"X-Trace", "one"});
+      m.headers.push_back({"X-Trace", "two"});
+      m.retry_delay_expr = "1000 * (1 + retried)";
+      m.callback = "http://127.0.0.1:3004/cb";
+      m.failure_callback = "http://127.0.0.1:3004/fcb";
+      m.options.labels = {"a", "b"};
+      m.options.queue = "q1";
+      m.options.callback.retries = 1;
+      m.options.failure_callback.forward_headers = {{"X-F", "1"}};
+      m.dedup_id = "dedup-1";
+
+      const auto a = store.insert(m, t0, window);
+      CHECK_FALSE(a.deduplicated);
+      CHECK(relay::is_message_id(a.message_id));
+
+      const auto got = store.get(a.message_id);
+      REQUIRE(got.has_value());
+      CHECK(got->message_id == a.message_id);
+      CHECK(got->state == relay::message_state::created);
+      CHECK(got->retried == 0);
+      CHECK(got->spec.body == m.body);
+      CHECK(got->spec.destination == m.destination);
+      CHECK(got->spec.method == "PATCH");
+      CHECK(got->spec.headers == m.headers);
+      CHECK(got->spec.retry_delay_expr == m.retry_delay_expr);
+      CHECK(got->spec.timeout_ms == 5'000);
+      CHECK(got->spec.callback == m.callback);
+      CHECK(got->spec.failure_callback == m.failure_callback);
+      CHECK(got->spec.options == m.options);
+      CHECK(got->spec.dedup_id == m.dedup_id);
+      CHECK(got->spec.caller_ip == "127.0.0.1");
+      CHECK(got->spec.not_before_ms == t0);
+      CHECK(got->spec.created_at_ms == t0);
+      CHECK_FALSE(got->lease_owner.has_value());
+
+      CHECK_FALSE(store.get("msg_unknown").has_value());
+
+      SUBCASE("an empty body stays empty") {
+        const auto e = store.insert(spec("http://h/e", ""), t0, window);
+        CHECK(store.get(e.message_id)->spec.body.empty());
+      }
+    }
+  }
+
+  TEST_CASE("deduplication ids") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      auto m = spec("http://h/x");
+      m.dedup_id = "order-1";
+
+      const auto first = store.insert(m, t0, window);
+      const auto again = store.insert(m, t0 + 1000, window);
+      CHECK(again.deduplicated);
+      CHECK(again.message_id == first.message_id);
+
+      auto other = m;
+      other.dedup_id = "order-2";
+      CHECK_FALSE(store.insert(other, t0, window).deduplicated);
+      CHECK_FALSE(store.insert(spec("http://h/x"), t0, window).deduplicated);  // no id, no dedup
+
+      SUBCASE("a failed message still blocks its id within the window") {
+        auto r = claim(store, t0);
+        for (const auto& c : r.messages) {
+          CHECK(store.record_failed(
+              c.message_id, answered(500),
+              [](std::string_view) { return std::vector<relay::message_spec>{}; }, t0));
+        }
+        CHECK(store.insert(m, t0 + window - 1, window).deduplicated);
+      }
+      SUBCASE("after the window the id is free again") {
+        const auto later = store.insert(m, t0 + window, window);
+        CHECK_FALSE(later.deduplicated);
+        CHECK(later.message_id != first.message_id);
+        CHECK(store.insert(m, t0 + window + 1, window).message_id == later.message_id);
+      }
+      SUBCASE("a batch: all in one transaction, duplicates inside it too") {
+        auto b1 = spec("http://h/b");
+        b1.dedup_id = "batch-1";
+        const std::vector<relay::message_spec> batch{b1, spec("http://h/c"), b1, m};
+        const auto out = store.insert_all(batch, t0, window);
+        REQUIRE(out.size() == 4);
+        CHECK_FALSE(out[0].deduplicated);
+        CHECK_FALSE(out[1].deduplicated);
+        CHECK(out[2].deduplicated);
+        CHECK(out[2].message_id == out[0].message_id);
+        CHECK(out[3].deduplicated);
+        CHECK(out[3].message_id == first.message_id);
+      }
+    }
+  }
+
+  TEST_CASE("concurrent publishes of one dedup id store one message (PostgreSQL)") {
+    fresh_database fdb(dialect::postgresql, 8);
+    relay::relay_store store(fdb.db(), "node-a");
+    auto m = spec("http://h/x");
+    m.dedup_id = "race";
+    constexpr int threads = 8;
+    std::vector<relay::accepted_message> results(threads);
+    std::barrier start(threads);
+    std::vector<std::thread> pool;
+    for (int i = 0; i < threads; ++i) {
+      pool.emplace_back([&, i] {
+        start.arrive_and_wait();
+        results[static_cast<std::size_t>(i)] = store.insert(m, t0, window);
+      });
+    }
+    for (auto& t : pool) t.join();
+    const auto fresh =
+        std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.deduplicated; });
+    CHECK(fresh == 1);
+    for (const auto& r : results) CHECK(r.message_id == results.front().message_id);
+    CHECK(store.counts().created == 1);
+  }
+
+  TEST_CASE("claiming due work and leases") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store a(fdb.db(), "node-a");
+      relay::relay_store b(fdb.db(), "node-b");
+      const auto late = a.insert(spec("http://h/late", "{}", t0 + 500), t0, window).message_id;
+      const auto due2 = a.insert(spec("http://h/2", "{}", t0 - 10), t0, window).message_id;
+      const auto due1 = a.insert(spec("http://h/1", "{}", t0 - 20), t0, window).message_id;
+
+      const auto r = claim(a, t0);
+      REQUIRE(r.messages.size() == 2);
+      CHECK(r.messages[0].message_id == due1);  // oldest not_before first
+      CHECK(r.messages[1].message_id == due2);
+      CHECK_FALSE(r.more_due);
+      CHECK(r.next_due_ms == t0 + 500);
+      for (const auto& m : r.messages) {
+        CHECK(m.state == relay::message_state::active);
+        CHECK(m.lease_owner == "node-a");
+        CHECK(m.lease_until_ms == t0 + 5'000 + margin);
+        const auto stored = a.get(m.message_id);
+        CHECK(stored->state == relay::message_state::active);
+        CHECK(stored->lease_owner == "node-a");
+      }
+
+      SUBCASE("a leased message is not claimed again while its lease runs") {
+        CHECK(claim(b, t0 + 1000).messages.size() == 1);  // only "late", now due
+        CHECK(claim(a, t0 + 1000).messages.empty());
+      }
+      SUBCASE("an expired lease is claimed by another node, which then owns the outcome") {
+        const auto r2 = claim(b, t0 + 5'000 + margin + 1);
+        CHECK(ids_of(r2) == std::set<std::string>{due1, due2, late});
+        CHECK_FALSE(a.record_delivered(due1, answered(200), {}, t0 + 40'000));  // node-a lost it
+        CHECK(b.record_delivered(due1, answered(200), {}, t0 + 40'000));
+        CHECK(a.get(due1)->state == relay::message_state::delivered);
+        CHECK(a.get(due1)->retried == 0);
+      }
+      SUBCASE("release at start-up: this node's leases become due again, others' stay") {
+        CHECK(claim(b, t0 + 600).messages.size() == 1);  // node-b leases "late"
+        CHECK(a.release_leases(t0 + 700) == 2);
+        for (const auto& id : {due1, due2}) {
+          const auto m = a.get(id);
+          CHECK(m->state == relay::message_state::retry);
+          CHECK_FALSE(m->lease_owner.has_value());
+          CHECK(m->spec.not_before_ms == t0 + 700);
+          CHECK(m->retried == 0);
+        }
+        CHECK(a.get(late)->lease_owner == "node-b");
+        CHECK(ids_of(claim(a, t0 + 700)) == std::set<std::string>{due1, due2});
+      }
+      SUBCASE("release of chosen messages only") {
+        const std::vector<std::string> one{due2};
+        CHECK(b.release_leases(one, t0) == 0);  // not node-b's
+        CHECK(a.release_leases(one, t0) == 1);
+        CHECK(a.get(due2)->state == relay::message_state::retry);
+        CHECK(a.get(due1)->state == relay::message_state::active);
+      }
+    }
+  }
+
+  TEST_CASE("claims respect global and per-origin slots") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      // The slow origin's messages are all older than the fast one's.
+      for (int i = 0; i < 5; ++i) store.insert(spec("http://slow:1/x", "{}", t0 - 100 + i), t0, window);
+      for (int i = 0; i < 3; ++i)
+        store.insert(spec("http://FAST:2/y?" + std::to_string(i), "{}", t0), t0, window);
+
+      SUBCASE("a claim takes only what fits each origin") {
+        relay::delivery_slots slots(10, 2);
+        const auto r = store.claim(t0, slots, margin, 30'000);
+        CHECK(r.more_due);
+        CHECK(slots.in_flight("http://slow:1") == 2);
+        CHECK(slots.in_flight("http://fast:2") == 2);
+        CHECK(r.messages.size() == 4);
+        CHECK(store.counts().active == 4);
+      }
+      SUBCASE("a saturated origin is skipped by the query, so others are found behind it") {
+        relay::delivery_slots slots(3, 2);
+        slots.try_take("http://slow:1");
+        slots.try_take("http://slow:1");
+        const auto r = store.claim(t0, slots, margin, 30'000);
+        REQUIRE(r.messages.size() == 1);  // the global limit
+        CHECK(relay::origin_of(r.messages[0].spec.destination) == "http://fast:2");
+      }
+      SUBCASE("the global limit") {
+        relay::delivery_slots slots(3, 100);
+        const auto r = store.claim(t0, slots, margin, 30'000);
+        CHECK(r.messages.size() == 3);
+        CHECK(r.more_due);
+        CHECK(slots.free() == 0);
+        relay::delivery_slots full(1, 1);
+        full.try_take("x");
+        CHECK(store.claim(t0, full, margin, 30'000).messages.empty());
+      }
+    }
+  }
+
+  TEST_CASE("two nodes claiming at once get disjoint sets (PostgreSQL)") {
+    fresh_database fdb(dialect::postgresql, 8);
+    relay::relay_store setup(fdb.db(), "setup");
+    constexpr int total = 300;
+    std::vector<relay::message_spec> batch;
+    for (int i = 0; i < total; ++i)
+      batch.push_back(spec("http://h" + std::to_string(i % 7) + "/x", "{}", t0 - i));
+    setup.insert_all(batch, t0, window);
+
+    constexpr int nodes = 4;
+    std::vector<std::vector<std::string>> got(nodes);
+    std::barrier start(nodes);
+    std::vector<std::thread> pool;
+    for (int n = 0; n < nodes; ++n) {
+      pool.emplace_back([&, n] {
+        relay::relay_store store(fdb.db(), "node-" + std::to_string(n));
+        start.arrive_and_wait();
+        for (;;) {
+          relay::delivery_slots slots(7, 100);
+          const auto r = store.claim(t0, slots, margin, 30'000);
+          if (r.messages.empty()) break;
+          for (const auto& m : r.messages) got[static_cast<std::size_t>(n)].push_back(m.message_id);
+        }
+      });
+    }
+    for (auto& t : pool) t.join();
+    std::set<std::string> all;
+    std::size_t claimed = 0;
+    for (const auto& ids : got) {
+      claimed += ids.size();
+      all.insert(ids.begin(), ids.end());
+    }
+    CHECK(claimed == total);
+    CHECK(all.size() == total);
+    CHECK(setup.counts().active == total);
+  }
+
+  TEST_CASE("outcomes") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      relay::relay_store other(fdb.db(), "node-b");
+      auto m = spec("http://h/x");
+      m.callback = "http://h/cb";
+      const auto id = store.insert(m, t0, window).message_id;
+      REQUIRE(claim(store, t0).messages.size() == 1);
+
+      SUBCASE("delivered, with the callback message in the same transaction") {
+        auto cb = spec("http://h/cb", R"({"status":200})");
+        cb.kind = relay::message_kind::callback;
+        cb.options.source_message_id = id;
+        const std::vector<relay::message_spec> follow{cb};
+        CHECK_FALSE(other.record_delivered(id, answered(200), follow, t0 + 1));  // not its lease
+        CHECK(store.record_delivered(id, answered(204, "ok"), follow, t0 + 1));
+        const auto got = store.get(id);
+        CHECK(got->state == relay::message_state::delivered);
+        CHECK(got->last_status == 204);
+        CHECK_FALSE(got->lease_owner.has_value());
+        CHECK_FALSE(store.record_delivered(id, answered(200), follow, t0 + 2));  // once only
+        const auto next = claim(store, t0 + 10);
+        REQUIRE(next.messages.size() == 1);
+        CHECK(next.messages[0].spec.kind == relay::message_kind::callback);
+        CHECK(next.messages[0].spec.destination == "http://h/cb");
+        CHECK(next.messages[0].spec.options.source_message_id == id);
+        CHECK_FALSE(next.messages[0].spec.dedup_id.has_value());
+      }
+      SUBCASE("retry: retried grows, due later, lease gone") {
+        relay::attempt_record none;
+        none.error = "connect 127.0.0.1:9: Connection refused";
+        CHECK(store.record_retry(id, none, t0 + 5'000, t0 + 1));
+        auto got = store.get(id);
+        CHECK(got->state == relay::message_state::retry);
+        CHECK(got->retried == 1);
+        CHECK(got->spec.not_before_ms == t0 + 5'000);
+        CHECK(got->last_error == none.error);
+        CHECK_FALSE(got->last_status.has_value());
+        CHECK(claim(store, t0 + 4'999).messages.empty());
+        const auto again = claim(store, t0 + 5'000);
+        REQUIRE(again.messages.size() == 1);
+        CHECK(again.messages[0].retried == 1);
+      }
+      SUBCASE("failed: a DLQ entry with the last response, follow-ups that know its id") {
+        std::string seen_dlq_id;
+        const auto dlq_id = store.record_failed(
+            id, answered(500, std::string("boom\x00\xff", 6)),
+            [&](std::string_view dlq) {
+              seen_dlq_id = dlq;
+              auto f = spec("http://h/failure", std::string(R"({"dlqId":")") + std::string(dlq) + "\"}");
+              f.kind = relay::message_kind::failure_callback;
+              return std::vector<relay::message_spec>{f};
+            },
+            t0 + 1);
+        REQUIRE(dlq_id.has_value());
+        CHECK(*dlq_id == seen_dlq_id);
+        CHECK(relay::parse_dlq_id(*dlq_id).has_value());
+        CHECK(store.get(id)->state == relay::message_state::failed);
+        const auto item = store.dlq_get(*dlq_id);
+        REQUIRE(item.has_value());
+        CHECK(item->entry.message_id == id);
+        CHECK(item->entry.response_status == 500);
+        CHECK(item->entry.response_body == std::string("boom\x00\xff", 6));
+        CHECK(item->entry.response_headers == relay::header_list{{"X-Answer", "yes"}, {"X-Answer", "twice"}});
+        CHECK(item->message.spec.destination == "http://h/x");
+        CHECK(store.counts().dlq == 1);
+        const auto follow = claim(store, t0 + 2);
+        REQUIRE(follow.messages.size() == 1);
+        CHECK(follow.messages[0].spec.kind == relay::message_kind::failure_callback);
+        CHECK(follow.messages[0].spec.body.find(*dlq_id) != std::string::npos);
+      }
+      SUBCASE("a cancelled message's outcome is not recorded") {
+        CHECK(store.cancel(id, t0 + 1) == relay::relay_store::cancel_outcome::cancelled);
+        CHECK_FALSE(store.record_delivered(id, answered(200), {}, t0 + 2));
+        CHECK_FALSE(store.record_failed(
+            id, answered(500), [](std::string_view) { return std::vector<relay::message_spec>{}; }, t0 + 2));
+        CHECK(store.get(id)->state == relay::message_state::cancelled);
+        CHECK(store.counts().dlq == 0);
+        CHECK(store.cancel(id, t0 + 3) == relay::relay_store::cancel_outcome::finished);
+        CHECK(store.cancel("msg_nope", t0 + 3) == relay::relay_store::cancel_outcome::not_found);
+      }
+    }
+  }
+
+  TEST_CASE("cancelling pending messages in bulk") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      const auto x1 = store.insert(spec("http://h/x"), t0, window).message_id;
+      const auto x2 = store.insert(spec("http://h/x"), t0, window).message_id;
+      const auto y = store.insert(spec("http://h/y"), t0, window).message_id;
+      SUBCASE("by id") {
+        relay::cancel_query q;
+        q.message_ids = {x1, y, "msg_unknown"};
+        CHECK(store.cancel_many(q, t0) == 2);
+        CHECK(store.get(x2)->state == relay::message_state::created);
+      }
+      SUBCASE("by url") {
+        relay::cancel_query q;
+        q.url = "http://h/x";
+        CHECK(store.cancel_many(q, t0) == 2);
+        CHECK(store.get(y)->state == relay::message_state::created);
+      }
+      SUBCASE("all pending") {
+        CHECK(store.cancel_many({}, t0) == 3);
+        CHECK(store.cancel_many({}, t0) == 0);
+      }
+    }
+  }
+
+  TEST_CASE("the DLQ: list, filter, page, get, delete, retry") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      std::vector<std::string> dlq_ids;  // in failure order
+      std::vector<std::string> message_ids;
+      for (int i = 0; i < 5; ++i) {
+        auto m = spec(i % 2 == 0 ? "http://h/even" : "http://h/odd", "{\"n\":" + std::to_string(i) + "}");
+        m.dedup_id = "d" + std::to_string(i);
+        message_ids.push_back(store.insert(m, t0, window).message_id);
+        REQUIRE(claim(store, t0).messages.size() == 1);
+        const auto id = store.record_failed(
+            message_ids.back(), answered(i < 3 ? 500 : 404),
+            [](std::string_view) { return std::vector<relay::message_spec>{}; }, t0 + i * 1000);
+        REQUIRE(id.has_value());
+        dlq_ids.push_back(*id);
+      }
+      const auto ids_of_page = [](const relay::dlq_page& p) {
+        std::vector<std::string> out;
+        for (const auto& i : p.items) out.push_back(i.entry.dlq_id);
+        return out;
+      };
+
+      SUBCASE("earliest first by default, paged with a cursor") {
+        relay::dlq_query q;
+        q.count = 2;
+        auto p1 = store.dlq_list(q);
+        CHECK(ids_of_page(p1) == std::vector<std::string>{dlq_ids[0], dlq_ids[1]});
+        REQUIRE(p1.cursor.has_value());
+        q.cursor = p1.cursor;
+        auto p2 = store.dlq_list(q);
+        CHECK(ids_of_page(p2) == std::vector<std::string>{dlq_ids[2], dlq_ids[3]});
+        q.cursor = p2.cursor;
+        auto p3 = store.dlq_list(q);
+        CHECK(ids_of_page(p3) == std::vector<std::string>{dlq_ids[4]});
+        CHECK_FALSE(p3.cursor.has_value());
+      }
+      SUBCASE("latest first") {
+        relay::dlq_query q;
+        q.latest_first = true;
+        q.count = 3;
+        auto p1 = store.dlq_list(q);
+        CHECK(ids_of_page(p1) == std::vector<std::string>{dlq_ids[4], dlq_ids[3], dlq_ids[2]});
+        q.cursor = p1.cursor;
+        CHECK(ids_of_page(store.dlq_list(q)) == std::vector<std::string>{dlq_ids[1], dlq_ids[0]});
+      }
+      SUBCASE("filters") {
+        relay::dlq_query q;
+        q.url = "http://h/odd";
+        CHECK(ids_of_page(store.dlq_list(q)) == std::vector<std::string>{dlq_ids[1], dlq_ids[3]});
+        q = {};
+        q.response_status = 404;
+        CHECK(ids_of_page(store.dlq_list(q)) == std::vector<std::string>{dlq_ids[3], dlq_ids[4]});
+        q = {};
+        q.message_id = message_ids[2];
+        CHECK(ids_of_page(store.dlq_list(q)) == std::vector<std::string>{dlq_ids[2]});
+        q = {};
+        q.from_ms = relay::parse_dlq_id(dlq_ids[1])->ms;
+        q.to_ms = relay::parse_dlq_id(dlq_ids[2])->ms;
+        CHECK(ids_of_page(store.dlq_list(q)) == std::vector<std::string>{dlq_ids[1], dlq_ids[2]});
+        q = {};
+        q.dlq_ids = {dlq_ids[4], dlq_ids[0]};
+        CHECK(ids_of_page(store.dlq_list(q)) == std::vector<std::string>{dlq_ids[0], dlq_ids[4]});
+        q = {};
+        q.caller_ip = "10.9.9.9";
+        CHECK(store.dlq_list(q).items.empty());
+      }
+      SUBCASE("delete one, then many") {
+        CHECK(store.dlq_delete(dlq_ids[0]));
+        CHECK_FALSE(store.dlq_delete(dlq_ids[0]));
+        CHECK_FALSE(store.dlq_get(dlq_ids[0]).has_value());
+        CHECK_FALSE(store.get(message_ids[0]).has_value());  // the failed message goes with it
+        relay::dlq_query q;
+        q.dlq_ids = {dlq_ids[1], dlq_ids[2]};
+        CHECK(store.dlq_delete_many(q).first == 2);
+        q = {};
+        q.count = 1;
+        const auto [n, cursor] = store.dlq_delete_many(q);
+        CHECK(n == 1);
+        CHECK(cursor.has_value());
+        CHECK(store.counts().dlq == 1);
+      }
+      SUBCASE("retry re-publishes with the same settings under a new id, without the dedup id") {
+        const auto new_id = store.dlq_retry(dlq_ids[3], t0 + 10'000);
+        REQUIRE(new_id.has_value());
+        CHECK(*new_id != message_ids[3]);
+        CHECK_FALSE(store.dlq_get(dlq_ids[3]).has_value());
+        CHECK_FALSE(store.dlq_retry(dlq_ids[3], t0).has_value());
+        const auto m = store.get(*new_id);
+        REQUIRE(m.has_value());
+        CHECK(m->state == relay::message_state::created);
+        CHECK(m->retried == 0);
+        CHECK(m->spec.destination == "http://h/odd");
+        CHECK(m->spec.body == "{\"n\":3}");
+        CHECK(m->spec.max_retries == 3);
+        CHECK(m->spec.not_before_ms == t0 + 10'000);
+        CHECK_FALSE(m->spec.dedup_id.has_value());
+        CHECK(store.get(message_ids[3])->state == relay::message_state::failed);  // history stays
+
+        relay::dlq_query q;
+        q.url = "http://h/even";
+        const auto [ids, cursor] = store.dlq_retry_many(q, t0 + 20'000);
+        CHECK(ids.size() == 3);
+        CHECK_FALSE(cursor.has_value());
+        CHECK(store.counts().dlq == 1);
+        CHECK(store.counts().created == 4);
+      }
+      SUBCASE("an invalid cursor is refused") {
+        relay::dlq_query q;
+        q.cursor = "not-a-cursor";
+        CHECK_THROWS_AS(store.dlq_list(q), std::invalid_argument);
+      }
+    }
+  }
+
+  TEST_CASE("counts and purging") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      auto dedup = spec("http://h/x");
+      dedup.dedup_id = "once";
+      const auto delivered = store.insert(dedup, t0, window).message_id;
+      store.insert(spec("http://h/later", "{}", t0 + 60'000), t0, window);
+      const auto failed = store.insert(spec("http://h/y"), t0, window).message_id;
+      REQUIRE(claim(store, t0).messages.size() == 2);
+      CHECK(store.record_delivered(delivered, answered(200), {}, t0));
+      const auto dlq = store.record_failed(
+          failed, answered(500), [](std::string_view) { return std::vector<relay::message_spec>{}; }, t0);
+      const auto c = store.counts();
+      CHECK(c.created == 1);
+      CHECK(c.active == 0);
+      CHECK(c.retry == 0);
+      CHECK(c.dlq == 1);
+
+      CHECK(store.purge(t0 + 1000, 10'000) == 0);             // too young
+      CHECK(store.purge(t0 + window + 20'000, 10'000) == 1);  // the delivered one; the DLQ'd one stays
+      CHECK_FALSE(store.get(delivered).has_value());
+      CHECK(store.get(failed).has_value());
+      CHECK_FALSE(store.insert(dedup, t0 + window + 20'000, window).deduplicated);  // expired id purged
+      REQUIRE(dlq.has_value());
+      CHECK(store.dlq_retry(*dlq, t0 + window + 30'000).has_value());
+      CHECK(store.purge(t0 + window + 60'000, 10'000) == 1);  // the failed one, out of the DLQ now
+    }
+  }
+}

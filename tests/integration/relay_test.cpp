@@ -1,0 +1,401 @@
+#include "shopd/relay/relay_role.hpp"
+
+#include "capture_server.hpp"
+#include "relay_fixture.hpp"
+
+#include "shopd/bus/crypto.hpp"
+#include "shopd/bus/dispatch.hpp"
+#include "shopd/bus/signature.hpp"
+#include "shopd/config/config.hpp"
+#include "shopd/http/server.hpp"
+#include "shopd/obs/metrics.hpp"
+
+#include <boost/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace json = boost::json;
+using shopd::db::dialect;
+using shopd::http::verb;
+using shopd::test::capture_server;
+using shopd::test::captured_request;
+using shopd::test::eventually;
+using shopd::test::scripted_reply;
+using namespace std::chrono_literals;
+
+namespace {
+
+using shopd::test::current_key;
+using shopd::test::next_key;
+using shopd::test::relay_fixture;
+using shopd::test::token;
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string str(const json::value& v, std::string_view key) {
+  return std::string(v.as_object().at(key).as_string());
+}
+
+std::string b64(std::string_view s) {
+  return shopd::bus::crypto::base64_encode(s);
+}
+
+/// Checks the delivery's signature as a receiver would: current key, sub = the URL, body hash.
+void check_signed(const captured_request& r, const std::string& url) {
+  const auto sig = r.header("Upstash-Signature");
+  REQUIRE(sig.has_value());
+  shopd::bus::verify_options opts;
+  opts.expected_url = url;
+  opts.clock_tolerance = 0s;
+  const auto claims = shopd::bus::verify(*sig, {std::string(current_key), std::string(next_key)}, r.body,
+                                         std::chrono::system_clock::now(), opts);
+  REQUIRE_MESSAGE(claims.has_value(), shopd::bus::to_string(claims.error()));
+  CHECK(claims->key == shopd::bus::signing_key_slot::current);
+}
+
+std::size_t count_metric(shopd::obs::registry& r, std::string_view line_start) {
+  const auto text = r.render();
+  const auto at = text.find("\n" + std::string(line_start) + " ");
+  if (at == std::string::npos) return 0;
+  return static_cast<std::size_t>(std::stod(text.substr(at + line_start.size() + 2)));
+}
+
+}  // namespace
+
+TEST_SUITE("relay") {
+  TEST_CASE("every route needs the QStash token") {
+    relay_fixture relay;
+    const auto none = relay.call(verb::get, "/v2/dlq", {}, {}, false);
+    CHECK(none.result_int() == 401);
+    CHECK(json::parse(none.body()).as_object().contains("error"));
+    const auto wrong = relay.call(verb::post, "/v2/publish/http://127.0.0.1:9/x", "{}",
+                                  {{"Authorization", "Bearer nope"}}, false);
+    CHECK(wrong.result_int() == 401);
+    CHECK(relay.call(verb::get, "/v2/keys?qstash_token=" + std::string(token), {}, {}, false).result_int() ==
+          200);
+    CHECK(relay.call(verb::get, "/v2/keys?qstash_token=other", {}, {}, false).result_int() == 401);
+    const auto keys = relay.get_json("/v2/keys");
+    CHECK(str(keys, "current") == current_key);
+    CHECK(str(keys, "next") == next_key);
+  }
+
+  TEST_CASE("a publish is delivered, signed, with QStash's headers and the forwarded ones") {
+    capture_server dest;
+    relay_fixture relay;
+    const auto url = dest.url("/api/webhook?a=1&b=2");
+    const std::string body = R"({"hello":"world"})";
+    const auto answer = relay.publish(url, body,
+                                      {{"Content-Type", "application/json"},
+                                       {"Upstash-Forward-X-Trace", "t-1"},
+                                       {"Upstash-Method", "PUT"},
+                                       {"X-Not-Forwarded", "no"}});
+    const auto id = std::string(answer.at("messageId").as_string());
+    CHECK(std::string(answer.at("url").as_string()) == url);
+
+    REQUIRE(eventually([&] { return dest.requests().size() == 1; }));
+    const auto r = dest.requests().front();
+    CHECK(r.method == "PUT");
+    CHECK(r.target == "/api/webhook?a=1&b=2");
+    CHECK(r.body == body);
+    CHECK(r.header("Content-Type") == "application/json");
+    CHECK(r.header("X-Trace") == "t-1");
+    CHECK_FALSE(r.header("X-Not-Forwarded").has_value());
+    CHECK_FALSE(r.header("Authorization").has_value());
+    CHECK(r.header("Upstash-Message-Id") == id);
+    CHECK(r.header("Upstash-Retried") == "0");
+    CHECK(r.header("User-Agent") == "Upstash-QStash");
+    check_signed(r, url);
+
+    // Delivered: no longer pending.
+    REQUIRE(eventually([&] { return relay.call(verb::get, "/v2/messages/" + id).result_int() == 404; }));
+    CHECK(eventually([&] { return count_metric(relay.metrics(), "shopd_relay_delivered_total") == 1; }));
+    CHECK(count_metric(relay.metrics(), "shopd_relay_published_total") == 1);
+  }
+
+  TEST_CASE("failures are retried with Upstash-Retried counting up, until one succeeds") {
+    capture_server dest;
+    dest.push(scripted_reply::respond(500, "no"));
+    dest.push(scripted_reply::respond(503, "still no"));
+    dest.push(scripted_reply::respond(429, "later", {{"Retry-After", "0"}}));
+    relay_fixture relay;
+    const auto id = std::string(
+        relay.publish(dest.url("/hook"), "x", {{"Upstash-Retries", "5"}}).at("messageId").as_string());
+    REQUIRE(eventually([&] { return dest.requests().size() == 4; }));
+    const auto reqs = dest.requests();
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      CAPTURE(i);
+      CHECK(reqs[i].header("Upstash-Message-Id") == id);
+      CHECK(reqs[i].header("Upstash-Retried") == std::to_string(i));
+      check_signed(reqs[i], dest.url("/hook"));
+    }
+    CHECK(eventually([&] { return count_metric(relay.metrics(), "shopd_relay_delivered_total") == 1; }));
+    CHECK(count_metric(relay.metrics(), "shopd_relay_retries_total") == 3);
+    CHECK(relay.call(verb::get, "/v2/messages/" + id).result_int() == 404);
+    CHECK(dest.requests().size() == 4);
+  }
+
+  TEST_CASE("exhausted retries land in the DLQ and call the callback and the failure callback") {
+    capture_server dest;
+    dest.set_handler([](const captured_request&) {
+      return scripted_reply::respond(500, "broken", {{"X-Why", "db down"}});
+    });
+    capture_server callbacks;
+    relay_fixture relay;
+    const std::string body = "payload";
+    const auto id = std::string(relay
+                                    .publish(dest.url("/hook"), body,
+                                             {{"Upstash-Retries", "2"},
+                                              {"Upstash-Retry-Delay", "10"},
+                                              {"Content-Type", "text/plain"},
+                                              {"Upstash-Callback", callbacks.url("/cb")},
+                                              {"Upstash-Failure-Callback", callbacks.url("/failure")},
+                                              {"Upstash-Failure-Callback-Forward-X-Secret", "s3"}})
+                                    .at("messageId")
+                                    .as_string());
+    REQUIRE(eventually([&] { return callbacks.requests().size() == 2; }));
+    CHECK(dest.requests().size() == 3);  // 1 + 2 retries
+
+    const auto dlq = relay.get_json("/v2/dlq");
+    const auto& messages = dlq.as_object().at("messages").as_array();
+    REQUIRE(messages.size() == 1);
+    const auto& entry = messages[0].as_object();
+    const auto dlq_id = std::string(entry.at("dlqId").as_string());
+    CHECK(entry.at("messageId").as_string() == id);
+    CHECK(entry.at("responseStatus").as_int64() == 500);
+    CHECK(entry.at("responseBody").as_string() == "broken");
+    CHECK(entry.at("url").as_string() == dest.url("/hook"));
+    CHECK(entry.at("maxRetries").as_int64() == 2);
+    CHECK_FALSE(dlq.as_object().contains("cursor"));
+
+    std::map<std::string, captured_request> by_path;
+    for (const auto& r : callbacks.requests()) by_path[r.target] = r;
+    REQUIRE(by_path.count("/failure") == 1);
+    REQUIRE(by_path.count("/cb") == 1);
+    const auto& f = by_path["/failure"];
+    check_signed(f, callbacks.url("/failure"));
+    CHECK(f.header("X-Secret") == "s3");
+    CHECK(f.header("Content-Type") == "application/json");
+    CHECK(f.header("Upstash-Message-Id") != id);  // a message of its own
+    const auto fb = json::parse(f.body).as_object();
+    CHECK(fb.at("sourceMessageId").as_string() == id);
+    CHECK(fb.at("dlqId").as_string() == dlq_id);
+    CHECK(fb.at("status").as_int64() == 500);
+    CHECK(fb.at("body").as_string() == b64("broken"));
+    CHECK(fb.at("sourceBody").as_string() == b64(body));
+    CHECK(fb.at("retried").as_int64() == 2);
+    CHECK(fb.at("maxRetries").as_int64() == 2);
+    CHECK(fb.at("url").as_string() == dest.url("/hook"));
+    CHECK(fb.at("method").as_string() == "POST");
+    CHECK(fb.at("header").as_object().at("X-Why").as_array().at(0).as_string() == "db down");
+    const auto cb = json::parse(by_path["/cb"].body).as_object();
+    CHECK(cb.at("sourceMessageId").as_string() == id);
+    CHECK_FALSE(cb.contains("dlqId"));
+    check_signed(by_path["/cb"], callbacks.url("/cb"));
+
+    CHECK(count_metric(relay.metrics(), "shopd_relay_failed_total") == 1);
+
+    SUBCASE("the DLQ entry can be read, retried (a new message) and is then gone") {
+      CHECK(str(relay.get_json("/v2/dlq/" + dlq_id), "messageId") == id);
+      dest.set_handler([](const captured_request&) { return scripted_reply::respond(200); });
+      const auto res = relay.call(verb::post, "/v2/dlq/retry/" + dlq_id);
+      REQUIRE(res.result_int() == 201);
+      const auto new_id = str(json::parse(res.body()), "messageId");
+      CHECK(new_id != id);
+      REQUIRE(eventually([&] {
+        for (const auto& r : dest.requests())
+          if (r.header("Upstash-Message-Id") == new_id) return true;
+        return false;
+      }));
+      CHECK(relay.call(verb::get, "/v2/dlq/" + dlq_id).result_int() == 404);
+      CHECK(relay.get_json("/v2/dlq").as_object().at("messages").as_array().empty());
+    }
+    SUBCASE("bulk retry by dlqIds answers the new ids") {
+      const auto res = relay.call(verb::post, "/v2/dlq/retry?dlqIds=" + dlq_id);
+      REQUIRE(res.result_int() == 201);
+      const auto responses = json::parse(res.body()).as_object().at("responses").as_array();
+      REQUIRE(responses.size() == 1);
+      CHECK(responses[0].as_object().contains("messageId"));
+    }
+    SUBCASE("delete") {
+      CHECK(relay.call(verb::delete_, "/v2/dlq/" + dlq_id).result_int() == 200);
+      CHECK(relay.call(verb::delete_, "/v2/dlq/" + dlq_id).result_int() == 404);
+    }
+    SUBCASE("bulk delete with a JSON body") {
+      const auto res = relay.call(verb::delete_, "/v2/dlq", R"({"dlqIds":[")" + dlq_id + R"("]})");
+      REQUIRE(res.result_int() == 200);
+      CHECK(json::parse(res.body()).as_object().at("deleted").as_int64() == 1);
+    }
+  }
+
+  TEST_CASE("489 with Upstash-NonRetryable-Error is not retried") {
+    capture_server dest;
+    dest.set_handler([](const captured_request&) {
+      return scripted_reply::respond(489, R"({"error":"bad"})", {{"Upstash-NonRetryable-Error", "true"}});
+    });
+    relay_fixture relay;
+    relay.publish(dest.url("/hook"), "{}", {{"Upstash-Retries", "5"}});
+    REQUIRE(eventually(
+        [&] { return relay.get_json("/v2/dlq").as_object().at("messages").as_array().size() == 1; }));
+    CHECK(dest.requests().size() == 1);
+  }
+
+  TEST_CASE("a duplicate deduplication id is answered 202 with the first id and delivered once") {
+    capture_server dest;
+    relay_fixture relay;
+    const auto first = relay.publish(dest.url("/hook"), "a", {{"Upstash-Deduplication-Id", "order-42"}});
+    const auto second =
+        relay.publish(dest.url("/hook"), "a", {{"Upstash-Deduplication-Id", "order-42"}}, 202);
+    CHECK(second.at("messageId") == first.at("messageId"));
+    CHECK(second.at("deduplicated").as_bool());
+    const auto third =
+        relay.publish(dest.url("/hook"), "a", {{"Upstash-Content-Based-Deduplication", "true"}});
+    const auto fourth =
+        relay.publish(dest.url("/hook"), "a", {{"Upstash-Content-Based-Deduplication", "true"}}, 202);
+    CHECK(fourth.at("messageId") == third.at("messageId"));
+    REQUIRE(eventually([&] { return dest.requests().size() == 2; }));
+    CHECK(count_metric(relay.metrics(), "shopd_relay_published_total") == 2);
+  }
+
+  TEST_CASE("delay and not-before are honoured; a pending message can be read and cancelled") {
+    capture_server dest;
+    std::mutex mutex;
+    std::vector<std::int64_t> received_at;
+    dest.set_handler([&](const captured_request&) {
+      std::lock_guard lock(mutex);
+      received_at.push_back(unix_ms());
+      return scripted_reply::respond(200);
+    });
+    relay_fixture relay;
+    const auto published_at = unix_ms();
+    const auto delayed = relay.publish(dest.url("/delayed"), "d", {{"Upstash-Delay", "1s"}});
+    const auto not_before_s = published_at / 1000 + 2;
+    relay.publish(dest.url("/not-before"), "n", {{"Upstash-Not-Before", std::to_string(not_before_s)}});
+    const auto cancelled = std::string(
+        relay.publish(dest.url("/cancelled"), "c", {{"Upstash-Delay", "1h"}}).at("messageId").as_string());
+
+    const auto pending = relay.get_json("/v2/messages/" + cancelled).as_object();
+    CHECK(pending.at("messageId").as_string() == cancelled);
+    CHECK(pending.at("url").as_string() == dest.url("/cancelled"));
+    CHECK(pending.at("notBefore").as_int64() >= published_at + 3'600'000);
+    const auto cancel = relay.call(verb::delete_, "/v2/messages/" + cancelled);
+    REQUIRE(cancel.result_int() == 200);
+    CHECK(json::parse(cancel.body()).as_object().at("cancelled").as_int64() == 1);
+    CHECK(relay.call(verb::delete_, "/v2/messages/" + cancelled).result_int() == 404);
+    CHECK(relay.call(verb::get, "/v2/messages/" + cancelled).result_int() == 404);
+
+    REQUIRE(eventually([&] { return dest.requests().size() == 2; }, 10s));
+    const auto reqs = dest.requests();
+    std::lock_guard lock(mutex);
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      CAPTURE(reqs[i].target);
+      if (reqs[i].target == "/delayed") CHECK(received_at[i] >= published_at + 1000);
+      if (reqs[i].target == "/not-before") CHECK(received_at[i] >= not_before_s * 1000);
+      CHECK(reqs[i].target != "/cancelled");
+    }
+    (void)delayed;
+  }
+
+  TEST_CASE("a slow destination holds only its own slots") {
+    capture_server slow;
+    slow.set_handler([](const captured_request&) { return scripted_reply::hang(); });
+    capture_server fast;
+    relay_fixture relay(dialect::sqlite,
+                        {{"RELAY_PER_DESTINATION_CONCURRENCY", "2"}, {"RELAY_CONCURRENCY", "8"}});
+    for (int i = 0; i < 6; ++i) relay.publish(slow.url("/slow"), std::to_string(i));
+    REQUIRE(eventually([&] { return slow.requests().size() == 2; }));
+    relay.publish(fast.url("/fast"), "f");
+    REQUIRE(eventually([&] { return fast.requests().size() == 1; }));
+    CHECK(slow.requests().size() == 2);  // still only two in flight to the slow one
+    slow.stop();                         // its attempts fail now and are retried later
+  }
+
+  TEST_CASE("batch: each element is its own message") {
+    capture_server dest;
+    relay_fixture relay;
+    const std::string body =
+        R"([{"destination":")" + dest.url("/one") +
+        R"(","headers":{"content-type":"application/json","upstash-forward-x-n":"1"},"body":"{\"n\":1}"},)"
+        R"({"destination":"not a url","body":"x"},)"
+        R"({"destination":")" +
+        dest.url("/two") + R"(","queue":"q1"}])";
+    const auto res = relay.call(verb::post, "/v2/batch", body, {{"Content-Type", "application/json"}});
+    REQUIRE_MESSAGE(res.result_int() == 200, res.body());
+    const auto out = json::parse(res.body()).as_array();
+    REQUIRE(out.size() == 3);
+    CHECK(out[0].as_object().contains("messageId"));
+    CHECK(out[1].as_object().contains("error"));
+    CHECK(out[2].as_object().contains("messageId"));
+    REQUIRE(eventually([&] { return dest.requests().size() == 2; }));
+    for (const auto& r : dest.requests()) {
+      if (r.target == "/one") {
+        CHECK(r.body == R"({"n":1})");
+        CHECK(r.header("X-N") == "1");
+        CHECK(r.header("Upstash-Message-Id") == std::string(out[0].as_object().at("messageId").as_string()));
+      } else {
+        CHECK(r.target == "/two");
+        CHECK(r.body.empty());
+      }
+    }
+  }
+
+  TEST_CASE("a callback after success carries the response") {
+    capture_server dest;
+    dest.push(scripted_reply::respond(201, "created!"));
+    capture_server callbacks;
+    relay_fixture relay;
+    const auto id =
+        std::string(relay.publish(dest.url("/hook"), "x", {{"Upstash-Callback", callbacks.url("/cb")}})
+                        .at("messageId")
+                        .as_string());
+    REQUIRE(eventually([&] { return callbacks.requests().size() == 1; }));
+    const auto cb = callbacks.requests().front();
+    check_signed(cb, callbacks.url("/cb"));
+    const auto b = json::parse(cb.body).as_object();
+    CHECK(b.at("status").as_int64() == 201);
+    CHECK(b.at("body").as_string() == b64("created!"));
+    CHECK(b.at("sourceMessageId").as_string() == id);
+    CHECK(b.at("retried").as_int64() == 0);
+  }
+
+  TEST_CASE("bad requests") {
+    relay_fixture relay;
+    const auto no_scheme = relay.call(verb::post, "/v2/publish/127.0.0.1:9/x", "{}");
+    CHECK(no_scheme.result_int() == 400);
+    CHECK(std::string(json::parse(no_scheme.body()).as_object().at("error").as_string())
+              .find("invalid scheme") != std::string::npos);
+    CHECK(
+        relay.call(verb::post, "/v2/publish/http://h/x", "{}", {{"Upstash-Retries", "many"}}).result_int() ==
+        400);
+    CHECK(relay.call(verb::get, "/v2/dlq?count=1000").result_int() == 400);
+    CHECK(relay.call(verb::get, "/v2/dlq?cursor=garbage").result_int() == 400);
+    CHECK(relay.call(verb::get, "/v2/dlq?topicName=grp").result_int() == 400);
+    CHECK(relay.call(verb::get, "/v2/messages/msg_unknown").result_int() == 404);
+    CHECK(relay.call(verb::post, "/v2/batch", "{").result_int() == 400);
+  }
+
+  TEST_CASE("PostgreSQL: publish, deliver and the DLQ work the same") {
+    capture_server dest;
+    dest.push(scripted_reply::respond(500));
+    relay_fixture relay(dialect::postgresql);
+    relay.publish(dest.url("/ok"), "1", {{"Upstash-Retries", "1"}, {"Upstash-Retry-Delay", "10"}});
+    dest.set_handler(
+        [](const captured_request& r) { return scripted_reply::respond(r.target == "/ok" ? 200 : 500); });
+    relay.publish(dest.url("/bad"), "2", {{"Upstash-Retries", "0"}});
+    REQUIRE(eventually([&] {
+      return relay.get_json("/v2/dlq").as_object().at("messages").as_array().size() == 1 &&
+             count_metric(relay.metrics(), "shopd_relay_delivered_total") == 1;
+    }));
+    CHECK(dest.requests().size() == 3);
+  }
+}
