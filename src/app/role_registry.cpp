@@ -1,6 +1,7 @@
 #include "shopd/app/role.hpp"
 
 #include "shopd/config/config.hpp"
+#include "shopd/roles/inventory/inventory_role.hpp"
 
 #include <algorithm>
 #include <string>
@@ -16,7 +17,7 @@ std::unique_ptr<role> make_base_role(role_context&) { return std::make_unique<ro
 constexpr role_entry table[] = {
     {"orders", &config::settings::orders_port, &make_base_role},
     {"email", &config::settings::email_port, &make_base_role},
-    {"inventory", &config::settings::inventory_port, &make_base_role},
+    {"inventory", &config::settings::inventory_port, &inventory::make_inventory_role},
     {"analytics", &config::settings::analytics_port, &make_base_role},
     {"relay", &config::settings::relay_port, &make_base_role},
 };
