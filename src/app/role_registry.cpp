@@ -3,6 +3,7 @@
 #include "shopd/config/config.hpp"
 #include "shopd/roles/email/email_role.hpp"
 #include "shopd/relay/relay_role.hpp"
+#include "shopd/roles/inventory/inventory_role.hpp"
 
 #include <algorithm>
 #include <string>
@@ -20,7 +21,7 @@ std::unique_ptr<role> make_base_role(role_context&) {
 constexpr role_entry table[] = {
     {"orders", &config::settings::orders_port, &make_base_role},
     {"email", &config::settings::email_port, &roles::email::make_email_role},
-    {"inventory", &config::settings::inventory_port, &make_base_role},
+    {"inventory", &config::settings::inventory_port, &inventory::make_inventory_role},
     {"analytics", &config::settings::analytics_port, &make_base_role},
     {"relay", &config::settings::relay_port, &relay::make_relay_role},
 };
