@@ -1,6 +1,7 @@
 #include "shopd/app/role.hpp"
 
 #include "shopd/config/config.hpp"
+#include "shopd/roles/orders/orders_role.hpp"
 
 #include <algorithm>
 #include <string>
@@ -14,7 +15,7 @@ namespace {
 std::unique_ptr<role> make_base_role(role_context&) { return std::make_unique<role>(); }
 
 constexpr role_entry table[] = {
-    {"orders", &config::settings::orders_port, &make_base_role},
+    {"orders", &config::settings::orders_port, &roles::orders::make_orders_role},
     {"email", &config::settings::email_port, &make_base_role},
     {"inventory", &config::settings::inventory_port, &make_base_role},
     {"analytics", &config::settings::analytics_port, &make_base_role},
