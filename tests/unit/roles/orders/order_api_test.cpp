@@ -52,7 +52,7 @@ constexpr std::string_view cart = R"({
 }  // namespace
 
 TEST_SUITE("roles/orders/order_api") {
-  TEST_CASE("limit") {
+  TEST_CASE("order_api: limit") {
     CHECK(parse_limit(std::nullopt).value() == default_page_limit);
     CHECK(parse_limit("1").value() == 1);
     CHECK(parse_limit("100").value() == max_page_limit);
@@ -66,7 +66,7 @@ TEST_SUITE("roles/orders/order_api") {
     }
   }
 
-  TEST_CASE("cursor") {
+  TEST_CASE("order_api: cursor") {
     SUBCASE("round trip") {
       const page_key k{1'795'428'000'123, "ord_01JABCDEFGHJKMNPQRSTVWXYZ0"};
       const std::string c = encode_cursor(k);
@@ -89,7 +89,7 @@ TEST_SUITE("roles/orders/order_api") {
     }
   }
 
-  TEST_CASE("the checkout request body") {
+  TEST_CASE("order_api: the checkout request body") {
     SUBCASE("a checkoutId is generated when absent, and prices in the body are ignored") {
       id_source ids;
       const auto cmd = decode_checkout_request(cart, ids.fn());
@@ -146,7 +146,7 @@ TEST_SUITE("roles/orders/order_api") {
     }
   }
 
-  TEST_CASE("request_field") {
+  TEST_CASE("order_api: request_field") {
     CHECK(request_field("data.items[0].sku") == "items[0].sku");
     CHECK(request_field("data.currency") == "currency");
     CHECK(request_field("data").empty());
@@ -155,7 +155,7 @@ TEST_SUITE("roles/orders/order_api") {
     CHECK(request_field("database") == "database");
   }
 
-  TEST_CASE("views") {
+  TEST_CASE("order_api: views") {
     stored_order o;
     o.order.order_id = "ord_1";
     o.order.checkout_id = "chk_1";
@@ -194,7 +194,7 @@ TEST_SUITE("roles/orders/order_api") {
     }
   }
 
-  TEST_CASE("checkout_location percent-encodes the id as one path segment") {
+  TEST_CASE("order_api: checkout_location percent-encodes the id as one path segment") {
     CHECK(checkout_location("chk_01JAB-x.y~z") == "/api/checkouts/chk_01JAB-x.y~z");
     CHECK(checkout_location("a/b?c#d%e") == "/api/checkouts/a%2Fb%3Fc%23d%25e");
   }

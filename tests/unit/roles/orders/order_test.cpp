@@ -31,7 +31,7 @@ priced_order priced() {
 }  // namespace
 
 TEST_SUITE("roles/orders/order") {
-  TEST_CASE("make_order takes the customer from the command and the lines from pricing") {
+  TEST_CASE("order: make_order takes the customer from the command and the lines from pricing") {
     bus::checkout_command cmd = command();
     SUBCASE("without address or note") {
       const stored_order o = make_order(cmd, priced(), "ord_1", nov23, "chk_42");
@@ -64,7 +64,7 @@ TEST_SUITE("roles/orders/order") {
     }
   }
 
-  TEST_CASE("the confirmation email") {
+  TEST_CASE("order: the confirmation email") {
     const stored_order o = make_order(command(), priced(), "ord_1", nov23, "chk_42");
     const bus::email_notification n = confirmation_email(o.order);
     CHECK(n.to == "ada@example.com");
@@ -89,7 +89,7 @@ TEST_SUITE("roles/orders/order") {
     CHECK(*back == n);
   }
 
-  TEST_CASE("the stock the order takes") {
+  TEST_CASE("order: the stock the order takes") {
     const stored_order o = make_order(command(), priced(), "ord_1", nov23, "chk_42");
     const bus::stock_updated u = stock_taken(o.order);
     CHECK(u.order_id == "ord_1");
@@ -100,13 +100,13 @@ TEST_SUITE("roles/orders/order") {
     CHECK(*back == u);
   }
 
-  TEST_CASE("the audit detail") {
+  TEST_CASE("order: the audit detail") {
     const stored_order o = make_order(command(), priced(), "ord_1", nov23, "chk_42");
     CHECK(order_audit_detail(o.order) ==
           json::object{{"checkoutId", "chk_42"}, {"subtotalCents", 4499}, {"currency", "EUR"}, {"lines", 2}});
   }
 
-  TEST_CASE("checkout status names") {
+  TEST_CASE("order: checkout status names") {
     CHECK(to_string(checkout_status::accepted) == "accepted");
     CHECK(to_string(checkout_status::rejected) == "rejected");
   }

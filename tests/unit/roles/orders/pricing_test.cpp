@@ -36,7 +36,7 @@ pricing_error error_of(const pricing_result<priced_order>& r) {
 }  // namespace
 
 TEST_SUITE("roles/orders/pricing") {
-  TEST_CASE("lines and subtotal come from the catalogue") {
+  TEST_CASE("pricing: lines and subtotal come from the catalogue") {
     const auto r = price_checkout(checkout({{"MUG-01", 2}, {"TEE-L", 1}}), shop());
     REQUIRE(r.has_value());
     REQUIRE(r->lines.size() == 2);
@@ -45,7 +45,7 @@ TEST_SUITE("roles/orders/pricing") {
     CHECK(r->subtotal_cents == 4499);
   }
 
-  TEST_CASE("a free product is a line of zero") {
+  TEST_CASE("pricing: a free product is a line of zero") {
     catalogue c = shop();
     c["MUG-01"].price_cents = 0;
     const auto r = price_checkout(checkout({{"MUG-01", 3}}), c);
@@ -54,7 +54,7 @@ TEST_SUITE("roles/orders/pricing") {
     CHECK(r->subtotal_cents == 0);
   }
 
-  TEST_CASE("refusals name the field, the first problem in item order wins") {
+  TEST_CASE("pricing: refusals name the field, the first problem in item order wins") {
     SUBCASE("unknown sku") {
       const auto e = error_of(price_checkout(checkout({{"MUG-01", 1}, {"NOPE", 1}}), shop()));
       CHECK(e.code == pricing_errc::unknown_sku);
@@ -94,7 +94,7 @@ TEST_SUITE("roles/orders/pricing") {
     }
   }
 
-  TEST_CASE("a catalogue name that order.created would refuse makes the product unavailable") {
+  TEST_CASE("pricing: a catalogue name that order.created would refuse makes the product unavailable") {
     catalogue c = shop();
     const auto with_name = [&](std::string name) {
       c["MUG-01"].name = std::move(name);
@@ -114,7 +114,7 @@ TEST_SUITE("roles/orders/pricing") {
     CHECK(with_name(" Mug ").has_value());
   }
 
-  TEST_CASE("amounts stay within max_money_cents without overflowing") {
+  TEST_CASE("pricing: amounts stay within max_money_cents without overflowing") {
     catalogue c = shop();
     SUBCASE("a price beyond the maximum") {
       c["MUG-01"].price_cents = bus::max_money_cents + 1;
@@ -168,7 +168,7 @@ TEST_SUITE("roles/orders/pricing") {
     }
   }
 
-  TEST_CASE("codes and the exception of value()") {
+  TEST_CASE("pricing: codes and the exception of value()") {
     CHECK(to_string(pricing_errc::unknown_sku) == "unknown_sku");
     CHECK(to_string(pricing_errc::product_unavailable) == "product_unavailable");
     CHECK(to_string(pricing_errc::currency_mismatch) == "currency_mismatch");
