@@ -4,6 +4,7 @@
 #include "shopd/roles/email/email_role.hpp"
 #include "shopd/relay/relay_role.hpp"
 #include "shopd/roles/inventory/inventory_role.hpp"
+#include "shopd/roles/orders/orders_role.hpp"
 
 #include <algorithm>
 #include <string>
@@ -22,6 +23,9 @@ constexpr role_entry table[] = {
     {"orders", &config::settings::orders_port, &make_base_role},
     {"email", &config::settings::email_port, &roles::email::make_email_role},
     {"inventory", &config::settings::inventory_port, &inventory::make_inventory_role},
+    {"orders", &config::settings::orders_port, &roles::orders::make_orders_role},
+    {"email", &config::settings::email_port, &make_base_role},
+    {"inventory", &config::settings::inventory_port, &make_base_role},
     {"analytics", &config::settings::analytics_port, &make_base_role},
     {"relay", &config::settings::relay_port, &relay::make_relay_role},
 };
