@@ -1,6 +1,7 @@
 #include "shopd/app/role.hpp"
 
 #include "shopd/config/config.hpp"
+#include "shopd/roles/analytics/analytics_role.hpp"
 
 #include <algorithm>
 #include <string>
@@ -17,7 +18,7 @@ constexpr role_entry table[] = {
     {"orders", &config::settings::orders_port, &make_base_role},
     {"email", &config::settings::email_port, &make_base_role},
     {"inventory", &config::settings::inventory_port, &make_base_role},
-    {"analytics", &config::settings::analytics_port, &make_base_role},
+    {"analytics", &config::settings::analytics_port, &shopd::roles::analytics::make_analytics_role},
     {"relay", &config::settings::relay_port, &make_base_role},
 };
 
