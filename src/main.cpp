@@ -1,5 +1,6 @@
 // shopd: CLI11 parses the command line, the configuration loads, and a subcommand of the library runs.
 #include "shopd/app/commands.hpp"
+#include "shopd/app/publish.hpp"
 #include "shopd/app/sign.hpp"
 #include "shopd/config/config.hpp"
 
@@ -74,6 +75,19 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"effective", "env", "markdown"}));
   add_config_options(*config_cmd, flags);
 
+  shopd::publish_options publish_opts;
+  auto* publish = app.add_subcommand("publish", "Send an event by hand, through the relay/QStash or --direct");
+  publish->add_option("event_type", publish_opts.event_type, "e.g. command.checkout, analytics.audit")->required();
+  publish->add_option("--data", publish_opts.data_arg, "The payload: JSON text, @FILE, or @- for stdin")->required();
+  publish->add_option("--to", publish_opts.to, "A role (orders, email, inventory, analytics) or a URL; default: "
+                                               "the role that consumes the event type");
+  publish->add_flag("--direct", publish_opts.direct,
+                    "Sign with QSTASH_CURRENT_SIGNING_KEY and post straight to the webhook, bypassing the relay");
+  publish->add_option("--event-id", publish_opts.event_id, "Use this eventId (to redeliver an event on purpose)");
+  publish->add_option("--correlation-id", publish_opts.correlation_id,
+                      "Default: the checkoutId of a checkout, else the event id");
+  add_config_options(*publish, flags);
+
   shopd::sign_options sign_opts;
   auto* sign = app.add_subcommand("sign", "Print a valid Upstash-Signature for a URL and body (for curl)");
   sign->add_option("--url", sign_opts.url, "The exact URL the request goes to (the token's subject)")->required();
@@ -111,6 +125,10 @@ int main(int argc, char** argv) {
       serve_opts.settings = settings;
       if (port_opt->count() > 0) serve_opts.port = port;
       return shopd::serve(serve_opts);
+    }
+    if (publish->parsed()) {
+      publish_opts.settings = settings;
+      return shopd::publish(publish_opts);
     }
     if (sign->parsed()) {
       sign_opts.settings = settings;

@@ -758,4 +758,19 @@ json::object to_json(const dead_letter& p) {
   return o;
 }
 
+std::optional<validation_error> validate_payload(std::string_view event_type, const boost::json::object& data) {
+  auto check = [&](auto r) -> std::optional<validation_error> {
+    if (r) return std::nullopt;
+    return r.error();
+  };
+  if (event_type == checkout_command::event_type) return check(checkout_command::from_json(data));
+  if (event_type == order_created::event_type) return check(order_created::from_json(data));
+  if (event_type == email_notification::event_type) return check(email_notification::from_json(data));
+  if (event_type == stock_updated::event_type) return check(stock_updated::from_json(data));
+  if (event_type == audit_record::event_type) return check(audit_record::from_json(data));
+  if (event_type == metric_point::event_type) return check(metric_point::from_json(data));
+  if (event_type == dead_letter::event_type) return check(dead_letter::from_json(data));
+  return validation_error{"eventType", "unknown event type \"" + std::string(event_type) + "\""};
+}
+
 }  // namespace shopd::bus

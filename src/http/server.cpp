@@ -1,1 +1,826 @@
-// placeholder: implemented by its issue-2 work item
+#include "shopd/http/server.hpp"
+
+#include "shopd/config/config.hpp"
+#include "shopd/obs/log.hpp"
+#include "shopd/obs/metrics.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <csignal>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <system_error>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace shopd::http {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+using steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr std::uint32_t header_limit = 8 * 1024;
+/// After an error response the client may still be sending; reading (and dropping) what it sends
+/// for a moment before closing keeps the kernel from answering with a reset that would destroy
+/// the response in flight.
+constexpr auto linger_timeout = 1000ms;
+constexpr std::size_t linger_max_bytes = 256 * 1024;
+constexpr std::size_t correlation_id_max = 128;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+  const auto address = ep.address();
+  const auto port = std::to_string(ep.port());
+  return address.is_v6() ? "[" + address.to_string() + "]:" + port : address.to_string() + ":" + port;
+}
+
+std::string_view method_label(verb v) {
+  return v == verb::unknown ? std::string_view{"other"} : std::string_view{bhttp::to_string(v)};
+}
+
+std::string_view without_query(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+/// Visible ASCII and blanks only: what may go back into a response header verbatim.
+bool header_safe(std::string_view value) {
+  return value.size() <= correlation_id_max && std::all_of(value.begin(), value.end(), [](char ch) {
+           const auto c = static_cast<unsigned char>(ch);
+           return c == '\t' || (c >= 0x20 && c < 0x7F);
+         });
+}
+
+double round_ms(steady::duration d) {
+  return std::round(std::chrono::duration<double, std::milli>(d).count() * 1000.0) / 1000.0;
+}
+
+struct listener_info {
+  std::string name;
+  std::shared_ptr<const router> routes;
+  cors_policy cors;
+  obs::gauge& in_flight;
+  obs::gauge& connections_open;
+};
+
+struct listener {
+  std::shared_ptr<const listener_info> info;
+  tcp::acceptor acceptor;
+  std::string address;  // as bound, for the logs
+};
+
+/// What a deadline does when it expires. Reads get their receive side shut down rather than only
+/// cancelled: a composed read (Beast's) between two of its reads has nothing pending to cancel and
+/// would otherwise start a fresh read that no deadline covers.
+enum class on_expiry { stop_reading, close };
+
+/// One client connection. Every member is touched only on the connection's strand, except during
+/// shutdown once the I/O threads are joined.
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  connection(tcp::socket s, std::shared_ptr<const listener_info> l, std::string peer)
+      : socket(std::move(s)), timer(socket.get_executor()), listener(std::move(l)), remote(std::move(peer)) {}
+
+  void arm(std::chrono::milliseconds timeout, on_expiry action) {
+    timed_out = false;
+    const auto id = ++deadline_id_;
+    timer.expires_after(timeout);
+    timer.async_wait([self = shared_from_this(), id, action](error_code ec) {
+      if (ec || id != self->deadline_id_) return;
+      self->timed_out = true;
+      error_code ignored;
+      self->socket.cancel(ignored);
+      if (action == on_expiry::stop_reading) {
+        self->socket.shutdown(tcp::socket::shutdown_receive, ignored);
+      } else {
+        self->socket.close(ignored);
+      }
+    });
+  }
+
+  void disarm() {
+    ++deadline_id_;
+    timer.cancel();
+  }
+
+  /// Shutdown has begun: a connection waiting for its next request goes now; one in the middle
+  /// of a request finishes it and then goes.
+  void begin_drain() {
+    draining = true;
+    if (idle) {
+      error_code ignored;
+      socket.cancel(ignored);
+    }
+  }
+
+  tcp::socket socket;
+  net::steady_timer timer;
+  std::shared_ptr<const listener_info> listener;
+  std::string remote;
+  bool idle = false;
+  bool draining = false;
+  bool timed_out = false;
+
+ private:
+  std::uint64_t deadline_id_ = 0;
+};
+
+/// The error response for a request that could not be read, or nothing when there is nobody or
+/// nothing to answer (the peer left, the server is cutting the connection).
+std::optional<response> read_failure_response(const error_code& ec, bool timed_out) {
+  if (timed_out)
+    return json_error(status::request_timeout, "request_timeout", "request not received in time");
+  if (ec == bhttp::error::header_limit) {
+    return json_error(status::request_header_fields_too_large, "request_header_fields_too_large",
+                      "request header larger than 8 KiB");
+  }
+  if (ec == bhttp::error::body_limit) {
+    return json_error(status::payload_too_large, "payload_too_large", "request body too large");
+  }
+  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message) return std::nullopt;
+  if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) {
+    return json_error(status::bad_request, "bad_request", "malformed HTTP request");
+  }
+  return std::nullopt;
+}
+
+/// Version, keep-alive, framing and the headers every response carries.
+void finalize(response& res, unsigned version, bool keep_alive, bool head, std::string_view correlation_id) {
+  res.version(version);
+  res.keep_alive(keep_alive);
+  res.set(field::server, "shopd");
+  if (!correlation_id.empty() && header_safe(correlation_id)) res.set("X-Correlation-Id", correlation_id);
+  const unsigned code = res.result_int();
+  if (code / 100 == 1 || code == 204 || code == 304) {
+    res.body().clear();
+    res.prepare_payload();
+  } else if (head) {
+    // HEAD answers with the headers a GET would get, Content-Length included, and no body.
+    const auto length = res.body().size();
+    res.body().clear();
+    res.content_length(length);
+  } else {
+    res.prepare_payload();
+  }
+}
+
+std::vector<verb> with_implicit_head(std::vector<verb> methods) {
+  if (std::find(methods.begin(), methods.end(), verb::get) != methods.end() &&
+      std::find(methods.begin(), methods.end(), verb::head) == methods.end()) {
+    methods.push_back(verb::head);
+  }
+  return methods;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+server_options server_options::from_config(const config::settings& s) {
+  const auto non_negative = [](std::int64_t v) { return v < 0 ? 0 : v; };
+  server_options o;
+  o.body_limit = static_cast<std::size_t>(non_negative(s.http_body_limit));
+  o.header_timeout = std::chrono::milliseconds{non_negative(s.http_header_timeout_ms)};
+  o.read_timeout = std::chrono::milliseconds{non_negative(s.http_read_timeout_ms)};
+  o.write_timeout = std::chrono::milliseconds{non_negative(s.http_write_timeout_ms)};
+  o.idle_timeout = std::chrono::milliseconds{non_negative(s.http_idle_timeout_ms)};
+  o.shutdown_timeout = std::chrono::milliseconds{non_negative(s.shutdown_timeout_ms)};
+  o.max_connections = static_cast<std::size_t>(non_negative(s.http_max_connections));
+  o.io_threads = static_cast<unsigned>(non_negative(s.io_threads));
+  o.worker_threads = static_cast<unsigned>(non_negative(s.worker_threads));
+  return o;
+}
+
+// Member order is destruction order reversed: the worker pool and then the io_context are
+// destroyed after the acceptors and signal set that live on them, and before the state that
+// unfinished sessions (destroyed with them) still touch.
+struct server::impl {
+  impl(server_options o, obs::registry& metrics)
+      : opts_(std::move(o)),
+        requests_total_(metrics.counter_family(
+            "shopd_http_requests_total", "HTTP requests answered, by listener, method, route and status.",
+            {"listener", "method", "route", "status"})),
+        request_duration_(metrics.histogram_family(
+            "shopd_http_request_duration_seconds",
+            "Time from the first byte of a request to its response being ready, by listener and route.",
+            {"listener", "route"})),
+        in_flight_(metrics.gauge_family("shopd_http_requests_in_flight",
+                                        "Requests being handled, by listener.", {"listener"})),
+        connections_open_(metrics.gauge_family("shopd_http_connections_open",
+                                               "Open client connections, by listener.", {"listener"})),
+        ioc_(static_cast<int>(opts_.io_threads == 0 ? std::max(1u, std::thread::hardware_concurrency())
+                                                    : opts_.io_threads)),
+        workers_(std::max(1u, opts_.worker_threads)) {}
+
+  ~impl() {
+    if (stopper_.joinable()) stopper_.join();
+  }
+
+  std::uint16_t listen(listener_spec spec);
+  void start();
+  void request_stop();
+  void wait_stopped();
+  [[nodiscard]] bool on_server_thread();
+
+  void spawn_accept_loop(listener& l);
+  net::awaitable<void> accept_loop(listener& l);
+  void admit(listener& l, tcp::socket socket);
+  net::awaitable<void> run_session(std::shared_ptr<connection> c);
+  net::awaitable<bool> serve_one(connection& c, beast::flat_buffer& buffer, steady::time_point request_start);
+  net::awaitable<response> dispatch(const listener_info& info, request_context& ctx,
+                                    std::string& route_label);
+  net::awaitable<std::size_t> write_response(connection& c, response& res);
+  net::awaitable<void> linger_close(connection& c);
+  response invoke(const listener_info& info, const route& r, request_context& ctx);
+  void record(const listener_info& info, std::string_view method, std::string_view route, unsigned status,
+              steady::duration elapsed);
+  void unregister(connection& c);
+  void shutdown();
+  void close_acceptors();
+
+  server_options opts_;
+  obs::family<obs::counter>& requests_total_;
+  obs::family<obs::histogram>& request_duration_;
+  obs::family<obs::gauge>& in_flight_;
+  obs::family<obs::gauge>& connections_open_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;                   // connections_ emptied, or the server stopped
+  std::unordered_set<connection*> connections_;  // owned by their sessions
+  std::vector<std::function<void()>> stop_callbacks_;
+  bool started_ = false;
+  bool stop_requested_ = false;
+  bool stopped_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::thread::id> stopper_id_{};
+
+  net::io_context ioc_;
+  net::thread_pool workers_;
+  std::vector<std::unique_ptr<listener>> listeners_;
+  std::optional<net::signal_set> signals_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::vector<std::thread> io_threads_;
+  std::thread stopper_;
+};
+
+std::uint16_t server::impl::listen(listener_spec spec) {
+  const std::string where = "listen " + spec.address + ":" + std::to_string(spec.port);
+  const auto fail = [&](const error_code& ec) { throw std::system_error(std::error_code(ec), where); };
+
+  error_code ec;
+  const auto address = net::ip::make_address(spec.address, ec);
+  if (ec) fail(ec);
+  const tcp::endpoint endpoint{address, spec.port};
+  tcp::acceptor acceptor(net::make_strand(ioc_));
+  acceptor.open(endpoint.protocol(), ec);
+  if (ec) fail(ec);
+  acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (ec) fail(ec);
+  acceptor.bind(endpoint, ec);
+  if (ec) fail(ec);
+  acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) fail(ec);
+  const auto bound = acceptor.local_endpoint(ec);
+  if (ec) fail(ec);
+
+  auto info = std::make_shared<listener_info>(
+      listener_info{spec.name, spec.routes ? std::move(spec.routes) : std::make_shared<const router>(),
+                    std::move(spec.cors), in_flight_.with({spec.name}), connections_open_.with({spec.name})});
+  auto l = std::make_unique<listener>(listener{std::move(info), std::move(acceptor), endpoint_text(bound)});
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_requested_) fail(net::error::operation_aborted);
+    auto& ref = *listeners_.emplace_back(std::move(l));
+    obs::info("listening", {{"listener", ref.info->name}, {"address", ref.address}});
+    if (started_) spawn_accept_loop(ref);
+  }
+  return bound.port();
+}
+
+void server::impl::start() {
+  std::lock_guard lock(mutex_);
+  if (started_ || stop_requested_) return;
+  started_ = true;
+  work_.emplace(ioc_.get_executor());
+  for (auto& l : listeners_) spawn_accept_loop(*l);
+  const unsigned n =
+      opts_.io_threads == 0 ? std::max(1u, std::thread::hardware_concurrency()) : opts_.io_threads;
+  io_threads_.reserve(n);
+  for (unsigned i = 0; i < n; ++i) {
+    io_threads_.emplace_back([this] {
+      // A handler that throws makes run() return; log it and keep serving.
+      for (;;) {
+        try {
+          ioc_.run();
+          return;
+        } catch (const std::exception& e) {
+          obs::error("uncaught exception on an I/O thread", {{"error", e.what()}});
+        }
+      }
+    });
+  }
+}
+
+void server::impl::spawn_accept_loop(listener& l) {
+  net::co_spawn(l.acceptor.get_executor(), accept_loop(l), [name = l.info->name](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      obs::error("accept loop failed", {{"listener", name}, {"error", ex.what()}});
+    }
+  });
+}
+
+net::awaitable<void> server::impl::accept_loop(listener& l) {
+  for (;;) {
+    auto [ec, socket] = co_await l.acceptor.async_accept(net::make_strand(ioc_), use_tuple);
+    if (ec) {
+      if (ec == net::error::operation_aborted || !l.acceptor.is_open()) co_return;
+      obs::warn("accept failed", {{"listener", l.info->name}, {"error", ec.message()}});
+      // Errors such as EMFILE persist for a while; pausing beats spinning on them.
+      net::steady_timer pause(co_await net::this_coro::executor, 50ms);
+      co_await pause.async_wait(use_tuple);
+      if (!l.acceptor.is_open()) co_return;
+      continue;
+    }
+    admit(l, tcp::socket(std::move(socket)));
+  }
+}
+
+void server::impl::admit(listener& l, tcp::socket socket) {
+  error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  auto c = std::make_shared<connection>(std::move(socket), l.info,
+                                        ec ? std::string("unknown") : endpoint_text(peer));
+  bool admitted = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (connections_.size() < opts_.max_connections) {
+      connections_.insert(c.get());
+      c->draining = stopping_.load();
+      admitted = true;
+    }
+  }
+  if (!admitted) {
+    obs::warn(
+        "connection limit reached; closing new connection",
+        {{"listener", l.info->name}, {"remote", c->remote}, {"max_connections", opts_.max_connections}});
+    c->socket.close(ec);
+    return;
+  }
+  c->socket.set_option(tcp::no_delay(true), ec);
+  l.info->connections_open.inc();
+  auto executor = c->socket.get_executor();
+  net::co_spawn(executor, run_session(std::move(c)), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      obs::error("connection failed", {{"error", ex.what()}});
+    }
+  });
+}
+
+void server::impl::unregister(connection& c) {
+  c.listener->connections_open.dec();
+  std::lock_guard lock(mutex_);
+  connections_.erase(&c);
+  if (connections_.empty()) cv_.notify_all();
+}
+
+net::awaitable<void> server::impl::run_session(std::shared_ptr<connection> c) {
+  // Unregisters however the session ends, including when its frame is destroyed at shutdown.
+  struct registration {
+    registration(impl& s, connection& c) : self(s), conn(c) {}
+    registration(const registration&) = delete;
+    registration& operator=(const registration&) = delete;
+    ~registration() { self.unregister(conn); }
+    impl& self;
+    connection& conn;
+  } const guard{*this, *c};
+
+  beast::flat_buffer buffer;
+  bool first = true;
+  for (;;) {
+    if (buffer.size() == 0) {
+      // Waiting for a request: a fresh connection gets the header timeout (it holds a slot and has
+      // said nothing yet), a kept-alive one the idle timeout. Either way nothing was asked, so a
+      // timeout or a drain closes without an answer.
+      if (c->draining) break;
+      c->idle = true;
+      c->arm(first ? opts_.header_timeout : opts_.idle_timeout, on_expiry::stop_reading);
+      auto [ec] = co_await c->socket.async_wait(tcp::socket::wait_read, use_tuple);
+      c->disarm();
+      c->idle = false;
+      if (ec || c->timed_out || c->draining) break;
+    }
+    first = false;
+    if (!co_await serve_one(*c, buffer, steady::now())) break;
+  }
+  error_code ignored;
+  c->socket.shutdown(tcp::socket::shutdown_both, ignored);
+  c->socket.close(ignored);
+}
+
+net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& buffer,
+                                             steady::time_point request_start) {
+  const listener_info& info = *c.listener;
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.header_limit(header_limit);
+  parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
+  std::size_t bytes_in = 0;
+
+  c.arm(opts_.header_timeout, on_expiry::stop_reading);
+  auto [ec, n] = co_await bhttp::async_read_header(c.socket, buffer, parser, use_tuple);
+  c.disarm();
+  bytes_in += n;
+  if (!ec && !parser.is_done()) {
+    if (beast::iequals(parser.get()[field::expect], "100-continue")) {
+      bhttp::response<bhttp::empty_body> go_on{status::continue_, parser.get().version()};
+      c.arm(opts_.write_timeout, on_expiry::close);
+      auto [wec, wn] = co_await bhttp::async_write(c.socket, go_on, use_tuple);
+      c.disarm();
+      if (wec) co_return false;
+    }
+    c.arm(opts_.read_timeout, on_expiry::stop_reading);
+    std::tie(ec, n) = co_await bhttp::async_read(c.socket, buffer, parser, use_tuple);
+    c.disarm();
+    bytes_in += n;
+  }
+
+  if (ec) {
+    auto res = read_failure_response(ec, c.timed_out);
+    if (!res) co_return false;
+    const auto& partial = parser.get();
+    const auto path = without_query(partial.target());
+    const unsigned st = res->result_int();
+    finalize(*res, 11, false, false, {});
+    record(info, method_label(partial.method()), "unmatched", st, steady::now() - request_start);
+    const bool timed_out = c.timed_out;
+    const std::size_t bytes_out = co_await write_response(c, *res);
+    obs::info("request", {{"listener", info.name},
+                          {"method", std::string_view{partial.method_string()}},
+                          {"path", path},
+                          {"status", st},
+                          {"duration_ms", round_ms(steady::now() - request_start)},
+                          {"bytes_in", bytes_in},
+                          {"bytes_out", bytes_out},
+                          {"remote", c.remote},
+                          {"error", ec.message()}});
+    // After a timeout the receive side is already shut; otherwise the client may still be sending.
+    if (!timed_out) co_await linger_close(c);
+    co_return false;
+  }
+
+  request req = parser.release();
+  const std::string_view target = req.target();
+  const auto query_at = target.find('?');
+  request_context ctx{req,
+                      target.substr(0, query_at),
+                      query_at == std::string_view::npos ? std::string_view{} : target.substr(query_at + 1),
+                      {},
+                      std::string{}};
+  if (const auto it = req.find("X-Correlation-Id"); it != req.end() && header_safe(it->value())) {
+    ctx.correlation_id = std::string(it->value());
+  }
+
+  std::string route_label = "unmatched";
+  response res;
+  {
+    // A scope, not inc/dec: the frame may be destroyed mid-request when shutdown cuts it.
+    struct in_flight_scope {
+      explicit in_flight_scope(obs::gauge& g) : gauge(g) { gauge.inc(); }
+      in_flight_scope(const in_flight_scope&) = delete;
+      in_flight_scope& operator=(const in_flight_scope&) = delete;
+      ~in_flight_scope() { gauge.dec(); }
+      obs::gauge& gauge;
+    } const scope(info.in_flight);
+    res = co_await dispatch(info, ctx, route_label);
+  }
+
+  if (!is_preflight(req)) decorate(info.cors, req, res);
+  // A handler may ask for the connection to be closed (Connection: close); the client may too.
+  const bool keep_alive = req.keep_alive() && res.keep_alive() && !c.draining && !stopping_.load();
+  finalize(res, req.version(), keep_alive, req.method() == verb::head, ctx.correlation_id);
+  const unsigned st = res.result_int();
+  record(info, method_label(req.method()), route_label, st, steady::now() - request_start);
+
+  const std::size_t bytes_out = co_await write_response(c, res);
+  const double duration_ms = round_ms(steady::now() - request_start);
+  if (ctx.correlation_id.empty()) {
+    obs::info("request", {{"listener", info.name},
+                          {"method", std::string_view{req.method_string()}},
+                          {"path", ctx.path},
+                          {"status", st},
+                          {"duration_ms", duration_ms},
+                          {"bytes_in", bytes_in},
+                          {"bytes_out", bytes_out},
+                          {"remote", c.remote}});
+  } else {
+    obs::info("request", {{"listener", info.name},
+                          {"method", std::string_view{req.method_string()}},
+                          {"path", ctx.path},
+                          {"status", st},
+                          {"duration_ms", duration_ms},
+                          {"bytes_in", bytes_in},
+                          {"bytes_out", bytes_out},
+                          {"remote", c.remote},
+                          {"correlation_id", ctx.correlation_id}});
+  }
+  co_return bytes_out > 0 && keep_alive;
+}
+
+net::awaitable<response> server::impl::dispatch(const listener_info& info, request_context& ctx,
+                                                std::string& route_label) {
+  const request& req = ctx.req;
+  const router& routes = *info.routes;
+  if (is_preflight(req))
+    co_return preflight_response(info.cors, req, with_implicit_head(routes.methods_for(ctx.path)));
+
+  auto result = routes.lookup(req.method(), ctx.path);
+  if (req.method() == verb::head && !std::holds_alternative<router::found>(result)) {
+    // HEAD is served by the GET route; finalize() drops the body.
+    if (auto as_get = routes.lookup(verb::get, ctx.path); std::holds_alternative<router::found>(as_get)) {
+      result = std::move(as_get);
+    }
+  }
+  if (std::holds_alternative<router::not_found>(result)) {
+    co_return json_error(status::not_found, "not_found", "no such resource");
+  }
+  if (const auto* wrong = std::get_if<router::method_not_allowed>(&result)) {
+    std::string allow;
+    for (const verb v : with_implicit_head(wrong->allowed)) {
+      if (!allow.empty()) allow += ", ";
+      allow += bhttp::to_string(v);
+    }
+    auto res =
+        json_error(status::method_not_allowed, "method_not_allowed", "method not allowed for this resource");
+    res.set(field::allow, allow);
+    co_return res;
+  }
+
+  auto& match = std::get<router::found>(result);
+  const route& r = *match.r;
+  route_label = r.pattern;
+  ctx.params = std::move(match.params);
+  if (r.exec == execution::io) co_return invoke(info, r, ctx);
+  co_return co_await net::co_spawn(
+      workers_, [&]() -> net::awaitable<response> { co_return invoke(info, r, ctx); }, net::use_awaitable);
+}
+
+response server::impl::invoke(const listener_info& info, const route& r, request_context& ctx) {
+  const auto internal_error = [&](std::string_view what) {
+    // The text stays in the log: it may hold anything (SQL, paths, secrets), so it never reaches
+    // the client.
+    if (ctx.correlation_id.empty()) {
+      obs::error("handler failed", {{"listener", info.name}, {"route", r.pattern}, {"error", what}});
+    } else {
+      obs::error("handler failed", {{"listener", info.name},
+                                    {"route", r.pattern},
+                                    {"error", what},
+                                    {"correlation_id", ctx.correlation_id}});
+    }
+    return json_error(status::internal_server_error, "internal_error", "internal server error");
+  };
+  try {
+    return r.fn(ctx);
+  } catch (const http_error& e) {
+    return e.to_response();
+  } catch (const std::exception& e) {
+    return internal_error(e.what());
+  } catch (...) {
+    return internal_error("unknown exception");
+  }
+}
+
+net::awaitable<std::size_t> server::impl::write_response(connection& c, response& res) {
+  c.arm(opts_.write_timeout, on_expiry::close);
+  auto [ec, n] = co_await bhttp::async_write(c.socket, res, use_tuple);
+  c.disarm();
+  co_return ec ? 0 : n;
+}
+
+net::awaitable<void> server::impl::linger_close(connection& c) {
+  error_code ec;
+  c.socket.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  c.idle = true;  // a drain may cut this short
+  c.arm(linger_timeout, on_expiry::stop_reading);
+  std::array<char, 4096> scratch{};
+  std::size_t total = 0;
+  while (total < linger_max_bytes && !c.draining) {
+    auto [rec, n] = co_await c.socket.async_read_some(net::buffer(scratch), use_tuple);
+    if (rec) break;
+    total += n;
+  }
+  c.disarm();
+  c.idle = false;
+}
+
+void server::impl::record(const listener_info& info, std::string_view method, std::string_view route,
+                          unsigned code, steady::duration elapsed) {
+  requests_total_.with({info.name, std::string(method), std::string(route), std::to_string(code)}).inc();
+  request_duration_.with({info.name, std::string(route)})
+      .observe(std::chrono::duration<double>(elapsed).count());
+}
+
+bool server::impl::on_server_thread() {
+  return ioc_.get_executor().running_in_this_thread() || workers_.get_executor().running_in_this_thread() ||
+         std::this_thread::get_id() == stopper_id_.load();
+}
+
+void server::impl::request_stop() {
+  std::lock_guard lock(mutex_);
+  if (stop_requested_) return;
+  stop_requested_ = true;
+  stopping_.store(true);
+  stopper_ = std::thread([this] { shutdown(); });
+}
+
+void server::impl::wait_stopped() {
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [&] { return stopped_; });
+}
+
+void server::impl::close_acceptors() {
+  std::vector<std::future<void>> closed;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& l : listeners_) {
+      if (!started_) {
+        error_code ignored;
+        l->acceptor.close(ignored);
+        continue;
+      }
+      // The acceptor belongs to its strand; close it there.
+      auto done = std::make_shared<std::promise<void>>();
+      closed.push_back(done->get_future());
+      net::post(l->acceptor.get_executor(), [&acceptor = l->acceptor, done] {
+        error_code ignored;
+        acceptor.close(ignored);
+        done->set_value();
+      });
+    }
+  }
+  for (auto& f : closed) f.wait_for(opts_.shutdown_timeout);
+}
+
+void server::impl::shutdown() {
+  stopper_id_.store(std::this_thread::get_id());
+  obs::info("server stopping", {{"shutdown_timeout_ms", opts_.shutdown_timeout.count()}});
+  std::vector<std::function<void()>> callbacks;
+  {
+    std::lock_guard lock(mutex_);
+    callbacks = stop_callbacks_;
+  }
+  for (auto& fn : callbacks) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      obs::error("stop callback failed", {{"error", e.what()}});
+    }
+  }
+  close_acceptors();
+
+  std::vector<std::shared_ptr<connection>> open;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto* c : connections_) {
+      if (auto sp = c->weak_from_this().lock()) open.push_back(std::move(sp));
+    }
+  }
+  for (auto& c : open) {
+    auto executor = c->socket.get_executor();
+    net::post(executor, [c = std::move(c)] { c->begin_drain(); });
+  }
+  open.clear();
+  {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, opts_.shutdown_timeout, [&] { return connections_.empty(); });
+  }
+
+  work_.reset();
+  ioc_.stop();
+  for (auto& t : io_threads_) t.join();
+  io_threads_.clear();
+
+  // With the I/O threads gone nothing else touches the sockets: cut what outlived the drain.
+  std::size_t cut = 0;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto* c : connections_) {
+      error_code ignored;
+      c->socket.close(ignored);
+      ++cut;
+    }
+  }
+  if (cut > 0) obs::warn("shutdown timeout: connections cut", {{"connections", cut}});
+
+  // Running handlers finish; blocking work still queued is dropped.
+  workers_.stop();
+  workers_.join();
+
+  {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+  }
+  cv_.notify_all();
+  obs::info("server stopped");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+server::server(server_options opts, obs::registry& metrics)
+    : impl_(std::make_shared<impl>(std::move(opts), metrics)) {}
+
+server::~server() {
+  stop();
+}
+
+std::uint16_t server::listen(listener_spec spec) {
+  return impl_->listen(std::move(spec));
+}
+
+void server::start() {
+  impl_->start();
+}
+
+void server::stop_on_signals() {
+  std::lock_guard lock(impl_->mutex_);
+  if (impl_->signals_) return;
+  auto& set = impl_->signals_.emplace(impl_->ioc_, SIGINT, SIGTERM);
+  set.async_wait([self = impl_.get()](const boost::system::error_code& ec, int signal_number) {
+    if (ec) return;
+    obs::info("signal received", {{"signal", signal_number}});
+    self->request_stop();
+  });
+}
+
+void server::on_stop(std::function<void()> fn) {
+  std::lock_guard lock(impl_->mutex_);
+  impl_->stop_callbacks_.push_back(std::move(fn));
+}
+
+void server::stop() {
+  impl_->request_stop();
+  // From a server thread (a handler, a signal) joining would wait on ourselves: the stopper
+  // thread does the work and wait() observes it.
+  if (!impl_->on_server_thread()) impl_->wait_stopped();
+}
+
+void server::wait() {
+  impl_->wait_stopped();
+}
+
+bool server::stopping() const noexcept {
+  return impl_->stopping_.load();
+}
+
+void server::post_blocking(std::function<void()> fn) {
+  net::post(impl_->workers_, [fn = std::move(fn)] {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      obs::error("background task failed", {{"error", e.what()}});
+    }
+  });
+}
+
+boost::asio::io_context& server::io_context() noexcept {
+  return impl_->ioc_;
+}
+
+boost::asio::thread_pool& server::workers() noexcept {
+  return impl_->workers_;
+}
+
+}  // namespace shopd::http

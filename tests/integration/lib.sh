@@ -81,3 +81,39 @@ new_pg_db() {
   port=$(pg_info | sed -n 's/.*port=\([^ ]*\).*/\1/p')
   echo "postgresql://postgres@$host:$port/$name"
 }
+
+# free_port: a port nothing listens on right now (the kernel's choice).
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_smtp NAME MODE PORT [ARGS...]: the real aiosmtpd server of tests/integration/smtp_server.py,
+# storing messages in $T/NAME-mail; waits until it listens. Stops with stop_pid "$SMTP_PID_<NAME>".
+start_smtp() {
+  local name=$1 mode=$2 port=$3; shift 3
+  mkdir -p "$T/$name-mail"
+  sleep 3600 | /usr/bin/python3 "$SHOPD_SOURCE_DIR/tests/integration/smtp_server.py" "$mode" \
+    --dir "$T/$name-mail" --port "$port" "$@" >"$T/$name-smtp.log" 2>&1 &
+  local pid=$!
+  SHOPD_PIDS+=("$pid")
+  printf -v "SMTP_PID_$name" '%s' "$pid"
+  local i
+  for i in $(seq 1 100); do
+    grep -q LISTENING "$T/$name-smtp.log" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "SMTP server $name did not start:" >&2; cat "$T/$name-smtp.log" >&2; return 1
+}
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# wait_for WHAT SECONDS COMMAND...: retry COMMAND until it succeeds or time runs out.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  while ! "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then fail "timed out waiting for $what"; return 1; fi
+    sleep 0.1
+  done
+  pass
+}

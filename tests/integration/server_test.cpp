@@ -1,1 +1,612 @@
-// placeholder: implemented by its issue-2 work item
+#include "shopd/http/server.hpp"
+
+#include "shopd/config/config.hpp"
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/parse.hpp>
+
+#include <future>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+
+using shopd::http::execution;
+using shopd::http::field;
+using shopd::http::request_context;
+using shopd::http::response;
+using shopd::http::router;
+using shopd::http::status;
+using shopd::http::verb;
+using shopd::test::http_client;
+using shopd::test::test_server;
+
+namespace {
+
+response text(std::string body, status st = status::ok) {
+  response res{st, 11};
+  res.set(field::content_type, "text/plain");
+  res.body() = std::move(body);
+  return res;
+}
+
+/// Where the handler ran, as seen from inside it.
+std::string where(shopd::http::server& srv) {
+  if (srv.workers().get_executor().running_in_this_thread()) return "worker";
+  if (srv.io_context().get_executor().running_in_this_thread()) return "io";
+  return "elsewhere";
+}
+
+/// The routes most tests use. `srv` is the server they will run on (for where()).
+std::shared_ptr<router> api_routes(shopd::http::server& srv) {
+  auto r = std::make_shared<router>();
+  r->add(
+      verb::get, "/hello", [](request_context&) { return text("hello world"); }, execution::io);
+  r->add(
+      verb::get, "/orders/{id}",
+      [](request_context& ctx) {
+        return shopd::http::json_response(status::ok, R"({"id":")" + std::string(ctx.param("id")) + R"("})");
+      },
+      execution::blocking);
+  r->add(
+      verb::post, "/echo", [](request_context& ctx) { return text(ctx.req.body()); }, execution::io);
+  r->add(
+      verb::get, "/bye",
+      [](request_context&) {
+        auto res = text("bye");
+        res.set(field::connection, "close");
+        return res;
+      },
+      execution::io);
+  r->add(
+      verb::get, "/where/io", [&srv](request_context&) { return text(where(srv)); }, execution::io);
+  r->add(
+      verb::get, "/where/blocking", [&srv](request_context&) { return text(where(srv)); },
+      execution::blocking);
+  r->add(
+      verb::get, "/http-error",
+      [](request_context&) -> response {
+        throw shopd::http::http_error(status::conflict, "already_exists", "order already exists",
+                                      "checkoutId")
+            .with_header("X-Reason", "duplicate");
+      },
+      execution::blocking);
+  r->add(
+      verb::get, "/boom",
+      [](request_context&) -> response { throw std::runtime_error("secret database password in a message"); },
+      execution::blocking);
+  r->add(
+      verb::get, "/correlate",
+      [](request_context& ctx) {
+        if (ctx.correlation_id.empty()) ctx.correlation_id = "chk_from_handler";
+        return text(ctx.correlation_id);
+      },
+      execution::io);
+  return r;
+}
+
+/// A server with api_routes() listening as "api" and started.
+struct api_fixture {
+  explicit api_fixture(shopd::http::server_options opts = shopd::test::test_options(),
+                       shopd::http::cors_policy cors = {})
+      : srv(std::move(opts)) {
+    srv.listen("api", api_routes(srv.server()), std::move(cors));
+    srv.start();
+  }
+  test_server srv;
+};
+
+std::string error_code_of(const response& res) {
+  return std::string(boost::json::parse(res.body()).at("code").as_string());
+}
+
+}  // namespace
+
+TEST_SUITE("integration/http_server") {
+  TEST_CASE("server: keep-alive: several requests on one connection") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    for (int i = 0; i < 3; ++i) {
+      const auto res = client.request(verb::get, "/hello");
+      CHECK(res.result() == status::ok);
+      CHECK(res.body() == "hello world");
+      CHECK(res.keep_alive());
+      CHECK(res[field::server] == "shopd");
+      CHECK(res[field::content_length] == "11");
+    }
+    const auto blocking = client.request(verb::get, "/orders/ord%201");
+    CHECK(blocking.result() == status::ok);
+    CHECK(blocking[field::content_type] == "application/json");
+    CHECK(blocking.body() == R"({"id":"ord 1"})");
+  }
+
+  TEST_CASE("server: a handler can ask for the connection to be closed") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    const auto res = client.request(verb::get, "/bye");
+    CHECK(res.body() == "bye");
+    CHECK_FALSE(res.keep_alive());
+    CHECK(client.closed_by_server());
+  }
+
+  TEST_CASE("server: HTTP/1.0 without keep-alive is answered and closed") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    client.send_raw("GET /hello HTTP/1.0\r\n\r\n");
+    const auto res = client.read();
+    CHECK(res.result() == status::ok);
+    CHECK(res.version() == 10);
+    CHECK_FALSE(res.keep_alive());
+    CHECK(client.closed_by_server());
+  }
+
+  TEST_CASE("server: pipelined requests are answered in order") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    // A blocking handler first: its answer must still come before the quicker ones behind it.
+    client.send_raw(
+        "GET /orders/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntwo"
+        "GET /orders/3 HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(client.read().body() == R"({"id":"1"})");
+    CHECK(client.read().body() == "two");
+    CHECK(client.read().body() == R"({"id":"3"})");
+    CHECK(client.request(verb::get, "/hello").body() == "hello world");
+  }
+
+  TEST_CASE("server: 404 and 405 in the JSON error shape, the connection stays usable") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    const auto missing = client.request(verb::get, "/missing?x=1");
+    CHECK(missing.result() == status::not_found);
+    CHECK(missing[field::content_type] == "application/json");
+    CHECK(missing.body() == R"({"error":"no such resource","code":"not_found"})");
+    CHECK(missing.keep_alive());
+
+    const auto wrong = client.request(verb::delete_, "/hello");
+    CHECK(wrong.result() == status::method_not_allowed);
+    CHECK(wrong[field::allow] == "GET, HEAD");
+    CHECK(wrong.body() == R"({"error":"method not allowed for this resource","code":"method_not_allowed"})");
+
+    const auto post_only = client.request(verb::get, "/echo");
+    CHECK(post_only.result() == status::method_not_allowed);
+    CHECK(post_only[field::allow] == "POST");
+
+    CHECK(client.request(verb::get, "/hello").result() == status::ok);
+  }
+
+  TEST_CASE("server: 413 over the body limit, then close") {
+    auto opts = shopd::test::test_options();
+    opts.body_limit = 1024;
+    api_fixture f(opts);
+
+    SUBCASE("declared by Content-Length") {
+      http_client client(f.srv.port());
+      const auto res = client.request(verb::post, "/echo", std::string(2048, 'x'));
+      CHECK(res.result() == status::payload_too_large);
+      CHECK(error_code_of(res) == "payload_too_large");
+      CHECK_FALSE(res.keep_alive());
+      CHECK(client.closed_by_server());
+    }
+    SUBCASE("discovered while reading a chunked body") {
+      http_client client(f.srv.port());
+      client.send_raw("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+      for (int i = 0; i < 3; ++i) client.send_raw("200\r\n" + std::string(512, 'y') + "\r\n");
+      const auto res = client.read();
+      CHECK(res.result() == status::payload_too_large);
+      CHECK(client.closed_by_server());
+    }
+    SUBCASE("exactly at the limit is fine") {
+      http_client client(f.srv.port());
+      const auto res = client.request(verb::post, "/echo", std::string(1024, 'x'));
+      CHECK(res.result() == status::ok);
+      CHECK(res.body().size() == 1024);
+    }
+    SUBCASE("Expect: 100-continue gets 100 before the body is sent") {
+      http_client client(f.srv.port());
+      client.send_raw("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+      CHECK(client.read().result() == status::continue_);
+      client.send_raw("hello");
+      const auto res = client.read();
+      CHECK(res.result() == status::ok);
+      CHECK(res.body() == "hello");
+    }
+  }
+
+  TEST_CASE("server: 431 for a header over 8 KiB, then close") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    const auto res = client.request(verb::get, "/hello", {}, {{"X-Big", std::string(10'000, 'a')}});
+    CHECK(res.result() == status::request_header_fields_too_large);
+    CHECK(error_code_of(res) == "request_header_fields_too_large");
+    CHECK(client.closed_by_server());
+  }
+
+  TEST_CASE("server: 408 when the header or the body does not arrive in time, then close") {
+    auto opts = shopd::test::test_options();
+    opts.header_timeout = std::chrono::milliseconds{200};
+    opts.read_timeout = std::chrono::milliseconds{200};
+    api_fixture f(opts);
+
+    SUBCASE("half a request line") {
+      http_client client(f.srv.port());
+      client.send_raw("GET /hel");
+      const auto res = client.read();
+      CHECK(res.result() == status::request_timeout);
+      CHECK(error_code_of(res) == "request_timeout");
+      CHECK_FALSE(res.keep_alive());
+      CHECK(client.closed_by_server());
+    }
+    SUBCASE("a header that never ends") {
+      http_client client(f.srv.port());
+      client.send_raw("GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+      CHECK(client.read().result() == status::request_timeout);
+      CHECK(client.closed_by_server());
+    }
+    SUBCASE("a stalled body") {
+      http_client client(f.srv.port());
+      client.send_raw("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly part of it");
+      const auto res = client.read();
+      CHECK(res.result() == status::request_timeout);
+      CHECK(client.closed_by_server());
+    }
+  }
+
+  TEST_CASE("server: idle connections are closed without a response") {
+    auto opts = shopd::test::test_options();
+    opts.idle_timeout = std::chrono::milliseconds{200};
+    opts.header_timeout = std::chrono::milliseconds{200};
+    api_fixture f(opts);
+
+    SUBCASE("after a request") {
+      http_client client(f.srv.port());
+      CHECK(client.request(verb::get, "/hello").result() == status::ok);
+      CHECK(client.closed_by_server());
+    }
+    SUBCASE("a connection that never sends anything") {
+      http_client client(f.srv.port());
+      CHECK(client.closed_by_server());
+    }
+  }
+
+  TEST_CASE("server: 400 for a malformed request, then close") {
+    api_fixture f;
+    SUBCASE("garbage") {
+      http_client client(f.srv.port());
+      client.send_raw("THIS IS NOT HTTP\r\n\r\n");
+      const auto res = client.read();
+      CHECK(res.result() == status::bad_request);
+      CHECK(error_code_of(res) == "bad_request");
+      CHECK(client.closed_by_server());
+    }
+    SUBCASE("a bad header line") {
+      http_client client(f.srv.port());
+      client.send_raw("GET /hello HTTP/1.1\r\nno colon here\r\n\r\n");
+      CHECK(client.read().result() == status::bad_request);
+      CHECK(client.closed_by_server());
+    }
+  }
+
+  TEST_CASE("server: handler errors") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    SUBCASE("http_error becomes its response, headers included") {
+      const auto res = client.request(verb::get, "/http-error");
+      CHECK(res.result() == status::conflict);
+      CHECK(res[field::content_type] == "application/json");
+      CHECK(res["X-Reason"] == "duplicate");
+      CHECK(res.body() == R"({"error":"order already exists","code":"already_exists","field":"checkoutId"})");
+      CHECK(res.keep_alive());
+    }
+    SUBCASE("any other exception is a 500 that does not leak its text") {
+      const auto res = client.request(verb::get, "/boom");
+      CHECK(res.result() == status::internal_server_error);
+      CHECK(res.body() == R"({"error":"internal server error","code":"internal_error"})");
+      CHECK(res.body().find("secret") == std::string::npos);
+      CHECK(client.request(verb::get, "/hello").result() == status::ok);
+    }
+  }
+
+  TEST_CASE("server: blocking handlers run on the worker pool, io handlers on an I/O thread") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    CHECK(client.request(verb::get, "/where/blocking").body() == "worker");
+    CHECK(client.request(verb::get, "/where/io").body() == "io");
+  }
+
+  TEST_CASE("server: HEAD is answered by the GET route without a body") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    const auto head = client.request(verb::head, "/hello");
+    CHECK(head.result() == status::ok);
+    CHECK(head[field::content_length] == "11");
+    CHECK(head.body().empty());
+    const auto blocking = client.request(verb::head, "/orders/42");
+    CHECK(blocking.result() == status::ok);
+    CHECK(blocking[field::content_length] == "11");
+    // Had a body been sent, it would now be read as the next response.
+    const auto next = client.request(verb::get, "/hello");
+    CHECK(next.result() == status::ok);
+    CHECK(next.body() == "hello world");
+  }
+
+  TEST_CASE("server: CORS: preflight and actual responses") {
+    api_fixture f(shopd::test::test_options(),
+                  shopd::http::cors_policy::from_config("https://shop.example", "Content-Type", false, 600));
+    http_client client(f.srv.port());
+
+    const auto ok =
+        client.request(verb::options, "/echo", {},
+                       {{"Origin", "https://shop.example"}, {"Access-Control-Request-Method", "POST"}});
+    CHECK(ok.result() == status::no_content);
+    CHECK(ok[field::access_control_allow_origin] == "https://shop.example");
+    CHECK(ok[field::access_control_allow_methods] == "POST");
+    CHECK(ok[field::access_control_allow_headers] == "Content-Type");
+    CHECK(ok[field::access_control_max_age] == "600");
+
+    const auto foreign =
+        client.request(verb::options, "/echo", {},
+                       {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "POST"}});
+    CHECK(foreign.result() == status::forbidden);
+    CHECK(foreign.find(field::access_control_allow_origin) == foreign.end());
+
+    const auto wrong_method =
+        client.request(verb::options, "/echo", {},
+                       {{"Origin", "https://shop.example"}, {"Access-Control-Request-Method", "PUT"}});
+    CHECK(wrong_method.result() == status::forbidden);
+
+    const auto actual = client.request(verb::post, "/echo", "hi", {{"Origin", "https://shop.example"}});
+    CHECK(actual.result() == status::ok);
+    CHECK(actual[field::access_control_allow_origin] == "https://shop.example");
+    CHECK(actual[field::vary] == "Origin");
+
+    const auto error = client.request(verb::get, "/missing", {}, {{"Origin", "https://shop.example"}});
+    CHECK(error.result() == status::not_found);
+    CHECK(error[field::access_control_allow_origin] == "https://shop.example");
+
+    const auto no_origin = client.request(verb::post, "/echo", "hi");
+    CHECK(no_origin.find(field::access_control_allow_origin) == no_origin.end());
+  }
+
+  TEST_CASE("server: X-Correlation-Id seeds the context and is echoed") {
+    api_fixture f;
+    http_client client(f.srv.port());
+    const auto echoed = client.request(verb::get, "/hello", {}, {{"X-Correlation-Id", "chk_123"}});
+    CHECK(echoed["X-Correlation-Id"] == "chk_123");
+    const auto seen = client.request(verb::get, "/correlate", {}, {{"X-Correlation-Id", "chk_456"}});
+    CHECK(seen.body() == "chk_456");
+    CHECK(seen["X-Correlation-Id"] == "chk_456");
+    const auto refined = client.request(verb::get, "/correlate");
+    CHECK(refined["X-Correlation-Id"] == "chk_from_handler");
+    const auto none = client.request(verb::get, "/hello");
+    CHECK(none.find("X-Correlation-Id") == none.end());
+    // Too long to be an id: ignored rather than echoed into every log line and response.
+    const auto too_long =
+        client.request(verb::get, "/correlate", {}, {{"X-Correlation-Id", std::string(200, 'c')}});
+    CHECK(too_long.body() == "chk_from_handler");
+  }
+
+  TEST_CASE("server: max_connections: excess connections are accepted and closed at once") {
+    auto opts = shopd::test::test_options();
+    opts.max_connections = 1;
+    api_fixture f(opts);
+    auto& open = f.srv.metrics().gauge_family("shopd_http_connections_open", "", {"listener"}).with({"api"});
+    {
+      http_client first(f.srv.port());
+      CHECK(first.request(verb::get, "/hello").result() == status::ok);
+      http_client second(f.srv.port());
+      CHECK(second.closed_by_server());
+      CHECK(first.request(verb::get, "/hello").result() == status::ok);
+    }
+    REQUIRE(shopd::test::eventually([&] { return open.value() == 0; }));
+    http_client third(f.srv.port());
+    CHECK(third.request(verb::get, "/hello").result() == status::ok);
+  }
+
+  TEST_CASE("server: request metrics in the server's registry") {
+    api_fixture f;
+    {
+      http_client client(f.srv.port());
+      CHECK(client.request(verb::get, "/hello").result() == status::ok);
+      CHECK(client.request(verb::get, "/hello").result() == status::ok);
+      CHECK(client.request(verb::get, "/orders/7").result() == status::ok);
+      CHECK(client.request(verb::get, "/missing").result() == status::not_found);
+      CHECK(client.request(verb::post, "/hello").result() == status::method_not_allowed);
+      const auto text = f.srv.metrics().render();
+      CAPTURE(text);
+      CHECK(text.find("# TYPE shopd_http_requests_total counter\n") != std::string::npos);
+      CHECK(text.find(
+                R"(shopd_http_requests_total{listener="api",method="GET",route="/hello",status="200"} 2)") !=
+            std::string::npos);
+      CHECK(
+          text.find(
+              R"(shopd_http_requests_total{listener="api",method="GET",route="/orders/{id}",status="200"} 1)") !=
+          std::string::npos);
+      CHECK(
+          text.find(
+              R"(shopd_http_requests_total{listener="api",method="GET",route="unmatched",status="404"} 1)") !=
+          std::string::npos);
+      CHECK(
+          text.find(
+              R"(shopd_http_requests_total{listener="api",method="POST",route="unmatched",status="405"} 1)") !=
+          std::string::npos);
+      CHECK(text.find("# TYPE shopd_http_request_duration_seconds histogram\n") != std::string::npos);
+      CHECK(text.find(R"(shopd_http_request_duration_seconds_count{listener="api",route="/hello"} 2)") !=
+            std::string::npos);
+      CHECK(text.find(
+                R"(shopd_http_request_duration_seconds_bucket{listener="api",route="/hello",le="+Inf"} 2)") !=
+            std::string::npos);
+      CHECK(text.find(R"(shopd_http_requests_in_flight{listener="api"} 0)") != std::string::npos);
+      CHECK(text.find(R"(shopd_http_connections_open{listener="api"} 1)") != std::string::npos);
+    }
+    auto& open = f.srv.metrics().gauge_family("shopd_http_connections_open", "", {"listener"}).with({"api"});
+    CHECK(shopd::test::eventually([&] { return open.value() == 0; }));
+  }
+
+  TEST_CASE("server: graceful shutdown lets the request in flight finish") {
+    test_server srv;
+    std::promise<void> started;
+    auto r = std::make_shared<router>();
+    r->add(
+        verb::get, "/slow",
+        [&started](request_context&) {
+          started.set_value();
+          std::this_thread::sleep_for(std::chrono::milliseconds{300});
+          return text("done");
+        },
+        execution::blocking);
+    r->add(
+        verb::get, "/hello", [](request_context&) { return text("hello world"); }, execution::io);
+    const auto port = srv.listen("api", r);
+    bool on_stop_ran = false;
+    srv.server().on_stop([&] { on_stop_ran = srv.server().stopping(); });
+    srv.start();
+
+    http_client idle(port);
+    CHECK(idle.request(verb::get, "/hello").result() == status::ok);
+    http_client busy(port);
+    busy.send(shopd::http::request{verb::get, "/slow", 11});
+    REQUIRE(started.get_future().wait_for(std::chrono::seconds{5}) == std::future_status::ready);
+
+    std::thread stopper([&] { srv.server().stop(); });
+    const auto res = busy.read();
+    CHECK(res.result() == status::ok);
+    CHECK(res.body() == "done");
+    CHECK_FALSE(res.keep_alive());  // answered during the drain
+    CHECK(busy.closed_by_server());
+    CHECK(idle.closed_by_server());
+    stopper.join();
+
+    CHECK(on_stop_ran);
+    CHECK(srv.server().stopping());
+    CHECK_FALSE(shopd::test::can_connect(port));
+    srv.server().stop();  // idempotent
+  }
+
+  TEST_CASE("server: shutdown cuts requests that outlive shutdown_timeout") {
+    auto opts = shopd::test::test_options();
+    opts.shutdown_timeout = std::chrono::milliseconds{200};
+    test_server srv(opts);
+    std::promise<void> started;
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    auto r = std::make_shared<router>();
+    r->add(
+        verb::get, "/stuck",
+        [&started, released](request_context&) {
+          started.set_value();
+          released.wait_for(std::chrono::seconds{10});
+          return text("too late");
+        },
+        execution::blocking);
+    const auto port = srv.listen("api", r);
+    srv.start();
+
+    http_client client(port);
+    client.send(shopd::http::request{verb::get, "/stuck", 11});
+    REQUIRE(started.get_future().wait_for(std::chrono::seconds{5}) == std::future_status::ready);
+    std::thread stopper([&] { srv.server().stop(); });
+    // The connection is cut after the drain timeout, while the handler still runs.
+    CHECK_FALSE(client.try_read().has_value());
+    release.set_value();
+    stopper.join();
+  }
+
+  TEST_CASE("server: stop() from a handler does not wait for itself, wait() sees the end") {
+    test_server srv;
+    auto r = std::make_shared<router>();
+    r->add(
+        verb::post, "/shutdown",
+        [&srv](request_context&) {
+          srv.server().stop();
+          return text("stopping");
+        },
+        execution::io);
+    const auto port = srv.listen("admin", r);
+    srv.start();
+
+    http_client client(port);
+    const auto res = client.request(verb::post, "/shutdown");
+    CHECK(res.result() == status::ok);
+    CHECK_FALSE(res.keep_alive());
+    srv.server().wait();
+    CHECK(srv.server().stopping());
+    CHECK_FALSE(shopd::test::can_connect(port));
+  }
+
+  TEST_CASE("server: two listeners with different routers") {
+    test_server srv;
+    auto orders = std::make_shared<router>();
+    orders->add(
+        verb::get, "/api/orders", [](request_context&) { return text("orders"); }, execution::io);
+    auto email = std::make_shared<router>();
+    email->add(
+        verb::get, "/api/emails", [](request_context&) { return text("emails"); }, execution::io);
+    const auto orders_port = srv.listen("orders", orders);
+    const auto email_port = srv.listen("email", email);
+    srv.start();
+    REQUIRE(orders_port != email_port);
+
+    http_client a(orders_port);
+    http_client b(email_port);
+    CHECK(a.request(verb::get, "/api/orders").body() == "orders");
+    CHECK(a.request(verb::get, "/api/emails").result() == status::not_found);
+    CHECK(b.request(verb::get, "/api/emails").body() == "emails");
+    CHECK(b.request(verb::get, "/api/orders").result() == status::not_found);
+
+    const auto text = srv.metrics().render();
+    CHECK(
+        text.find(
+            R"(shopd_http_requests_total{listener="orders",method="GET",route="/api/orders",status="200"} 1)") !=
+        std::string::npos);
+    CHECK(
+        text.find(
+            R"(shopd_http_requests_total{listener="email",method="GET",route="/api/emails",status="200"} 1)") !=
+        std::string::npos);
+  }
+
+  TEST_CASE("server: listen() names the address it could not bind") {
+    test_server first;
+    const auto port = first.listen("api", std::make_shared<router>());
+    test_server second;
+    shopd::http::listener_spec spec;
+    spec.name = "api";
+    spec.port = port;
+    try {
+      second.server().listen(spec);
+      FAIL("listen on a port in use succeeded");
+    } catch (const std::system_error& e) {
+      CHECK(std::string(e.what()) == "listen 127.0.0.1:" + std::to_string(port) + ": Address already in use");
+      CHECK(e.code() == std::errc::address_in_use);
+    }
+    spec.address = "not-an-address";
+    CHECK_THROWS_AS(second.server().listen(spec), std::system_error);
+  }
+
+  TEST_CASE("server: server_options::from_config") {
+    shopd::config::settings s;
+    s.http_body_limit = 2048;
+    s.http_header_timeout_ms = 1000;
+    s.http_read_timeout_ms = 2000;
+    s.http_write_timeout_ms = 3000;
+    s.http_idle_timeout_ms = 4000;
+    s.http_max_connections = 50;
+    s.shutdown_timeout_ms = 5000;
+    s.io_threads = 3;
+    s.worker_threads = 7;
+    const auto o = shopd::http::server_options::from_config(s);
+    CHECK(o.body_limit == 2048);
+    CHECK(o.header_timeout == std::chrono::milliseconds{1000});
+    CHECK(o.read_timeout == std::chrono::milliseconds{2000});
+    CHECK(o.write_timeout == std::chrono::milliseconds{3000});
+    CHECK(o.idle_timeout == std::chrono::milliseconds{4000});
+    CHECK(o.max_connections == 50);
+    CHECK(o.shutdown_timeout == std::chrono::milliseconds{5000});
+    CHECK(o.io_threads == 3);
+    CHECK(o.worker_threads == 7);
+  }
+}

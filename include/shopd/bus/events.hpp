@@ -279,6 +279,11 @@ struct dead_letter {
 [[nodiscard]] boost::json::object to_json(const metric_point& p);
 [[nodiscard]] boost::json::object to_json(const dead_letter& p);
 
+/// Validate `data` as the payload of `event_type` with that type's from_json. nullopt when valid;
+/// an error on `eventType` for a type shopd does not know.
+[[nodiscard]] std::optional<validation_error> validate_payload(std::string_view event_type,
+                                                               const boost::json::object& data);
+
 /// The payload of `e` as T: an error on `eventType` if `e` is not a T::event_type event, else
 /// T::from_json(e.data).
 template <class T>

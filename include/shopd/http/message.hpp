@@ -25,6 +25,10 @@ using field = bhttp::field;
 /// Content-Length afterwards, so handlers need not.
 [[nodiscard]] response json_response(status st, const boost::json::value& body);
 [[nodiscard]] response json_response(status st, std::string serialized_json);
+/// A literal is serialized JSON too (without this overload the call would be ambiguous).
+[[nodiscard]] inline response json_response(status st, const char* serialized_json) {
+  return json_response(st, std::string(serialized_json));
+}
 
 /// The one error shape of every shopd endpoint (a superset of QStash's `{"error": "..."}`):
 ///   {"error": "<human message>", "code": "<machine code>"[, "field": "<offending field>"]}
@@ -47,7 +51,9 @@ class http_error : public std::runtime_error {
   [[nodiscard]] status status_code() const noexcept { return status_; }
   [[nodiscard]] const std::string& code() const noexcept { return code_; }
   [[nodiscard]] const std::string& field_name() const noexcept { return field_; }
-  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& headers() const noexcept { return headers_; }
+  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& headers() const noexcept {
+    return headers_;
+  }
 
   /// The response this error stands for.
   [[nodiscard]] response to_response() const;

@@ -26,8 +26,8 @@ enum class execution { io, blocking };
 /// request log about the correlation id.
 struct request_context {
   const request& req;
-  std::string_view path;    ///< target without the query string, not percent-decoded
-  std::string_view query;   ///< after '?', empty when none
+  std::string_view path;   ///< target without the query string, not percent-decoded
+  std::string_view query;  ///< after '?', empty when none
   std::vector<std::pair<std::string, std::string>> params;  ///< `{name}` captures, percent-decoded
   std::string correlation_id;  ///< set by the session from X-Correlation-Id; handlers may refine it
 
@@ -41,7 +41,7 @@ using handler = std::function<response(request_context&)>;
 
 struct route {
   verb method;
-  std::string pattern;   ///< also the `route` label of the request metrics
+  std::string pattern;  ///< also the `route` label of the request metrics
   handler fn;
   execution exec;
 };

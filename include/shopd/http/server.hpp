@@ -6,7 +6,21 @@
 /// and an 8 KiB header limit (431); an idle timeout between requests (connection closed silently),
 /// a header timeout and a body timeout (408, then closed) and a write timeout; requests on one
 /// connection are answered in order, one at a time (pipelined requests wait in the read buffer).
-/// Handlers marked `execution::blocking` run on the worker pool, never on an I/O thread.
+/// A new connection that sends nothing is closed silently after the header timeout. Malformed
+/// requests get 400 and are closed. Handlers marked `execution::blocking` run on the worker pool,
+/// never on an I/O thread.
+///
+/// Responses: HEAD is served by the GET route, without the body; an OPTIONS preflight is answered
+/// from the listener's CORS policy; no route is 404, a wrong method 405 with `Allow`; an
+/// `http_error` from a handler becomes its response, any other exception a 500 `internal_error`
+/// whose text is logged, never sent. The session sets version, keep-alive, Content-Length and
+/// `Server`. A request's `X-Correlation-Id` (at most 128 visible ASCII characters) seeds
+/// `request_context::correlation_id`; a non-empty one is echoed in the response.
+///
+/// Observability: one `request` log line per request, and in the registry
+/// `shopd_http_requests_total{listener,method,route,status}` (route: the pattern, or "unmatched"),
+/// `shopd_http_request_duration_seconds{listener,route}`, `shopd_http_requests_in_flight{listener}`
+/// and `shopd_http_connections_open{listener}`.
 ///
 /// Threading: listen() and on_stop() before start(); stop(), stopping() and post_blocking() from any
 /// thread. Errors: listen() throws std::system_error naming the address; nothing else throws.
@@ -59,8 +73,9 @@ struct listener_spec {
 
 class server {
  public:
+  /// `metrics` must outlive the server.
   server(server_options opts, obs::registry& metrics);
-  ~server();  ///< stops (as stop()) and joins every thread
+  ~server();  ///< stops (as stop()) and joins every thread; not from a server thread
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
@@ -77,11 +92,14 @@ class server {
   void on_stop(std::function<void()> fn);
 
   /// Graceful shutdown: run the on_stop callbacks, stop accepting, close idle connections, let
-  /// in-flight requests finish for up to shutdown_timeout, then close the rest and join the
-  /// threads. Idempotent; blocks until done unless called from a server thread.
+  /// in-flight requests finish for up to shutdown_timeout (answered with `Connection: close`),
+  /// then close the rest and join the threads. Blocking handlers still running are waited for;
+  /// work still queued on the worker pool by then is dropped. Idempotent; blocks until done unless
+  /// called from a server thread (a handler, an on_stop callback), where it only starts the
+  /// shutdown: wait() then tells when it is over.
   void stop();
 
-  /// Block until the server has stopped.
+  /// Block until the server has stopped (after stop() or a signal).
   void wait();
 
   [[nodiscard]] bool stopping() const noexcept;

@@ -43,6 +43,8 @@ class gauge {
 /// Cumulative buckets with fixed upper bounds (seconds for latencies).
 class histogram {
  public:
+  /// Bounds must be finite and strictly increasing (a trailing +Inf is dropped: it is implicit);
+  /// throws std::invalid_argument otherwise.
   explicit histogram(std::vector<double> upper_bounds);
   void observe(double v) noexcept;
 
@@ -56,9 +58,8 @@ class histogram {
 
  private:
   std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // per bound + the +Inf bucket
+  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // per bound + the +Inf bucket; count = their sum
   std::atomic<double> sum_{0.0};
-  std::atomic<std::uint64_t> count_{0};
 };
 
 /// Latency buckets in seconds, 100 µs to 10 s.
@@ -76,10 +77,13 @@ class registry {
   registry& operator=(const registry&) = delete;
 
   /// Families are created once (usually at start-up); asking again for the same name returns the
-  /// same family. Label names are fixed per family.
+  /// same family. Label names are fixed per family. Throws std::invalid_argument for a name or label
+  /// name Prometheus would refuse, or when `name` already exists with another type, other label
+  /// names or (histograms) other buckets. A family without labels starts with its one child at 0.
   family<counter>& counter_family(std::string name, std::string help, std::vector<std::string> labels = {});
   family<gauge>& gauge_family(std::string name, std::string help, std::vector<std::string> labels = {});
-  family<histogram>& histogram_family(std::string name, std::string help, std::vector<std::string> labels = {},
+  family<histogram>& histogram_family(std::string name, std::string help,
+                                      std::vector<std::string> labels = {},
                                       std::vector<double> buckets = default_latency_buckets());
 
   /// The whole registry in the Prometheus text format, families sorted by name.
@@ -94,10 +98,15 @@ class registry {
 template <typename Metric>
 class family {
  public:
-  family(std::string name, std::string help, std::vector<std::string> labels, std::vector<double> buckets = {})
-      : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)), buckets_(std::move(buckets)) {}
+  family(std::string name, std::string help, std::vector<std::string> labels,
+         std::vector<double> buckets = {})
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        labels_(std::move(labels)),
+        buckets_(std::move(buckets)) {}
 
   /// The child for these label values (created on first use). Hot paths should keep the reference.
+  /// Throws std::invalid_argument when the number of values is not the number of label names.
   Metric& with(const label_values& values);
   /// The child of a family without labels.
   Metric& get() { return with({}); }
@@ -105,6 +114,8 @@ class family {
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] const std::string& help() const { return help_; }
   [[nodiscard]] const std::vector<std::string>& label_names() const { return labels_; }
+  /// The bucket upper bounds of a histogram family (without +Inf); empty for other metrics.
+  [[nodiscard]] const std::vector<double>& bucket_bounds() const { return buckets_; }
   /// Calls f(label_values, const Metric&) for each child, in label order.
   template <typename F>
   void for_each(F&& f) const {
