@@ -1,12 +1,15 @@
 #include "shopd/roles/analytics/analytics_role.hpp"
 
+// Ahead of http/message.hpp: GCC 12's -Wshadow takes the enumerator client_stage::request for a
+// shadow of the type alias http::request when the alias is declared first.
+#include "shopd/http/client.hpp"
+
 #include "shopd/bus/dispatch.hpp"
 #include "shopd/bus/events.hpp"
 #include "shopd/bus/signature.hpp"
 #include "shopd/config/config.hpp"
 #include "shopd/db/database.hpp"
 #include "shopd/http/auth.hpp"
-#include "shopd/http/client.hpp"
 #include "shopd/http/router.hpp"
 #include "shopd/obs/log.hpp"
 #include "shopd/obs/metrics.hpp"

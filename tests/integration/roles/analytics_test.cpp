@@ -56,23 +56,6 @@ std::string random_suffix() {
   return out.str();
 }
 
-class temp_dir {
- public:
-  temp_dir() : path_(std::filesystem::temp_directory_path() / ("shopd-analytics-test-" + random_suffix())) {
-    std::filesystem::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 // The conninfo of the PostgreSQL the CTest fixture started. Missing is a failure, not a skip.
 std::string pg_admin_conninfo() {
   const char* file = std::getenv("SHOPD_TEST_PG_INFO");
@@ -95,7 +78,7 @@ class test_database {
  public:
   explicit test_database(db::dialect kind) : kind_(kind) {
     if (kind == db::dialect::sqlite) {
-      dir_ = std::make_unique<temp_dir>();
+      dir_ = std::make_unique<shopd::test::temp_dir>();
       url_ = "sqlite:" + (dir_->path() / "analytics.db").string();
       return;
     }
@@ -127,7 +110,7 @@ class test_database {
 
  private:
   db::dialect kind_;
-  std::unique_ptr<temp_dir> dir_;
+  std::unique_ptr<shopd::test::temp_dir> dir_;
   std::string admin_;
   std::string name_;
   std::string url_;
@@ -946,46 +929,46 @@ void replay_asks_the_relay(db::dialect kind) {
 }  // namespace
 
 TEST_SUITE("integration/roles/analytics") {
-  TEST_CASE("each handler records its event once (SQLite)") {
+  TEST_CASE("analytics: each handler records its event once (SQLite)") {
     handlers_record_each_event_once(db::dialect::sqlite);
   }
-  TEST_CASE("each handler records its event once (PostgreSQL)") {
+  TEST_CASE("analytics: each handler records its event once (PostgreSQL)") {
     handlers_record_each_event_once(db::dialect::postgresql);
   }
-  TEST_CASE("invalid payloads are rejected, named and audited (SQLite)") {
+  TEST_CASE("analytics: invalid payloads are rejected, named and audited (SQLite)") {
     invalid_payloads_are_rejected_and_audited(db::dialect::sqlite);
   }
-  TEST_CASE("invalid payloads are rejected, named and audited (PostgreSQL)") {
+  TEST_CASE("analytics: invalid payloads are rejected, named and audited (PostgreSQL)") {
     invalid_payloads_are_rejected_and_audited(db::dialect::postgresql);
   }
-  TEST_CASE("GET /api/audit filters and pages (SQLite)") {
+  TEST_CASE("analytics: GET /api/audit filters and pages (SQLite)") {
     audit_query_filters_and_pages(db::dialect::sqlite);
   }
-  TEST_CASE("GET /api/audit filters and pages (PostgreSQL)") {
+  TEST_CASE("analytics: GET /api/audit filters and pages (PostgreSQL)") {
     audit_query_filters_and_pages(db::dialect::postgresql);
   }
-  TEST_CASE("GET /api/metrics/summary from a known data set (SQLite)") {
+  TEST_CASE("analytics: GET /api/metrics/summary from a known data set (SQLite)") {
     summary_from_known_data(db::dialect::sqlite);
   }
-  TEST_CASE("GET /api/metrics/summary from a known data set (PostgreSQL)") {
+  TEST_CASE("analytics: GET /api/metrics/summary from a known data set (PostgreSQL)") {
     summary_from_known_data(db::dialect::postgresql);
   }
-  TEST_CASE("GET /api/dlq pages newest first (SQLite)") {
+  TEST_CASE("analytics: GET /api/dlq pages newest first (SQLite)") {
     dead_letters_page_newest_first(db::dialect::sqlite);
   }
-  TEST_CASE("GET /api/dlq pages newest first (PostgreSQL)") {
+  TEST_CASE("analytics: GET /api/dlq pages newest first (PostgreSQL)") {
     dead_letters_page_newest_first(db::dialect::postgresql);
   }
-  TEST_CASE("POST /api/dlq/callback records a dead letter (SQLite)") {
+  TEST_CASE("analytics: POST /api/dlq/callback records a dead letter (SQLite)") {
     failure_callback_records_a_dead_letter(db::dialect::sqlite);
   }
-  TEST_CASE("POST /api/dlq/callback records a dead letter (PostgreSQL)") {
+  TEST_CASE("analytics: POST /api/dlq/callback records a dead letter (PostgreSQL)") {
     failure_callback_records_a_dead_letter(db::dialect::postgresql);
   }
-  TEST_CASE("POST /api/dlq/{id}/replay asks the relay (SQLite)") {
+  TEST_CASE("analytics: POST /api/dlq/{id}/replay asks the relay (SQLite)") {
     replay_asks_the_relay(db::dialect::sqlite);
   }
-  TEST_CASE("POST /api/dlq/{id}/replay asks the relay (PostgreSQL)") {
+  TEST_CASE("analytics: POST /api/dlq/{id}/replay asks the relay (PostgreSQL)") {
     replay_asks_the_relay(db::dialect::postgresql);
   }
 }

@@ -53,7 +53,7 @@ std::string field_of(const bus::result<analytics::failure_report>& r) {
 }  // namespace
 
 TEST_SUITE("roles/analytics/failure_callback") {
-  TEST_CASE("a reference failure callback becomes the dead letter it reports") {
+  TEST_CASE("analytics.failure_callback: a reference failure callback becomes the dead letter it reports") {
     const auto r = parse(reference_callback());
     REQUIRE(r.has_value());
     const bus::dead_letter& l = r->letter;
@@ -73,7 +73,7 @@ TEST_SUITE("roles/analytics/failure_callback") {
     CHECK(*again == l);
   }
 
-  TEST_CASE("the event id is deterministic, so a re-posted callback is a duplicate") {
+  TEST_CASE("analytics.failure_callback: a re-posted callback has the same event id") {
     CHECK(parse(reference_callback())->event_id == parse(reference_callback())->event_id);
 
     SUBCASE("without dlqId it comes from the source message id") {
@@ -119,7 +119,7 @@ TEST_SUITE("roles/analytics/failure_callback") {
     }
   }
 
-  TEST_CASE("correlation comes from the original envelope when it parses") {
+  TEST_CASE("analytics.failure_callback: correlation comes from the original envelope when it parses") {
     auto cb = reference_callback();
     SUBCASE("a body that is not an envelope is uncorrelated") {
       cb["sourceBody"] = base64_encode("hello, plain text");
@@ -155,7 +155,7 @@ TEST_SUITE("roles/analytics/failure_callback") {
     }
   }
 
-  TEST_CASE("status, response and attempts") {
+  TEST_CASE("analytics.failure_callback: status, response and attempts") {
     auto cb = reference_callback();
     SUBCASE("status 0 is the relay's 'no HTTP answer'") {
       cb["status"] = 0;
@@ -197,7 +197,7 @@ TEST_SUITE("roles/analytics/failure_callback") {
     }
   }
 
-  TEST_CASE("decoded bytes are stored as bounded, valid UTF-8 text") {
+  TEST_CASE("analytics.failure_callback: decoded bytes are stored as bounded, valid UTF-8 text") {
     auto cb = reference_callback();
     SUBCASE("a response longer than 64 KiB is cut to 64 KiB") {
       cb["body"] = base64_encode(std::string(70'000, 'r'));
@@ -211,7 +211,7 @@ TEST_SUITE("roles/analytics/failure_callback") {
     }
   }
 
-  TEST_CASE("a body that is not a failure callback names the field") {
+  TEST_CASE("analytics.failure_callback: a body that is not a failure callback names the field") {
     auto cb = reference_callback();
     SUBCASE("not JSON") {
       CHECK(field_of(analytics::parse_failure_callback("not json")).empty());
@@ -282,7 +282,7 @@ TEST_SUITE("roles/analytics/failure_callback") {
     }
   }
 
-  TEST_CASE("to_envelope makes an analytics.dlq event any consumer accepts") {
+  TEST_CASE("analytics.failure_callback: to_envelope makes an analytics.dlq event any consumer accepts") {
     const auto r = parse(reference_callback());
     REQUIRE(r.has_value());
     const auto at = bus::parse_timestamp("2026-11-23T10:05:00.123Z");
@@ -303,7 +303,7 @@ TEST_SUITE("roles/analytics/failure_callback") {
     CHECK(*payload == r->letter);
   }
 
-  TEST_CASE("decode_base64 accepts what senders send") {
+  TEST_CASE("analytics.failure_callback: decode_base64 accepts what senders send") {
     CHECK(analytics::decode_base64("") == "");
     CHECK(analytics::decode_base64("aGVsbG8=") == "hello");
     CHECK(analytics::decode_base64("aGVsbG8") == "hello");
@@ -328,7 +328,7 @@ TEST_SUITE("roles/analytics/failure_callback") {
     }
   }
 
-  TEST_CASE("to_stored_text") {
+  TEST_CASE("analytics.failure_callback: to_stored_text") {
     using analytics::to_stored_text;
     const std::string fffd = "\xEF\xBF\xBD";
     CHECK(to_stored_text("plain") == "plain");

@@ -29,7 +29,7 @@ std::string field_of(const shopd::bus::result<T>& r) {
 }  // namespace
 
 TEST_SUITE("roles/analytics/query") {
-  TEST_CASE("cursors round-trip and belong to one list") {
+  TEST_CASE("analytics.query: cursors round-trip and belong to one list") {
     for (const std::int64_t id :
          {std::int64_t{1}, std::int64_t{42}, std::int64_t{9'223'372'036'854'775'807}}) {
       const auto audit = analytics::encode_cursor(cursor_kind::audit, id);
@@ -56,7 +56,7 @@ TEST_SUITE("roles/analytics/query") {
     }
   }
 
-  TEST_CASE("parse_since takes RFC 3339 or Unix milliseconds") {
+  TEST_CASE("analytics.query: parse_since takes RFC 3339 or Unix milliseconds") {
     CHECK(analytics::parse_since("0") == 0);
     CHECK(analytics::parse_since("1700000000000") == 1'700'000'000'000);
     CHECK(analytics::parse_since("2026-11-23T10:00:00.000Z") == 1'795'428'000'000);
@@ -71,7 +71,7 @@ TEST_SUITE("roles/analytics/query") {
     CHECK_FALSE(analytics::parse_since("").has_value());
   }
 
-  TEST_CASE("parse_page") {
+  TEST_CASE("analytics.query: parse_page") {
     SUBCASE("defaults") {
       const auto p = analytics::parse_page(params({}), cursor_kind::dead_letters);
       REQUIRE(p.has_value());
@@ -105,7 +105,7 @@ TEST_SUITE("roles/analytics/query") {
     }
   }
 
-  TEST_CASE("parse_audit_query") {
+  TEST_CASE("analytics.query: parse_audit_query") {
     SUBCASE("every filter") {
       const auto q =
           analytics::parse_audit_query(params({{"entityId", "ord_1"},

@@ -25,7 +25,7 @@ bus::envelope envelope_of(std::string_view type, json::object data,
 }  // namespace
 
 TEST_SUITE("roles/analytics/records") {
-  TEST_CASE("an audit record keeps its envelope's ids and time") {
+  TEST_CASE("analytics.records: an audit record keeps its envelope's ids and time") {
     const bus::audit_record rec{.action = "order.created",
                                 .actor = "orders",
                                 .entity_type = "order",
@@ -73,7 +73,7 @@ TEST_SUITE("roles/analytics/records") {
     }
   }
 
-  TEST_CASE("a metric point") {
+  TEST_CASE("analytics.records: a metric point") {
     const bus::metric_point m{
         .name = "stock.shortfall", .value = 2.5, .unit = "items", .tags = {{"sku", "SKU-1"}}};
     const auto ev = envelope_of("analytics.metric", bus::to_json(m), std::nullopt);
@@ -93,7 +93,7 @@ TEST_SUITE("roles/analytics/records") {
     }
   }
 
-  TEST_CASE("a sale counts units and takes the order's time") {
+  TEST_CASE("analytics.records: a sale counts units and takes the order's time") {
     bus::order_created o;
     o.order_id = "ord_1";
     o.checkout_id = "chk_123";
@@ -113,7 +113,7 @@ TEST_SUITE("roles/analytics/records") {
                                      .created_at_ms = 1'795'427'940'000});
   }
 
-  TEST_CASE("a dead letter") {
+  TEST_CASE("analytics.records: a dead letter") {
     const bus::dead_letter d{.source_message_id = "msg_1",
                              .destination = "http://127.0.0.1:3002/api/webhook",
                              .last_status = 503,
@@ -164,7 +164,7 @@ TEST_SUITE("roles/analytics/records") {
     }
   }
 
-  TEST_CASE("the summary's JSON") {
+  TEST_CASE("analytics.records: the summary's JSON") {
     const analytics::summary s{
         .orders = 3,
         .revenues = {{.currency = "EUR", .total_cents = 1500}, {.currency = "USD", .total_cents = 99}},

@@ -7,7 +7,7 @@
 namespace analytics = shopd::roles::analytics;
 
 TEST_SUITE("roles/analytics/replay") {
-  TEST_CASE("replay_url addresses the DLQ retry endpoint with the id as one path segment") {
+  TEST_CASE("analytics.replay: replay_url addresses the DLQ retry endpoint with the id as one path segment") {
     CHECK(analytics::replay_url("http://127.0.0.1:8080", "1725323658779-0") ==
           "http://127.0.0.1:8080/v2/dlq/retry/1725323658779-0");
     CHECK(analytics::replay_url("https://qstash.upstash.io//", "d1") ==
@@ -16,7 +16,7 @@ TEST_SUITE("roles/analytics/replay") {
     CHECK(analytics::replay_url("http://h", "..") == "http://h/v2/dlq/retry/..");
   }
 
-  TEST_CASE("replayed_message_id reads QStash's 201 answer") {
+  TEST_CASE("analytics.replay: replayed_message_id reads QStash's 201 answer") {
     CHECK(analytics::replayed_message_id(R"({"messageId":"msg_2"})") == "msg_2");
     CHECK_FALSE(analytics::replayed_message_id(R"({"messageId":""})").has_value());
     CHECK_FALSE(analytics::replayed_message_id(R"({"messageId":7})").has_value());
@@ -26,7 +26,7 @@ TEST_SUITE("roles/analytics/replay") {
     CHECK_FALSE(analytics::replayed_message_id("created").has_value());
   }
 
-  TEST_CASE("upstream_error is one bounded line") {
+  TEST_CASE("analytics.replay: upstream_error is one bounded line") {
     CHECK(analytics::upstream_error(404, R"({"error":"dlq message not found"})") ==
           "QStash answered 404: dlq message not found");
     CHECK(analytics::upstream_error(500, "oops\r\nX-Injected: 1") ==
