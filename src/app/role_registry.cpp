@@ -5,6 +5,7 @@
 #include "shopd/relay/relay_role.hpp"
 #include "shopd/roles/inventory/inventory_role.hpp"
 #include "shopd/roles/orders/orders_role.hpp"
+#include "shopd/roles/analytics/analytics_role.hpp"
 
 #include <algorithm>
 #include <string>
@@ -28,6 +29,8 @@ constexpr role_entry table[] = {
     {"inventory", &config::settings::inventory_port, &make_base_role},
     {"analytics", &config::settings::analytics_port, &make_base_role},
     {"relay", &config::settings::relay_port, &relay::make_relay_role},
+    {"analytics", &config::settings::analytics_port, &shopd::roles::analytics::make_analytics_role},
+    {"relay", &config::settings::relay_port, &make_base_role},
 };
 
 std::string valid_names() {
