@@ -846,10 +846,10 @@ TEST_SUITE("integration/roles/email") {
   TEST_CASE("email role: an order confirmation over real SMTP, sent once (PostgreSQL)") {
     order_confirmation_over_smtp(backend::postgresql);
   }
-  TEST_CASE("email role: SMTP down is transient; the redelivery after it is back sends once (SQLite)") {
+  TEST_CASE("email role: SMTP down is transient, and once it is back the redelivery sends once (SQLite)") {
     smtp_down_then_up(backend::sqlite);
   }
-  TEST_CASE("email role: SMTP down is transient; the redelivery after it is back sends once (PostgreSQL)") {
+  TEST_CASE("email role: SMTP down is transient, and once it is back the redelivery sends once (PostgreSQL)") {
     smtp_down_then_up(backend::postgresql);
   }
   TEST_CASE("email role: a refused recipient is a permanent failure (SQLite)") {
