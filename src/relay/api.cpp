@@ -377,8 +377,6 @@ http::handler guarded(std::shared_ptr<api> a, Handler h) {
     } catch (const db::transient_error&) {
       throw http_error(status::service_unavailable, "unavailable", "the relay's database is busy; try again")
           .with_header("Retry-After", "1");
-    } catch (const std::invalid_argument& e) {
-      throw bad_request(e.what());
     }
   };
 }

@@ -204,6 +204,7 @@ TEST_SUITE("relay") {
     check_signed(by_path["/cb"], callbacks.url("/cb"));
 
     CHECK(count_metric(relay.metrics(), "shopd_relay_failed_total") == 1);
+    CHECK(eventually([&] { return count_metric(relay.metrics(), "shopd_relay_dlq_size") == 1; }));
 
     SUBCASE("the DLQ entry can be read, retried (a new message) and is then gone") {
       CHECK(str(relay.get_json("/v2/dlq/" + dlq_id), "messageId") == id);
@@ -314,6 +315,11 @@ TEST_SUITE("relay") {
                         {{"RELAY_PER_DESTINATION_CONCURRENCY", "2"}, {"RELAY_CONCURRENCY", "8"}});
     for (int i = 0; i < 6; ++i) relay.publish(slow.url("/slow"), std::to_string(i));
     REQUIRE(eventually([&] { return slow.requests().size() == 2; }));
+    CHECK(count_metric(relay.metrics(), "shopd_relay_deliveries_in_flight") == 2);
+    CHECK(eventually([&] {
+      return count_metric(relay.metrics(), R"(shopd_relay_queue_depth{state="ACTIVE"})") == 2 &&
+             count_metric(relay.metrics(), R"(shopd_relay_queue_depth{state="CREATED"})") == 4;
+    }));
     relay.publish(fast.url("/fast"), "f");
     REQUIRE(eventually([&] { return fast.requests().size() == 1; }));
     CHECK(slow.requests().size() == 2);  // still only two in flight to the slow one
