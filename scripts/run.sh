@@ -7,5 +7,5 @@ scripts/build.sh release
 bin=build/release/shopd
 env_file=${SHOPD_ENV_FILE:-config/local.env}
 mkdir -p var
-"$bin" migrate --env-file "$env_file"
+"$bin" migrate --env-file "$env_file" --seed config/catalogue.json
 exec "$bin" serve --role=all --env-file "$env_file"

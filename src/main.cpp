@@ -1,5 +1,6 @@
 // shopd: CLI11 parses the command line, the configuration loads, and a subcommand of the library runs.
 #include "shopd/app/commands.hpp"
+#include "shopd/app/dlq.hpp"
 #include "shopd/app/publish.hpp"
 #include "shopd/app/sign.hpp"
 #include "shopd/config/config.hpp"
@@ -100,6 +101,27 @@ int main(int argc, char** argv) {
                       "Default: the checkoutId of a checkout, else the event id");
   add_config_options(*publish, flags);
 
+  shopd::dlq_options dlq_opts;
+  auto* dlq = app.add_subcommand("dlq", "List, inspect, replay or delete dead letters (relay or Upstash QStash)");
+  dlq->require_subcommand(1);
+  auto* dlq_list = dlq->add_subcommand("list", "List dead letters, oldest first");
+  dlq_list->add_option("--cursor", dlq_opts.cursor, "Continue from this cursor");
+  dlq_list->add_option("--count", dlq_opts.count, "Entries per page (1-100)")->check(CLI::Range(1, 100));
+  dlq_list->add_option("--url", dlq_opts.url, "Only messages to this destination");
+  dlq_list->add_option("--message-id", dlq_opts.message_id, "Only this message");
+  dlq_list->add_option("--status", dlq_opts.response_status, "Only this last response status");
+  dlq_list->add_flag("--latest-first", dlq_opts.latest_first, "Newest first");
+  dlq_list->add_flag("--json", dlq_opts.json, "Print the API's JSON answer");
+  auto* dlq_show = dlq->add_subcommand("show", "Show one dead letter as JSON");
+  dlq_show->add_option("dlq_id", dlq_opts.ids, "The DLQ id")->required()->expected(1);
+  auto* dlq_replay = dlq->add_subcommand("replay", "Deliver dead letters again (new message ids)");
+  dlq_replay->add_option("dlq_ids", dlq_opts.ids, "DLQ ids");
+  dlq_replay->add_flag("--all", dlq_opts.all, "Every dead letter");
+  auto* dlq_delete = dlq->add_subcommand("delete", "Remove dead letters");
+  dlq_delete->add_option("dlq_ids", dlq_opts.ids, "DLQ ids");
+  dlq_delete->add_flag("--all", dlq_opts.all, "Every dead letter");
+  for (auto* sub : {dlq_list, dlq_show, dlq_replay, dlq_delete}) add_config_options(*sub, flags);
+
   shopd::sign_options sign_opts;
   auto* sign = app.add_subcommand("sign", "Print a valid Upstash-Signature for a URL and body (for curl)");
   sign->add_option("--url", sign_opts.url, "The exact URL the request goes to (the token's subject)")
@@ -144,6 +166,11 @@ int main(int argc, char** argv) {
     if (publish->parsed()) {
       publish_opts.settings = settings;
       return shopd::publish(publish_opts);
+    }
+    if (dlq->parsed()) {
+      dlq_opts.settings = settings;
+      for (auto* sub : dlq->get_subcommands()) dlq_opts.action = sub->get_name();
+      return shopd::dlq(dlq_opts);
     }
     if (sign->parsed()) {
       sign_opts.settings = settings;

@@ -3,6 +3,7 @@
 #include "shopd/db/database.hpp"
 #include "shopd/db/migrations.hpp"
 #include "shopd/obs/log.hpp"
+#include "shopd/roles/inventory/seed.hpp"
 
 #include <cstdio>
 #include <exception>
@@ -27,6 +28,10 @@ int migrate(const migrate_options& opts) {
     const auto st = db::status(database);
     std::printf("database %s: applied %zu migration(s), schema version %d\n", url.redacted.c_str(),
                 applied.size(), st.current);
+    if (!opts.seed_file.empty()) {
+      const int added = inventory::seed_catalogue(database, opts.seed_file);
+      std::printf("catalogue %s: %d product(s) added\n", opts.seed_file.c_str(), added);
+    }
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "shopd: %s\n", e.what());

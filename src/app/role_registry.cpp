@@ -2,6 +2,10 @@
 
 #include "shopd/config/config.hpp"
 #include "shopd/relay/relay_role.hpp"
+#include "shopd/roles/analytics/analytics_role.hpp"
+#include "shopd/roles/email/email_role.hpp"
+#include "shopd/roles/inventory/inventory_role.hpp"
+#include "shopd/roles/orders/orders_role.hpp"
 
 #include <algorithm>
 #include <string>
@@ -10,17 +14,11 @@ namespace shopd::app {
 
 namespace {
 
-// A role whose routes are the standard ones only. Each role's own factory replaces this as the
-// role is built (its event handlers, API routes and background workers).
-std::unique_ptr<role> make_base_role(role_context&) {
-  return std::make_unique<role>();
-}
-
 constexpr role_entry table[] = {
-    {"orders", &config::settings::orders_port, &make_base_role},
-    {"email", &config::settings::email_port, &make_base_role},
-    {"inventory", &config::settings::inventory_port, &make_base_role},
-    {"analytics", &config::settings::analytics_port, &make_base_role},
+    {"orders", &config::settings::orders_port, &roles::orders::make_orders_role},
+    {"email", &config::settings::email_port, &roles::email::make_email_role},
+    {"inventory", &config::settings::inventory_port, &inventory::make_inventory_role},
+    {"analytics", &config::settings::analytics_port, &roles::analytics::make_analytics_role},
     {"relay", &config::settings::relay_port, &relay::make_relay_role},
 };
 

@@ -214,6 +214,39 @@ std::optional<mail_error> check_addr_spec(std::string_view field, std::string_vi
   return std::nullopt;
 }
 
+// RFC 5322 §3.6.4 without the obsolete forms: "<" dot-atom-text "@" (dot-atom-text / no-fold-literal) ">".
+bool is_dot_atom_text(std::string_view s) noexcept {
+  if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos)
+    return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == '.' || is_atext(c); });
+}
+
+std::optional<mail_error> check_message_id(std::string_view id) {
+  constexpr std::size_t max_message_id = 250;
+  if (has_injection_char(id)) return header_error("Message-ID", "contains CR, LF or NUL (header injection)");
+  const auto invalid = [&] {
+    return header_error("Message-ID",
+                        "must look like <left@right> (dot-atoms, or a [literal] on the right) "
+                        "and be at most 250 characters");
+  };
+  if (id.size() > max_message_id || id.size() < 5 || id.front() != '<' || id.back() != '>') return invalid();
+  const auto inner = id.substr(1, id.size() - 2);
+  const auto at = inner.find('@');
+  if (at == std::string_view::npos) return invalid();
+  const auto left = inner.substr(0, at);
+  const auto right = inner.substr(at + 1);
+  if (!is_dot_atom_text(left)) return invalid();
+  if (right.size() >= 2 && right.front() == '[' && right.back() == ']') {
+    const auto literal = right.substr(1, right.size() - 2);
+    const bool dtext = std::all_of(literal.begin(), literal.end(), [](char c) {
+      return c >= 33 && c <= 126 && c != '[' && c != ']' && c != '\\';
+    });
+    return dtext ? std::nullopt : std::optional<mail_error>(invalid());
+  }
+  if (!is_dot_atom_text(right)) return invalid();
+  return std::nullopt;
+}
+
 std::optional<mail_error> check_mailbox(std::string_view field, const mailbox& m) {
   if (has_injection_char(m.display_name)) return header_error(field, "display name contains CR, LF or NUL");
   if (!is_valid_utf8(m.display_name)) return header_error(field, "display name is not valid UTF-8");
@@ -411,6 +444,9 @@ mail_result<outgoing_mail> build_message(const message_spec& spec) {
   }
   auto subject = encode_unstructured_header("Subject", spec.subject);
   if (!subject) return std::move(subject).error();
+  if (!spec.message_id.empty()) {
+    if (auto err = check_message_id(spec.message_id)) return std::move(*err);
+  }
   if (!is_valid_utf8(spec.text))
     return mail_error{mail_errc::invalid_body, "text", "text part is not valid UTF-8"};
   if (!is_valid_utf8(spec.html))
@@ -419,7 +455,9 @@ mail_result<outgoing_mail> build_message(const message_spec& spec) {
   outgoing_mail mail;
   mail.envelope_from = spec.from.address;
   for (const auto& m : spec.to) mail.recipients.push_back(m.address);
-  mail.message_id = "<" + random_hex(16) + "@" + std::string(spec.from.domain()) + ">";
+  mail.message_id = spec.message_id.empty()
+                        ? "<" + random_hex(16) + "@" + std::string(spec.from.domain()) + ">"
+                        : spec.message_id;
 
   auto& d = mail.data;
   d += "Date: " + format_rfc5322_date(spec.date.value_or(std::chrono::system_clock::now())) + "\r\n";

@@ -182,19 +182,23 @@ send_result classify(CURLcode rc, long code, const std::string& reply, const cha
   // libcurl ends the conversation at the first negative reply, so a 4xx/5xx response code is the
   // reply that failed this send (a stale positive one means the failure was below SMTP).
   if (code >= 400 && code < 500) {
-    return transient_failure{"SMTP server " + where + " answered " + server_said + " (" + curl_text + ")"};
+    return transient_failure{"SMTP server " + where + " answered " + server_said + " (" + curl_text + ")",
+                             static_cast<int>(code)};
   }
   if (code >= 500 && code < 600) {
     if (auth_failure || code == 534 || code == 535 || code == 538) {
       return permanent_failure{"SMTP authentication failed at " + where + ": " + server_said +
-                               "; check the user and password in SMTP_URL"};
+                                   "; check the user and password in SMTP_URL",
+                               static_cast<int>(code)};
     }
     if (code == 530) {
       return permanent_failure{"SMTP server " + where + " requires authentication or STARTTLS first: " +
-                               server_said + "; check SMTP_URL"};
+                                   server_said + "; check SMTP_URL",
+                               static_cast<int>(code)};
     }
-    return permanent_failure{"SMTP server " + where + " rejected the message: " + curl_text + ": " +
-                             server_said};
+    return permanent_failure{
+        "SMTP server " + where + " rejected the message: " + curl_text + ": " + server_said,
+        static_cast<int>(code)};
   }
 
   switch (rc) {

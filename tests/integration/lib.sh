@@ -118,3 +118,24 @@ wait_for() {
   done
   pass
 }
+
+# jget EXPR: evaluate a Python expression over the JSON on stdin, bound to `d`.
+jget() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); r=eval(sys.argv[1]); print(json.dumps(r) if isinstance(r,(dict,list)) else r)' "$1"; }
+
+# platform_env DBURL: ports, service URLs, keys and mail settings for a whole platform on this machine.
+platform_env() {
+  export DATABASE_URL=$1
+  export ORDERS_PORT EMAIL_PORT INVENTORY_PORT ANALYTICS_PORT RELAY_PORT SMTP_PORT
+  ORDERS_PORT=$(free_port); EMAIL_PORT=$(free_port); INVENTORY_PORT=$(free_port)
+  ANALYTICS_PORT=$(free_port); RELAY_PORT=$(free_port); SMTP_PORT=$(free_port)
+  export ORDERS_SERVICE_URL=http://127.0.0.1:$ORDERS_PORT EMAIL_SERVICE_URL=http://127.0.0.1:$EMAIL_PORT
+  export INVENTORY_SERVICE_URL=http://127.0.0.1:$INVENTORY_PORT ANALYTICS_SERVICE_URL=http://127.0.0.1:$ANALYTICS_PORT
+  export QSTASH_URL=http://127.0.0.1:$RELAY_PORT QSTASH_TOKEN=e2e-qstash-token
+  export QSTASH_CURRENT_SIGNING_KEY=sig_e2e_current QSTASH_NEXT_SIGNING_KEY=sig_e2e_next
+  export SHOPD_API_TOKEN=e2e-api-token MAIL_TRANSPORT=smtp SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
+  export MAIL_FROM="Shop <shop@example.test>" LOG_FORMAT=text
+  # Retries in milliseconds rather than QStash's minutes, so SMTP-down recovery fits in a test.
+  export RELAY_BACKOFF_SCALE=${RELAY_BACKOFF_SCALE_TEST:-1}
+}
+
+api() { curl -s -H "Authorization: Bearer $SHOPD_API_TOKEN" "$@"; }

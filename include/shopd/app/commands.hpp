@@ -24,6 +24,7 @@ int serve(const serve_options& opts);
 struct migrate_options {
   config::settings settings;
   bool status_only = false;  ///< print applied/pending, change nothing
+  std::string seed_file;     ///< after migrating, add the catalogue's products that do not exist yet
 };
 
 /// Apply pending migrations (or report them).

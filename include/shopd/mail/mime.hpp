@@ -3,8 +3,8 @@
 /// multipart/alternative body with text/plain and text/html parts in UTF-8, quoted-printable
 /// transfer encoding, CRLF line ends, no line longer than 998 octets (headers are folded to 78 where
 /// they can be). Header injection is impossible: every header value containing CR, LF or NUL is
-/// rejected. Pure functions apart from the clock and the random Message-ID and boundary
-/// (OpenSSL's RAND_bytes); thread-safe.
+/// rejected. Pure functions apart from the clock and the random boundary and Message-ID (OpenSSL's
+/// RAND_bytes; a caller may choose the Message-ID instead); thread-safe.
 
 #include "shopd/mail/error.hpp"
 
@@ -39,19 +39,24 @@ struct message_spec {
   std::string text;         ///< UTF-8 text/plain part
   std::string html;         ///< UTF-8 text/html part; empty: the message is text/plain only
   std::optional<std::chrono::system_clock::time_point> date;  ///< the Date header; now if unset
+  /// The Message-ID header, `<id-left@id-right>` (RFC 5322 §3.6.4: dot-atom-text on the left, a
+  /// domain or a `[literal]` on the right, at most 250 characters). A sender that may send the same
+  /// message again (after a crash) passes a stable id so that receivers can recognise the copy.
+  /// Empty: a random `<hex@domain-of-from>`.
+  std::string message_id;
 };
 
 /// A message ready for a transport: the envelope and the bytes.
 struct outgoing_mail {
   std::string envelope_from;            ///< addr-spec for SMTP MAIL FROM
   std::vector<std::string> recipients;  ///< addr-specs for SMTP RCPT TO
-  std::string message_id;               ///< `<random@domain-of-from>`, as in the header
+  std::string message_id;               ///< the Message-ID header's value, brackets included
   std::string data;                     ///< the whole message, CRLF line ends, ends with CRLF
 };
 
 /// Build the message. Errors: `invalid_header` (CR/LF/NUL in the subject or a display name, or
-/// invalid UTF-8 there), `invalid_body` (invalid UTF-8 in a part), `invalid_address`,
-/// `no_recipients`.
+/// invalid UTF-8 there; a malformed `message_id`, field `Message-ID`), `invalid_body` (invalid
+/// UTF-8 in a part), `invalid_address`, `no_recipients`.
 [[nodiscard]] mail_result<outgoing_mail> build_message(const message_spec& spec);
 
 /// `Mon, 23 Nov 2026 10:00:00 +0000` (RFC 5322 §3.3, always UTC).

@@ -26,6 +26,7 @@ struct sent {
 /// error writing a file. The caller answers 5xx so the relay retries with back-off.
 struct transient_failure {
   std::string reason;
+  int smtp_code = 0;  ///< the SMTP reply code that refused the message (4xx); 0 when none did
 };
 
 /// Will fail again with the same message and configuration: any 5xx reply (550 unknown recipient,
@@ -34,6 +35,7 @@ struct transient_failure {
 /// required but not offered, an unusable URL. The caller answers non-retryable (HTTP 489).
 struct permanent_failure {
   std::string reason;
+  int smtp_code = 0;  ///< the SMTP reply code that refused the message (5xx); 0 when none did
 };
 
 using send_result = std::variant<sent, transient_failure, permanent_failure>;

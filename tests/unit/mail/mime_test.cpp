@@ -306,6 +306,35 @@ TEST_SUITE("mail/mime") {
           param(parse_entity(b.data).header("Content-Type"), "boundary"));
   }
 
+  TEST_CASE("a chosen Message-ID is used as given, so a resent message keeps its id") {
+    auto spec = sample_spec();
+    SUBCASE("accepted forms") {
+      for (const char* id :
+           {"<01JD8ZQ3K4V6Y7X9ABCDEFGHJK@shop.example>", "<a.b+c=d@[192.0.2.1]>", "<x@localhost>"}) {
+        CAPTURE(id);
+        spec.message_id = id;
+        const auto a = build(spec);
+        const auto b = build(spec);
+        CHECK(a.message_id == id);
+        CHECK(b.message_id == id);
+        CHECK(parse_entity(a.data).header("Message-ID") == id);
+      }
+    }
+    SUBCASE("malformed ids are refused, never written") {
+      for (const auto& id : std::vector<std::string>{
+               "no-brackets@shop.example", "<no-at-sign>", "<@shop.example>", "<left@>",
+               "<a..b@shop.example>", "<.a@shop.example>", "<a b@shop.example>", "<a@b@shop.example>",
+               "<a@[x]y>", "<\"q\"@shop.example>", "<a@shop.example>\r\nBcc: victim@example.com",
+               "<a@shop.example\n>", "<" + std::string(250, 'a') + "@shop.example>"}) {
+        CAPTURE(id);
+        spec.message_id = id;
+        const auto e = build_error(spec);
+        CHECK(e.code == mail_errc::invalid_header);
+        CHECK(e.field == "Message-ID");
+      }
+    }
+  }
+
   TEST_CASE("a non-ASCII subject becomes UTF-8 base64 encoded-words") {
     auto spec = sample_spec();
     spec.subject = "Ihre Bestellung ord_42 – Größe ✓";
