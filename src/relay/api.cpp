@@ -144,20 +144,27 @@ std::vector<std::string> ids_from_body(std::string_view body, std::string_view k
   return out;
 }
 
-// Filters QStash has and this relay has no data for: answering as if they matched everything (or
-// nothing) would mislead the caller.
-constexpr std::array<std::string_view, 6> unsupported_filters{"topicName", "scheduleId",     "queueName",
-                                                              "label",     "flowControlKey", "api"};
+// The query parameters each selector understands. Anything else is refused: a filter this relay
+// does not implement (topicName, label, host, flowControlKey, ...) must not be ignored, or a bulk
+// delete or cancel meant for a few entries would hit every one.
+constexpr std::array<std::string_view, 11> dlq_parameters{
+    "dlqIds", "messageId", "url",   "responseStatus", "callerIp",    "fromDate",
+    "toDate", "count",     "order", "cursor",         "qstash_token"};
+constexpr std::array<std::string_view, 7> cancel_parameters{"messageIds", "url",    "fromDate",    "toDate",
+                                                            "count",      "cursor", "qstash_token"};
 
-void refuse_unsupported(const query_list& q) {
-  for (auto name : unsupported_filters) {
-    if (first(q, name))
-      throw bad_request("filter " + std::string(name) + " is not supported by this relay", std::string(name));
+template <std::size_t N>
+void refuse_unknown(const query_list& q, const std::array<std::string_view, N>& known) {
+  for (const auto& [name, value] : q) {
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      throw bad_request("filter " + name.substr(0, 40) + " is not supported by this relay",
+                        name.substr(0, 40));
+    }
   }
 }
 
 dlq_query dlq_query_from(const query_list& q, std::vector<std::string> body_ids = {}) {
-  refuse_unsupported(q);
+  refuse_unknown(q, dlq_parameters);
   dlq_query f;
   f.dlq_ids = all(q, "dlqIds");
   f.dlq_ids.insert(f.dlq_ids.end(), std::make_move_iterator(body_ids.begin()),
@@ -185,6 +192,29 @@ dlq_query dlq_query_from(const query_list& q, std::vector<std::string> body_ids 
     f.cursor = std::move(*cursor);
   }
   return f;
+}
+
+// The text parts of a message are stored in text columns and JSON documents, which must be UTF-8
+// (PostgreSQL refuses anything else); a publisher's header may carry other bytes. The body is bytes
+// and is stored as such.
+std::optional<error> unstorable(const message_spec& m) {
+  const auto bad = [](std::string_view field) {
+    return make_error(errc::invalid_header, std::string(field) + ": must be UTF-8 text", std::string(field));
+  };
+  const auto check_headers = [&](const header_list& headers) -> std::optional<error> {
+    for (const auto& h : headers) {
+      if (!is_valid_utf8(h.value)) return bad(h.name);
+    }
+    return std::nullopt;
+  };
+  if (auto e = check_headers(m.headers)) return e;
+  if (auto e = check_headers(m.options.callback.forward_headers)) return e;
+  if (auto e = check_headers(m.options.failure_callback.forward_headers)) return e;
+  for (const auto& label : m.options.labels) {
+    if (!is_valid_utf8(label)) return bad("Upstash-Label");
+  }
+  if (m.dedup_id && !is_valid_utf8(*m.dedup_id)) return bad("Upstash-Deduplication-Id");
+  return std::nullopt;
 }
 
 std::optional<std::string_view> optional_cursor(const std::optional<std::string>& c) {
@@ -224,6 +254,7 @@ class api {
                      .now_ms = now};
     auto spec = parse_publish(in, opts_.limits);
     if (!spec) throw bad_request(spec.error());
+    if (auto e = unstorable(*spec)) throw bad_request(*e);
     const auto accepted = store_->insert(*spec, now, opts_.dedup_window_ms);
     if (!accepted.deduplicated) {
       metrics_.published.inc();
@@ -240,7 +271,12 @@ class api {
     if (!parsed) throw bad_request(parsed.error());
     std::vector<message_spec> specs;
     for (auto& r : *parsed) {
-      if (r) specs.push_back(*r);
+      if (!r) continue;
+      if (auto e = unstorable(*r)) {
+        r = *e;
+      } else {
+        specs.push_back(*r);
+      }
     }
     const auto accepted = store_->insert_all(specs, now, opts_.dedup_window_ms);
     std::vector<batch_outcome> outcomes;
@@ -286,11 +322,7 @@ class api {
 
   http::response cancel_messages(request_context& ctx) {
     const auto q = parse_query(ctx.query);
-    for (auto name : unsupported_filters) {
-      if (first(q, name))
-        throw bad_request("filter " + std::string(name) + " is not supported by this relay",
-                          std::string(name));
-    }
+    refuse_unknown(q, cancel_parameters);
     cancel_query f;
     f.message_ids = all(q, "messageIds");
     auto body_ids = ids_from_body(ctx.req.body(), "messageIds");
@@ -377,8 +409,6 @@ http::handler guarded(std::shared_ptr<api> a, Handler h) {
     } catch (const db::transient_error&) {
       throw http_error(status::service_unavailable, "unavailable", "the relay's database is busy; try again")
           .with_header("Retry-After", "1");
-    } catch (const std::invalid_argument& e) {
-      throw bad_request(e.what());
     }
   };
 }

@@ -52,6 +52,16 @@ constexpr std::chrono::milliseconds record_backoff{200};
 // After a failed claim (database down), the loop waits this long at least before the next one.
 constexpr std::chrono::milliseconds claim_error_pause{1'000};
 
+// A destination's header values may hold any bytes (obs-text); they end up in JSON documents (the
+// DLQ row, callback bodies) that must be valid UTF-8, so other bytes become '?'.
+std::string utf8_or_ascii(std::string value) {
+  if (is_valid_utf8(value)) return value;
+  for (auto& c : value) {
+    if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+  }
+  return value;
+}
+
 void log_exception(std::string_view what, std::exception_ptr e) {
   if (!e) return;
   try {
@@ -208,8 +218,9 @@ struct engine::impl : std::enable_shared_from_this<impl> {
       auto res = co_await client.send(std::move(req));
       if (res) {
         rec.response.status = static_cast<int>(res->status);
-        for (auto& [name, value] : res->headers)
-          rec.response.headers.push_back({std::move(name), std::move(value)});
+        for (auto& [name, value] : res->headers) {
+          rec.response.headers.push_back({std::move(name), utf8_or_ascii(std::move(value))});
+        }
         rec.response.body = recorded_body(res->body);
         if (rec.response.status < 200 || rec.response.status > 299)
           rec.error = "HTTP " + std::to_string(res->status);

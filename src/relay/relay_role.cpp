@@ -13,6 +13,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 
@@ -57,6 +58,10 @@ class relay_role final : public app::role {
     eo.concurrency = static_cast<std::size_t>(s.relay_concurrency);
     eo.per_destination_concurrency = static_cast<std::size_t>(s.relay_per_destination_concurrency);
     eo.poll_interval = std::chrono::milliseconds(s.relay_poll_interval_ms);
+    // The gauges follow the poll rate (a fast-polling test relay reports promptly), within bounds
+    // that keep their COUNT queries cheap.
+    eo.metrics_interval =
+        std::clamp(eo.poll_interval * 25, std::chrono::milliseconds(1'000), std::chrono::milliseconds(5'000));
     eo.default_timeout = std::chrono::milliseconds(s.relay_delivery_timeout_ms);
     eo.shutdown_timeout = std::chrono::milliseconds(s.shutdown_timeout_ms);
     eo.retention = std::chrono::seconds(s.relay_retention_s);

@@ -28,15 +28,6 @@ start_destination() {
   printf -v "DPORT_$name" '%s' "$port"
 }
 
-# stop_relay NAME SIGNAL: signal it, wait, and set $status to its exit status (no subshell: only
-# this shell can wait for its children).
-stop_relay() {
-  local pid_var="PID_$1"
-  kill "-$2" "${!pid_var}"
-  status=0
-  wait "${!pid_var}" || status=$?
-}
-
 request_count() { wc -l <"$T/$1.requests" | tr -d ' '; }
 has_requests() { [ "$(request_count "$1")" -ge "$2" ]; }
 
@@ -59,8 +50,8 @@ answer=$(publish "$relay_port" "http://127.0.0.1:$DPORT_held/hook" '{"order":1}'
 id=$(message_id_of "$answer")
 check_contains "publish answers a message id" "msg_" "$id"
 wait_for "the first attempt to reach the destination" 10 has_requests held 1
-stop_relay relay1 KILL
-check_eq "killed relay exit status" 137 "$status"
+stop_shopd relay1 KILL
+check_eq "killed relay exit status" 137 "$STOP_RC"
 start_shopd relay2 serve --role=relay
 check_contains "the restarted relay released its lease" "relay released leases of a previous run" "$(cat "$T/relay2.log")"
 wait_for "the message to be delivered again after the restart" 10 has_requests held 2
@@ -70,8 +61,8 @@ message_finished() {
     "http://127.0.0.1:$relay_port/v2/messages/$1")" = 404 ]
 }
 wait_for "the message to be finished" 10 message_finished "$id"
-stop_relay relay2 TERM
-check_eq "clean SIGTERM" 0 "$status"
+stop_shopd relay2 TERM
+check_eq "clean SIGTERM" 0 "$STOP_RC"
 unset RELAY_DELIVERY_TIMEOUT_MS
 
 echo "== two relays on one PostgreSQL deliver each message exactly once"
@@ -113,9 +104,9 @@ a=$(metric "$port_a")
 b=$(metric "$port_b")
 echo "relay-a delivered $a, relay-b delivered $b"
 check_eq "the relays' delivered counters add up" 200 "$((a + b))"
-stop_relay relay_a TERM
-check_eq "relay-a clean SIGTERM" 0 "$status"
-stop_relay relay_b TERM
-check_eq "relay-b clean SIGTERM" 0 "$status"
+stop_shopd relay_a TERM
+check_eq "relay-a clean SIGTERM" 0 "$STOP_RC"
+stop_shopd relay_b TERM
+check_eq "relay-b clean SIGTERM" 0 "$STOP_RC"
 
 finish

@@ -204,6 +204,7 @@ TEST_SUITE("relay") {
     check_signed(by_path["/cb"], callbacks.url("/cb"));
 
     CHECK(count_metric(relay.metrics(), "shopd_relay_failed_total") == 1);
+    CHECK(eventually([&] { return count_metric(relay.metrics(), "shopd_relay_dlq_size") == 1; }));
 
     SUBCASE("the DLQ entry can be read, retried (a new message) and is then gone") {
       CHECK(str(relay.get_json("/v2/dlq/" + dlq_id), "messageId") == id);
@@ -314,6 +315,11 @@ TEST_SUITE("relay") {
                         {{"RELAY_PER_DESTINATION_CONCURRENCY", "2"}, {"RELAY_CONCURRENCY", "8"}});
     for (int i = 0; i < 6; ++i) relay.publish(slow.url("/slow"), std::to_string(i));
     REQUIRE(eventually([&] { return slow.requests().size() == 2; }));
+    CHECK(count_metric(relay.metrics(), "shopd_relay_deliveries_in_flight") == 2);
+    CHECK(eventually([&] {
+      return count_metric(relay.metrics(), R"(shopd_relay_queue_depth{state="ACTIVE"})") == 2 &&
+             count_metric(relay.metrics(), R"(shopd_relay_queue_depth{state="CREATED"})") == 4;
+    }));
     relay.publish(fast.url("/fast"), "f");
     REQUIRE(eventually([&] { return fast.requests().size() == 1; }));
     CHECK(slow.requests().size() == 2);  // still only two in flight to the slow one
@@ -377,9 +383,17 @@ TEST_SUITE("relay") {
     CHECK(
         relay.call(verb::post, "/v2/publish/http://h/x", "{}", {{"Upstash-Retries", "many"}}).result_int() ==
         400);
+    CHECK(relay.call(verb::post, "/v2/publish/http://h/x", "{}", {{"Upstash-Forward-X-Name", "caf\xe9"}})
+              .result_int() == 400);
     CHECK(relay.call(verb::get, "/v2/dlq?count=1000").result_int() == 400);
     CHECK(relay.call(verb::get, "/v2/dlq?cursor=garbage").result_int() == 400);
     CHECK(relay.call(verb::get, "/v2/dlq?topicName=grp").result_int() == 400);
+    // An unknown filter never widens a bulk operation to everything.
+    const auto pending = std::string(
+        relay.publish("http://127.0.0.1:9/x", "{}", {{"Upstash-Delay", "1h"}}).at("messageId").as_string());
+    CHECK(relay.call(verb::delete_, "/v2/messages?host=elsewhere").result_int() == 400);
+    CHECK(relay.call(verb::delete_, "/v2/dlq?label=a").result_int() == 400);
+    CHECK(relay.call(verb::get, "/v2/messages/" + pending).result_int() == 200);
     CHECK(relay.call(verb::get, "/v2/messages/msg_unknown").result_int() == 404);
     CHECK(relay.call(verb::post, "/v2/batch", "{").result_int() == 400);
   }
@@ -389,13 +403,19 @@ TEST_SUITE("relay") {
     dest.push(scripted_reply::respond(500));
     relay_fixture relay(dialect::postgresql);
     relay.publish(dest.url("/ok"), "1", {{"Upstash-Retries", "1"}, {"Upstash-Retry-Delay", "10"}});
-    dest.set_handler(
-        [](const captured_request& r) { return scripted_reply::respond(r.target == "/ok" ? 200 : 500); });
+    // The failing answer carries a header value that is not UTF-8 (obs-text), which PostgreSQL's
+    // text columns would refuse if it were stored as is.
+    dest.set_handler([](const captured_request& r) {
+      if (r.target == "/ok") return scripted_reply::respond(200);
+      return scripted_reply::respond(500, "", {{"X-Bin", "caf\xe9"}});
+    });
     relay.publish(dest.url("/bad"), "2", {{"Upstash-Retries", "0"}});
     REQUIRE(eventually([&] {
       return relay.get_json("/v2/dlq").as_object().at("messages").as_array().size() == 1 &&
              count_metric(relay.metrics(), "shopd_relay_delivered_total") == 1;
     }));
     CHECK(dest.requests().size() == 3);
+    const auto entry = relay.get_json("/v2/dlq").as_object().at("messages").as_array().at(0).as_object();
+    CHECK(entry.at("responseHeader").as_object().at("X-Bin").as_array().at(0).as_string() == "caf?");
   }
 }

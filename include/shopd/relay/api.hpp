@@ -24,9 +24,9 @@
 /// otherwise). Errors use the one JSON error shape (`{"error","code","field"?}`, a superset of
 /// QStash's `{"error"}`): 400 for a bad request (QStash's own text for a destination without a
 /// scheme), 404, and 503 when the database is momentarily unavailable (publishers retry). A
-/// publish is durable in the database before it is answered. Filters this relay has no data for
-/// (topicName, scheduleId, queueName, label, flowControlKey, api) are refused with 400 rather than
-/// silently ignored.
+/// publish is durable in the database before it is answered. Query parameters other than the ones
+/// listed (QStash's topicName, label, host, flowControlKey, ... filters, which this relay has no
+/// data for) are refused with 400 rather than ignored, so a bulk delete or cancel never widens.
 
 #include <cstdint>
 #include <functional>
