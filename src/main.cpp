@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
   add_config_options(*publish, flags);
 
   shopd::dlq_options dlq_opts;
-  auto* dlq = app.add_subcommand("dlq", "List, inspect, replay or delete dead letters (relay or Upstash QStash)");
+  auto* dlq =
+      app.add_subcommand("dlq", "List, inspect, replay or delete dead letters (relay or Upstash QStash)");
   dlq->require_subcommand(1);
   auto* dlq_list = dlq->add_subcommand("list", "List dead letters, oldest first");
   dlq_list->add_option("--cursor", dlq_opts.cursor, "Continue from this cursor");

@@ -6,6 +6,23 @@
 
 namespace shopd::bus {
 
+namespace {
+
+// SOCI reports an SQLite INTEGER column as int or long long depending on the declared type, and
+// PostgreSQL's BIGINT as long long: read either.
+std::int64_t get_int64(const soci::row& r, std::size_t i) {
+  switch (r.get_properties(i).get_data_type()) {
+    case soci::dt_integer:
+      return r.get<int>(i);
+    case soci::dt_unsigned_long_long:
+      return static_cast<std::int64_t>(r.get<unsigned long long>(i));
+    default:
+      return r.get<long long>(i);
+  }
+}
+
+}  // namespace
+
 namespace outbox {
 
 void enqueue(soci::session& tx, std::string_view producer, const outbox_event& ev, std::int64_t now_ms) {
@@ -30,14 +47,14 @@ std::vector<pending_event> next_batch(db::database& db, std::string_view produce
     std::vector<pending_event> out;
     for (const auto& r : rows) {
       pending_event p;
-      p.id = r.get<long long>(0);
+      p.id = get_int64(r, 0);
       p.event.event_id = r.get<std::string>(1);
       p.event.event_type = r.get<std::string>(2);
       p.event.destination = r.get<std::string>(3);
       p.event.body = r.get<std::string>(4);
       p.event.headers = r.get<std::string>(5);
-      p.attempts = r.get<int>(6);
-      p.created_at_ms = r.get<long long>(7);
+      p.attempts = static_cast<int>(get_int64(r, 6));
+      p.created_at_ms = get_int64(r, 7);
       out.push_back(std::move(p));
     }
     return out;

@@ -6,6 +6,8 @@ cd "$T"
 export LOG_FORMAT=text
 # Every role on a free port, so parallel test runs never collide.
 export ORDERS_PORT=0 EMAIL_PORT=0 INVENTORY_PORT=0 ANALYTICS_PORT=0 RELAY_PORT=0
+# The roles verify deliveries and the relay authenticates publishers: they refuse to start without keys.
+export QSTASH_TOKEN=cli-test-token QSTASH_CURRENT_SIGNING_KEY=sig_cli_current QSTASH_NEXT_SIGNING_KEY=sig_cli_next
 # The relay refuses to start without its API token and the key that signs its deliveries.
 export QSTASH_TOKEN=cli-test-token QSTASH_CURRENT_SIGNING_KEY=sig_cli_current QSTASH_NEXT_SIGNING_KEY=sig_cli_next
 

@@ -849,7 +849,8 @@ TEST_SUITE("integration/roles/email") {
   TEST_CASE("email role: SMTP down is transient, and once it is back the redelivery sends once (SQLite)") {
     smtp_down_then_up(backend::sqlite);
   }
-  TEST_CASE("email role: SMTP down is transient, and once it is back the redelivery sends once (PostgreSQL)") {
+  TEST_CASE(
+      "email role: SMTP down is transient, and once it is back the redelivery sends once (PostgreSQL)") {
     smtp_down_then_up(backend::postgresql);
   }
   TEST_CASE("email role: a refused recipient is a permanent failure (SQLite)") {
