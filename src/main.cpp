@@ -70,6 +70,11 @@ int main(int argc, char** argv) {
   auto* migrate = app.add_subcommand("migrate", "Apply pending database migrations (SQLite and PostgreSQL)");
   migrate->add_flag("--status", migrate_opts.status_only,
                     "Only report applied and pending migrations (exit 3 if pending)");
+  migrate
+      ->add_option(
+          "--seed", migrate_opts.seed_file,
+          "Then add the products of this catalogue (JSON) that do not exist yet; stock is never reset")
+      ->check(CLI::ExistingFile);
   add_config_options(*migrate, flags);
 
   std::string config_format = "effective";
