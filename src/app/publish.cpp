@@ -117,6 +117,7 @@ int publish(const publish_options& opts) {
 
     bus::publish_options po;
     po.deduplication_id = ev.event_id;
+    po.failure_callback = bus::destinations(opts.settings).failure_callback_url();
     auto receipt = bus::publish_blocking(bus::publisher_config::from_settings(opts.settings), url, body, po);
     if (!receipt) {
       std::fprintf(stderr, "shopd: %s\n", receipt.error().message.c_str());

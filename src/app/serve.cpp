@@ -85,7 +85,7 @@ int serve(const serve_options& opts) {
     const bus::destinations destinations(s);
     const http::client client(server.io_context());
     const bus::publisher publisher(client, bus::publisher_config::from_settings(s));
-    const auto failure_callback = destinations.service_url("analytics") + "/api/dlq/callback";
+    const auto failure_callback = destinations.failure_callback_url();
 
     // Built in place and never moved: routes and handlers keep references into each element.
     std::vector<std::unique_ptr<running_role>> running;

@@ -46,6 +46,10 @@ std::string destinations::url_for(std::string_view event_type) const {
   return webhook_url(*role);
 }
 
+std::string destinations::failure_callback_url() const {
+  return service_url("analytics") + "/api/dlq/callback";
+}
+
 const envelope& unit_of_work::emit(std::string_view event_type, boost::json::object data,
                                    std::optional<std::string_view> correlation_id) {
   const std::string_view correlation =

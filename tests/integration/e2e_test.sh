@@ -39,7 +39,9 @@ checkout() { # checkout ID EMAIL SKU QTY [SKU QTY]
 checkout_status() { api "$O/api/checkouts/$1" | jget "d.get('status')"; }
 is_status() { [ "$(checkout_status "$1")" = "$2" ]; }
 audit_has() { api "$A/api/audit?correlationId=$1&limit=100" | jget "[r['action'] for r in d['records']]" | grep -q "\"$2\""; }
-mail_count() { ls "$T/mail-mail/"*.json 2>/dev/null | wc -l; }
+mail_count() { find "$T/mail-mail" -name '*.json' 2>/dev/null | wc -l; }
+mail_at_least() { [ "$(mail_count)" -ge "$1" ]; }
+stock_of() { curl -s "$I/api/products/$1" | jget "d['stock']"; }
 
 echo "== a checkout becomes an order, an email, a stock movement and an audit trail ($mode, $db)"
 checkout chk-e2e-1 ada@example.test "$sku_a" 2 "$sku_b" 1 >c1.json
@@ -50,11 +52,11 @@ order_id=$(api "$O/api/checkouts/chk-e2e-1" | jget "d['orderId']")
 order=$(api "$O/api/orders/$order_id")
 check_eq "subtotal from catalogue prices" "$((2 * price_a + price_b))" "$(jget "d['subtotalCents']" <<<"$order")"
 check_eq "unit price of line 1" "$price_a" "$(jget "d['items'][0]['unitPriceCents']" <<<"$order")"
-wait_for "the confirmation email" 20 test "$(mail_count)" -ge 1
+wait_for "the confirmation email" 20 mail_at_least 1
 eml=$(cat "$T"/mail-mail/1.eml)
 check_contains "email names the order" "$order_id" "$eml"
 check_contains "email goes to the customer" "ada@example.test" "$(cat "$T"/mail-mail/1.json)"
-wait_for "stock of $sku_a decremented" 20 test "$(curl -s "$I/api/products/$sku_a" | jget "d['stock']")" -eq "$((stock_a - 2))"
+wait_eq "stock of $sku_a decremented" 20 "$((stock_a - 2))" stock_of "$sku_a"
 for action in order.created stock.updated email.sent; do
   wait_for "audit $action under chk-e2e-1" 20 audit_has chk-e2e-1 "$action"
 done
@@ -68,11 +70,11 @@ echo "== redelivery and a repeated checkoutId change nothing"
 checkout chk-e2e-2 grace@example.test "$sku_b" 1 >c2.json
 "$SHOPD_BINARY" publish command.checkout --data @c2.json >/dev/null   # a later checkout as a marker
 wait_for "the marker checkout" 20 is_status chk-e2e-2 accepted
-wait_for "the marker's email" 20 test "$(mail_count)" -ge 2
+wait_for "the marker's email" 20 mail_at_least 2
 sleep 0.5
 check_eq "still one order for ada" 1 "$(api "$O/api/orders?email=ada@example.test" | jget "len(d['orders'])")"
 check_eq "two emails in all" 2 "$(mail_count)"
-check_eq "stock of $sku_a decremented once" "$((stock_a - 2))" "$(curl -s "$I/api/products/$sku_a" | jget "d['stock']")"
+check_eq "stock of $sku_a decremented once" "$((stock_a - 2))" "$(stock_of "$sku_a")"
 
 if [ "$mode" = all ] && [ "$db" = sqlite ]; then
   echo "== an unknown SKU is rejected without retries, audited, and reaches the DLQ"
@@ -83,11 +85,11 @@ if [ "$mode" = all ] && [ "$db" = sqlite ]; then
   wait_for "the dead letter in analytics" 20 sh -c "curl -s -H 'Authorization: Bearer $SHOPD_API_TOKEN' '$A/api/dlq' | grep -q chk-bad-sku"
 
   echo "== an order beyond the stock records a shortfall and never drives stock negative"
-  stock_b=$(curl -s "$I/api/products/$sku_b" | jget "d['stock']")
+  stock_b=$(stock_of "$sku_b")
   checkout chk-too-many carol@example.test "$sku_b" $((stock_b + 5)) >big.json
   "$SHOPD_BINARY" publish command.checkout --data @big.json >/dev/null
   wait_for "stock.shortfall audited" 20 audit_has chk-too-many stock.shortfall
-  check_eq "stock unchanged by the shortfall" "$stock_b" "$(curl -s "$I/api/products/$sku_b" | jget "d['stock']")"
+  check_eq "stock unchanged by the shortfall" "$stock_b" "$(stock_of "$sku_b")"
   check_contains "shortfall in the ledger" shortfall "$(api "$I/api/stock/$sku_b/movements")"
 
   echo "== SMTP down: the email is retried and sent once it returns"

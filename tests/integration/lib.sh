@@ -10,10 +10,13 @@ failures=0
 checks=0
 
 cleanup() {
-  local pid
-  for pid in "${SHOPD_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  local rc=$? pid log
+  if [ "$rc" -ne 0 ] || [ "$failures" -ne 0 ]; then  # a failed test shows the tail of every log
+    for log in "$T"/*.log; do [ -f "$log" ] && { echo "--- ${log##*/}"; tail -n 25 "$log"; } >&2; done
+  fi
+  for pid in "${SHOPD_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }; done
   for db in "${PG_DBS[@]}"; do pg_sql "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
-  rm -rf "$T"
+  if [ -n "${SHOPD_TEST_KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 
@@ -66,7 +69,7 @@ stop_shopd() {
   local pid_var="PID_$1"
   STOP_RC=0
   kill "-${2:-TERM}" "${!pid_var}"
-  wait "${!pid_var}" || STOP_RC=$?
+  wait "${!pid_var}" 2>/dev/null || STOP_RC=$?
 }
 
 # PostgreSQL from the CTest fixture (scripts/pg-temp.sh).
@@ -93,8 +96,9 @@ free_port() {
 start_smtp() {
   local name=$1 mode=$2 port=$3; shift 3
   mkdir -p "$T/$name-mail"
-  sleep 3600 | /usr/bin/python3 "$SHOPD_SOURCE_DIR/tests/integration/smtp_server.py" "$mode" \
-    --dir "$T/$name-mail" --port "$port" "$@" >"$T/$name-smtp.log" 2>&1 &
+  # It stops by itself should this script die without its trap (a CTest timeout's SIGKILL).
+  /usr/bin/python3 "$SHOPD_SOURCE_DIR/tests/integration/smtp_server.py" "$mode" --parent-pid $$ \
+    --dir "$T/$name-mail" --port "$port" "$@" </dev/null >"$T/$name-smtp.log" 2>&1 &
   local pid=$!
   SHOPD_PIDS+=("$pid")
   printf -v "SMTP_PID_$name" '%s' "$pid"
@@ -108,12 +112,24 @@ start_smtp() {
 
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-# wait_for WHAT SECONDS COMMAND...: retry COMMAND until it succeeds or time runs out.
+# wait_for WHAT SECS CMD...: until CMD succeeds. The arguments are expanded once, by the caller: to
+# wait for a value that changes, use wait_eq (or a function as CMD), never `test "$(...)"`.
 wait_for() {
   local what=$1 secs=$2; shift 2
   local deadline=$((SECONDS + secs))
   while ! "$@" >/dev/null 2>&1; do
     if [ "$SECONDS" -ge "$deadline" ]; then fail "timed out waiting for $what"; return 1; fi
+    sleep 0.1
+  done
+  pass
+}
+
+# wait_eq WHAT SECS EXPECTED CMD...: until CMD (run afresh each time) prints EXPECTED.
+wait_eq() {
+  local what=$1 secs=$2 want=$3; shift 3
+  local deadline=$((SECONDS + secs)) got=""
+  while got=$("$@" 2>/dev/null || true); [ "$got" != "$want" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then fail "timed out waiting for $what: expected [$want], last [$got]"; return 1; fi
     sleep 0.1
   done
   pass

@@ -27,9 +27,10 @@ start_shopd relay serve --role=relay
 start_shopd email serve --role=email
 start_shopd analytics serve --role=analytics
 start_shopd orders2 serve --role=orders
-wait_for "the outbox drained" 20 test "$(sqlite3 "$T/shopd.db" "SELECT COUNT(*) FROM outbox WHERE producer='orders' AND sent_at_ms IS NULL")" -eq 0
+wait_eq "the outbox drained" 20 0 sqlite3 "$T/shopd.db" "SELECT COUNT(*) FROM outbox WHERE producer='orders' AND sent_at_ms IS NULL"
 wait_for "the confirmation email" 20 test -f "$T/mail-mail/1.json"
-wait_for "stock moved once" 20 test "$(curl -s "$I/api/products/$sku" | jget "d['stock']")" -eq "$((stock - 3))"
+stock_of() { curl -s "$I/api/products/$1" | jget "d['stock']"; }
+wait_eq "stock moved once" 20 "$((stock - 3))" stock_of "$sku"
 check_eq "one order" 1 "$(sqlite3 "$T/shopd.db" "SELECT COUNT(*) FROM orders WHERE checkout_id='chk-crash'")"
 sleep 0.5
 check_eq "one email" 1 "$(ls "$T"/mail-mail/*.json | wc -l)"

@@ -4,7 +4,7 @@
 Run with Debian's interpreter, /usr/bin/python3, which has python3-aiosmtpd. The server binds
 127.0.0.1 on a free port chosen by the kernel and prints "LISTENING <port>" on stdout once it
 accepts connections. It stops on SIGTERM, SIGINT or when its stdin reaches end of file (so it
-never outlives a test that died without stopping it).
+never outlives a test that died without stopping it), or with --parent-pid when that process is gone).
 
 Modes:
   sink        accept everything; each message is stored in --dir as N.eml (the bytes received
@@ -116,6 +116,8 @@ def main():
     p.add_argument("--stage", choices=["all", "data"], default="all")
     p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
+    p.add_argument("--parent-pid", type=int,
+                   help="stop when this process is gone (instead of when stdin reaches EOF)")
     args = p.parse_args()
 
     kwargs = {"hostname": "localhost"}
@@ -150,10 +152,19 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
 
-    def on_stdin():
-        if not os.read(sys.stdin.fileno(), 4096):
-            loop.stop()
-    loop.add_reader(sys.stdin.fileno(), on_stdin)
+    if args.parent_pid:
+        def watch_parent():
+            try:
+                os.kill(args.parent_pid, 0)
+                loop.call_later(0.2, watch_parent)
+            except ProcessLookupError:
+                loop.stop()
+        watch_parent()
+    else:
+        def on_stdin():
+            if not os.read(sys.stdin.fileno(), 4096):
+                loop.stop()
+        loop.add_reader(sys.stdin.fileno(), on_stdin)
 
     print(f"LISTENING {sock.getsockname()[1]}", flush=True)
     try:

@@ -56,6 +56,9 @@ class destinations {
   [[nodiscard]] std::string webhook_url(std::string_view role) const;
   /// The webhook of the role consuming `event_type`. Throws std::invalid_argument if none does.
   [[nodiscard]] std::string url_for(std::string_view event_type) const;
+  /// Where the relay reports a message that exhausted its retries or was refused
+  /// (`Upstash-Failure-Callback`): analytics' `/api/dlq/callback`, so every dead letter is visible there.
+  [[nodiscard]] std::string failure_callback_url() const;
 
  private:
   std::map<std::string, std::string, std::less<>> urls_;
