@@ -1,5 +1,7 @@
 #include "shopd/db/database.hpp"
 
+#include "shopd/obs/log.hpp"
+
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
@@ -68,6 +70,21 @@ bool pg_connection_usable(soci::session& s) noexcept {
   return s.is_connected();
 }
 
+// libpq prints NOTICE and WARNING messages on stderr by default, which would break
+// one-event-per-line logs.
+void log_pg_notice(void* /*arg*/, const PGresult* res) {
+  const char* severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  const std::string_view sev = severity != nullptr ? severity : "NOTICE";
+  const std::initializer_list<obs::field> fields{{"severity", sev},
+                                                 {"message", primary != nullptr ? primary : ""}};
+  obs::write(sev == "WARNING" ? obs::level::warn : obs::level::info, "postgresql notice", fields);
+}
+
+void route_pg_notices(soci::session& s) noexcept {
+  if (PGconn* conn = pg_connection(s); conn != nullptr) PQsetNoticeReceiver(conn, log_pg_notice, nullptr);
+}
+
 bool is_transient_sqlstate(std::string_view state) noexcept {
   return state.starts_with("08")     // connection exception
          || state.starts_with("53")  // insufficient resources (too many connections, out of memory)
@@ -111,6 +128,7 @@ database::database(database_url url, database_options opts)
         configure_sqlite(s, opts_.busy_timeout, in_memory);
       } else {
         s.open(*soci::factory_postgresql(), url_.connect_string);
+        route_pg_notices(s);
       }
     }
   } catch (const std::exception& e) {
@@ -184,6 +202,7 @@ database::lease::lease(database& db) : db_(db), pos_(0) {
   if (pg_connection_usable(s)) return;
   try {
     s.reconnect();
+    route_pg_notices(s);
   } catch (const std::exception& e) {
     // The session stays closed; the next lease tries again, so the pool heals once the server is back.
     db_.counters_->in_use.fetch_sub(1, std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 #include <soci/postgresql/soci-postgresql.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <latch>
 #include <map>
 #include <random>
@@ -478,6 +480,30 @@ TEST_SUITE("db.database") {
     CHECK(backend_pid(db) != before);
     CHECK(scalar(db, "SELECT count(*) FROM products WHERE sku = 'SKU-2'") == 1);
     CHECK(db.ping());
+  }
+
+  TEST_CASE("database postgresql: server notices become log lines, not raw stderr") {
+    pg_database pg;
+    database db(pg.url(), {.pool_size = 1});
+    const auto file = std::filesystem::temp_directory_path() / ("shopd-notice-" + std::to_string(::getpid()));
+    std::fflush(stderr);
+    const int saved = ::dup(STDERR_FILENO);
+    const int fd = ::open(file.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    REQUIRE(saved >= 0);
+    REQUIRE(fd >= 0);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+    db.with_session([](soci::session& s) { s << "DO $$ BEGIN RAISE NOTICE 'stock is low'; END $$"; });
+    std::fflush(stderr);
+    ::dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    std::ifstream in(file);
+    const std::string captured((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::filesystem::remove(file);
+    CAPTURE(captured);
+    CHECK(captured.find("postgresql notice") != std::string::npos);
+    CHECK(captured.find("stock is low") != std::string::npos);
+    CHECK(captured.find("NOTICE:") == std::string::npos);  // libpq's own default printer
   }
 
   TEST_CASE("database postgresql: a connection lost mid-transaction is transient, then heals") {
