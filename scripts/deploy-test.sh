@@ -47,7 +47,6 @@ for role in "${roles[@]}"; do
   set_key "$env" QSTASH_TOKEN "$token"
   set_key "$env" QSTASH_CURRENT_SIGNING_KEY sig_deploy_current
   set_key "$env" QSTASH_NEXT_SIGNING_KEY sig_deploy_next
-  set_key "$env" LOG_FORMAT text
   if [ "$role" = relay ]; then
     set_key "$env" RELAY_BACKOFF_SCALE 1
   else
@@ -79,9 +78,12 @@ for role in "${roles[@]}"; do
   until ready "$role" || exited "$role" || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.05; done
   if ready "$role"; then pass; else fail "shopd@$role did not send READY=1"; cat "$T/$role.log" >&2; finish; fi
   SHOPD_PIDS+=("$(cat "$run/$role.pid")")
-  check_contains "shopd@$role watchdog" "WATCHDOG=1" "$(cat "$run/$role.notify")"
+  wait_for "shopd@$role pings the watchdog (WATCHDOG_USEC from WatchdogSec=)" 10 grep -q '^WATCHDOG=1' "$run/$role.notify"
   check_eq "shopd@$role runs in its WorkingDirectory" "$root/var/lib/shopd" "$(readlink "/proc/$(cat "$run/$role.pid")/cwd")"
 done
+
+check_eq "one SQLite database for every unit, in the state directory" \
+  "$root/var/lib/shopd/shopd.db" "$(ls "$root"/var/lib/shopd/*.db)"
 
 echo "== a checkout through the relay"
 O=http://127.0.0.1:${port[orders]} I=http://127.0.0.1:${port[inventory]}

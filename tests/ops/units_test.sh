@@ -3,7 +3,8 @@
 # with no diagnostic at all (systemd only warns about an unknown or misspelt key, and still exits 0,
 # so any output counts as a failure), once per role for the template; and its offline
 # `systemd-analyze security` exposure stays at or below SHOPD_MAX_EXPOSURE (the README records the
-# scores). The check is first shown to catch a misspelt key and a missing ExecStart binary.
+# scores). The check is first shown to catch a misspelt key and a missing ExecStart binary. The
+# sysusers.d file creates the user the unit runs as (in a scratch root).
 source "$(dirname "$0")/../integration/lib.sh"
 : "${SHOPD_BUILD_DIR:?SHOPD_BUILD_DIR must name the build directory to install from}"
 max_exposure=${SHOPD_MAX_EXPOSURE:-2.0}
@@ -67,4 +68,14 @@ for file in "$unit_dir"/*.service "$unit_dir"/*.socket "$unit_dir"/*.timer; do
   done < <(instances "$file" "$T/units")
 done
 check_eq "units verified (the template, once per role)" 5 "$count"
+
+echo "== the user the units run as"
+sysusers="$prefix/lib/sysusers.d/shopd.conf"
+mkdir -p "$T/sysroot/etc"
+if systemd-sysusers --root="$T/sysroot" "$sysusers" >"$T/sysusers.log" 2>&1; then pass; else
+  fail "systemd-sysusers $sysusers: $(cat "$T/sysusers.log")"; fi
+check_contains "sysusers.d creates shopd with a nologin shell, home the state directory" \
+  ":/var/lib/shopd:/usr/sbin/nologin" "$(grep '^shopd:' "$T/sysroot/etc/passwd" 2>/dev/null)"
+user=$(sed -n 's/^User=//p' "$unit_dir/shopd@.service")
+check_eq "the unit runs as the sysusers.d user" shopd "$user"
 finish
