@@ -22,8 +22,9 @@ format:         ## reformat every C++ file in place
 check-format:
 	scripts/check-format.sh
 
-install: build  ## install the binary (PREFIX=/usr/local by default)
-	cmake --install build/release --prefix $${PREFIX:-/usr/local}
+PREFIX ?= /usr/local
+install: build  ## install binary, systemd unit, env examples, catalogue (PREFIX=/usr/local, DESTDIR=)
+	DESTDIR="$(DESTDIR)" cmake --install build/release --prefix "$(PREFIX)"
 
 clean:
 	rm -rf build

@@ -10,6 +10,8 @@ packages=(
   libsoci-dev libsqlite3-dev libpq-dev libcli11-dev doctest-dev libssl-dev libcurl4-openssl-dev
   # run and test
   sqlite3 postgresql-15 python3-aiosmtpd wrk curl ca-certificates
+  # the ops tests: systemd-analyze verify/security, systemd-sysusers (systemd need not be running)
+  systemd
 )
 
 missing=()

@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
                    "effective: KEY=VALUE as loaded (secrets masked); env: an example env file; "
                    "markdown: the README table")
       ->check(CLI::IsMember({"effective", "env", "markdown"}));
+  std::string config_role;
+  config_cmd->add_option("--role", config_role,
+                         "With --format env: the env file of the unit shopd@ROLE (config/ROLE.env.example)");
   add_config_options(*config_cmd, flags);
 
   shopd::publish_options publish_opts;
@@ -152,9 +155,14 @@ int main(int argc, char** argv) {
       std::printf("%s\n", shopd::version_string().c_str());
       return 0;
     }
+    if (config_cmd->parsed() && !config_role.empty() && config_format != "env") {
+      throw config::config_error("config --role applies to --format env only");
+    }
     if (config_cmd->parsed() && config_format != "effective") {
-      std::fputs((config_format == "env" ? config::render_env_example() : config::render_markdown()).c_str(),
-                 stdout);
+      const std::string text = config_format == "markdown" ? config::render_markdown()
+                               : config_role.empty()       ? config::render_env_example()
+                                                           : config::render_env_example(config_role);
+      std::fputs(text.c_str(), stdout);
       return 0;
     }
     const auto settings = load_settings(flags);

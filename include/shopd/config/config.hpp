@@ -172,5 +172,10 @@ struct env_entry {
 /// The key table as a Markdown table (README) or as a commented env file (config/*.env.example).
 [[nodiscard]] std::string render_markdown();
 [[nodiscard]] std::string render_env_example();
+/// The env file of the systemd unit shopd@`role` (config/<role>.env.example): only the keys that
+/// role uses, each with its help, set to production values where the default suits development
+/// only (database in the units' state directory, JSON logs, SMTP mail); secrets left empty. Throws
+/// config_error naming the valid roles when `role` is not orders, email, inventory, analytics or relay.
+[[nodiscard]] std::string render_env_example(std::string_view role);
 
 }  // namespace shopd::config

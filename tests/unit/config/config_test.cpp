@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -672,5 +673,41 @@ TEST_SUITE("config/config") {
     const auto defaults = cfg::load({});
     for (const auto& k : cfg::keys())
       CHECK(cfg::display_value(from_file, k) == cfg::display_value(defaults, k));
+  }
+
+  TEST_CASE("render_env_example(role): the unit's keys, production values, loadable") {
+    for (std::string_view role : {"orders", "email", "inventory", "analytics", "relay"}) {
+      CAPTURE(role);
+      const std::string example = cfg::render_env_example(role);
+      const auto parsed = cfg::parse_env_text(example, "example");
+      std::string port_key(role);
+      std::transform(port_key.begin(), port_key.end(), port_key.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+      port_key += "_PORT";
+      CHECK(parsed.count(port_key) == 1);
+      for (std::string_view other :
+           {"ORDERS_PORT", "EMAIL_PORT", "INVENTORY_PORT", "ANALYTICS_PORT", "RELAY_PORT"})
+        if (other != port_key) CHECK(parsed.count(std::string(other)) == 0);
+      CHECK(parsed.at("DATABASE_URL") == "sqlite:/var/lib/shopd/shopd.db");
+      CHECK(parsed.at("LOG_FORMAT") == "json");
+      CHECK(parsed.at("QSTASH_CURRENT_SIGNING_KEY").empty());  // secrets are the operator's to set
+      CHECK(parsed.count("MAIL_TRANSPORT") == (role == "email" ? 1U : 0U));
+      CHECK(parsed.count("RELAY_CONCURRENCY") == (role == "relay" ? 1U : 0U));
+      CHECK(parsed.count("SHOPD_API_TOKEN") == (role == "relay" ? 0U : 1U));
+      for (const auto& [name, value] : parsed) {
+        const auto* key = cfg::find_key(name);
+        REQUIRE(key != nullptr);
+        std::string plain_help(key->help);
+        std::erase(plain_help, '`');
+        CHECK(example.find("\n# " + plain_help + "\n") != std::string::npos);
+      }
+      temp_dir dir;
+      cfg::sources src;
+      src.env_file = dir.write("role.env", example);
+      CHECK_NOTHROW((void)cfg::load(src));
+    }
+    CHECK(cfg::parse_env_text(cfg::render_env_example("email"), "email").at("MAIL_TRANSPORT") == "smtp");
+    CHECK_THROWS_WITH_AS((void)cfg::render_env_example("shipping"),
+                         doctest::Contains("orders, email, inventory, analytics, relay"), cfg::config_error);
   }
 }
