@@ -30,10 +30,12 @@ struct database::counters {
     if (registry != nullptr) registry->remove_collector(collector);
   }
 
-  void waited(std::chrono::steady_clock::duration d) const noexcept {
-    if (waits == nullptr) return;
-    waits->inc();
-    wait_duration->observe(std::chrono::duration<double>(d).count());
+  // Counted when the wait starts, so that a pool stuck exhausted shows before the waits end.
+  void wait_started() const noexcept {
+    if (waits != nullptr) waits->inc();
+  }
+  void wait_ended(std::chrono::steady_clock::duration d) const noexcept {
+    if (wait_duration != nullptr) wait_duration->observe(std::chrono::duration<double>(d).count());
   }
 };
 
@@ -213,9 +215,10 @@ database::lease::lease(database& db) : db_(db), pos_(0) {
   // A first try that does not block (SOCI gives up at once on a deadline already reached) tells the
   // leases that had to wait, for the metrics, at no cost when a session is free.
   if (!db_.pool_->try_lease(pos_, 0)) {
+    db_.counters_->wait_started();
     const auto start = std::chrono::steady_clock::now();
     const bool leased = db_.pool_->try_lease(pos_, timeout_ms);
-    db_.counters_->waited(std::chrono::steady_clock::now() - start);
+    db_.counters_->wait_ended(std::chrono::steady_clock::now() - start);
     if (!leased) {
       throw transient_error("database pool exhausted: no session free within " + std::to_string(timeout_ms) +
                             " ms (pool size " + std::to_string(db_.opts_.pool_size) + ")");
