@@ -70,15 +70,16 @@ int serve(const serve_options& opts) {
     const auto cors = http::cors_policy::from_config(s.cors_allowed_origins, s.cors_allowed_headers,
                                                      s.cors_allow_credentials, s.cors_max_age_s);
 
-    auto url = db::database_url::parse(s.database_url);
-    db::database database(url, {.pool_size = static_cast<std::size_t>(s.database_pool_size),
-                                .busy_timeout = std::chrono::milliseconds(s.database_busy_timeout_ms)});
-    ensure_schema(database);
-
     obs::registry metrics;
     metrics.gauge_family("shopd_build_info", "Build information (always 1)", {"version"})
         .with({SHOPD_VERSION})
         .set(1);
+
+    auto url = db::database_url::parse(s.database_url);
+    db::database database(url, {.pool_size = static_cast<std::size_t>(s.database_pool_size),
+                                .busy_timeout = std::chrono::milliseconds(s.database_busy_timeout_ms),
+                                .metrics = &metrics});
+    ensure_schema(database);
     app::process_state state{database, metrics};
     http::server server(http::server_options::from_config(s), metrics);
 

@@ -85,9 +85,6 @@ void add_standard_routes(http::router& routes, std::string role, process_state& 
   routes.add(
       verb::get, "/metrics",
       [&state](http::request_context&) {
-        state.metrics.gauge_family("shopd_db_pool_connections_in_use", "Database sessions leased right now")
-            .get()
-            .set(static_cast<double>(state.db.in_use()));
         http::response res{status::ok, 11};
         res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
         res.body() = state.metrics.render();

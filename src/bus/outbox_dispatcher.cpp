@@ -11,7 +11,32 @@ namespace shopd::bus {
 
 outbox_dispatcher::outbox_dispatcher(db::database& db, options opts, publish_fn publish,
                                      obs::registry& metrics)
-    : db_(db), opts_(std::move(opts)), publish_(std::move(publish)), metrics_(metrics) {}
+    : db_(db),
+      opts_(std::move(opts)),
+      publish_(std::move(publish)),
+      metrics_(metrics),
+      published_(metrics
+                     .counter_family("shopd_outbox_published_total",
+                                     "Outbox rows accepted by the relay or QStash, by producing role",
+                                     {"role"})
+                     .with({opts_.producer})),
+      publish_failures_(metrics
+                            .counter_family("shopd_outbox_publish_failures_total",
+                                            "Failed attempts to publish outbox rows (each is retried with "
+                                            "back-off), by producing role",
+                                            {"role"})
+                            .with({opts_.producer})),
+      backlog_(metrics
+                   .gauge_family("shopd_outbox_pending_events",
+                                 "Outbox rows not yet accepted by the relay or QStash, by producing role",
+                                 {"role"})
+                   .with({opts_.producer})),
+      oldest_age_(metrics
+                      .gauge_family("shopd_outbox_oldest_pending_age_seconds",
+                                    "Age of the oldest outbox row not yet published (0 when none), by "
+                                    "producing role",
+                                    {"role"})
+                      .with({opts_.producer})) {}
 
 outbox_dispatcher::~outbox_dispatcher() {
   stop();
@@ -20,6 +45,13 @@ outbox_dispatcher::~outbox_dispatcher() {
 void outbox_dispatcher::start() {
   std::lock_guard lock(mutex_);
   if (thread_.joinable()) return;
+  if (collector_ == 0) {
+    collector_ = metrics_.add_collector([this] {
+      const auto oldest = oldest_pending_ms_.load(std::memory_order_relaxed);
+      oldest_age_.set(oldest < 0 ? 0.0
+                                 : static_cast<double>(std::max<std::int64_t>(0, now_ms() - oldest)) / 1e3);
+    });
+  }
   stopping_ = false;
   pending_ = true;  // rows may be waiting from before a restart
   thread_ = std::thread([this] { run(); });
@@ -40,6 +72,22 @@ void outbox_dispatcher::stop() {
   }
   wake_.notify_one();
   if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mutex_);
+  if (collector_ != 0) {
+    metrics_.remove_collector(collector_);
+    collector_ = 0;
+  }
+}
+
+void outbox_dispatcher::refresh_backlog() noexcept {
+  try {
+    const auto st = outbox::pending_stats(db_, opts_.producer);
+    backlog_.set(static_cast<double>(st.pending));
+    oldest_pending_ms_.store(st.oldest_created_at_ms.value_or(-1), std::memory_order_relaxed);
+  } catch (const std::exception& e) {
+    // The gauges keep their last values (the age keeps growing); the next pass tries again.
+    obs::debug("outbox backlog not counted", {{"role", opts_.producer}, {"error", e.what()}});
+  }
 }
 
 void outbox_dispatcher::run() {
@@ -57,14 +105,12 @@ void outbox_dispatcher::run() {
         if (stopping_) return;
       }
       backoff = opts_.min_backoff;
+      refresh_backlog();
     } catch (const std::exception& e) {
       obs::warn("outbox publish failed",
                 {{"role", opts_.producer}, {"error", e.what()}, {"retry_in_ms", backoff.count()}});
-      metrics_
-          .counter_family("shopd_outbox_publish_failures_total", "Failed attempts to publish outbox rows",
-                          {"role"})
-          .with({opts_.producer})
-          .inc();
+      publish_failures_.inc();
+      refresh_backlog();
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, backoff, [this] { return stopping_; });
       if (stopping_) return;
@@ -81,10 +127,7 @@ bool outbox_dispatcher::publish_once() {
   const auto ids = publish_(batch);
   const auto accepted = std::min(ids.size(), batch.size());
   for (std::size_t i = 0; i < accepted; ++i) outbox::mark_sent(db_, batch[i].id, ids[i], now_ms());
-  metrics_
-      .counter_family("shopd_outbox_published_total", "Outbox rows accepted by the relay or QStash", {"role"})
-      .with({opts_.producer})
-      .inc(static_cast<double>(accepted));
+  published_.inc(static_cast<double>(accepted));
   if (accepted < batch.size()) {
     throw std::runtime_error("publisher accepted " + std::to_string(accepted) + " of " +
                              std::to_string(batch.size()) + " events");

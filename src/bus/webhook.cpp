@@ -7,6 +7,9 @@
 
 #include <boost/json.hpp>
 
+#include <array>
+#include <map>
+
 namespace shopd::bus {
 
 namespace {
@@ -20,7 +23,67 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+/// The `outcome` label of shopd_events_handled_total.
+enum class handled : std::size_t {
+  processed,     ///< 200: effects applied
+  duplicate,     ///< 200: already handled (inbox), nothing repeated
+  rejected,      ///< 489: non-retryable (bad envelope, unknown type, refused by the handler)
+  failed,        ///< 503: transient fault, the relay retries
+  error,         ///< 500: unexpected exception (a bug), the relay retries
+  unauthorized,  ///< 401: signature refused
+};
+constexpr std::array<std::string_view, 6> handled_names{"processed", "duplicate", "rejected",
+                                                        "failed",    "error",     "unauthorized"};
+
+// Events that never reach a handler (unverified, unparsable, or of a type this role does not
+// consume) are counted under one type, so that no sender can create series at will.
+constexpr std::string_view unknown_type = "unknown";
+
 }  // namespace
+
+struct webhook::instruments {
+  struct per_type {
+    std::array<obs::counter*, handled_names.size()> handled{};
+    obs::histogram* duration = nullptr;
+
+    void count(enum handled h) const noexcept { handled[static_cast<std::size_t>(h)]->inc(); }
+  };
+
+  instruments(obs::registry& r, const std::string& role, const std::vector<std::string>& types)
+      : signature_rejected(r.counter_family("shopd_webhook_signature_rejected_total",
+                                            "Deliveries refused for their signature, by role and reason",
+                                            {"role", "reason"})),
+        duplicates(r.counter_family("shopd_inbox_duplicates_total",
+                                    "Redelivered events acknowledged without effects (inbox hits), by role",
+                                    {"role"})
+                       .with({role})) {
+    auto& handled_family = r.counter_family("shopd_events_handled_total",
+                                            "Events answered by a role's webhook, by role, type and outcome",
+                                            {"role", "type", "outcome"});
+    auto& duration_family =
+        r.histogram_family("shopd_event_handler_duration_seconds",
+                           "Time a role's handler took for one event, by role and type", {"role", "type"});
+    for (const auto& type : types) {
+      per_type t;
+      for (std::size_t i = 0; i < handled_names.size(); ++i) {
+        if (static_cast<handled>(i) == handled::unauthorized) continue;  // checked before the type is known
+        t.handled[i] = &handled_family.with({role, type, std::string(handled_names[i])});
+      }
+      t.duration = &duration_family.with({role, type});
+      by_type.emplace(type, t);
+    }
+    const std::string unknown_label(unknown_type);
+    for (const auto h : {handled::rejected, handled::unauthorized}) {
+      const auto i = static_cast<std::size_t>(h);
+      unknown.handled[i] = &handled_family.with({role, unknown_label, std::string(handled_names[i])});
+    }
+  }
+
+  obs::family<obs::counter>& signature_rejected;  // rare: children made on first use
+  obs::counter& duplicates;
+  std::map<std::string, per_type, std::less<>> by_type;
+  per_type unknown;
+};
 
 webhook::webhook(webhook_config cfg, db::database& db, const destinations& dest, const event_router& handlers,
                  obs::registry& metrics, std::function<void()> on_emit)
@@ -28,8 +91,10 @@ webhook::webhook(webhook_config cfg, db::database& db, const destinations& dest,
       db_(db),
       dest_(dest),
       handlers_(handlers),
-      metrics_(metrics),
+      instruments_(std::make_unique<const instruments>(metrics, cfg_.role, handlers.types())),
       on_emit_(std::move(on_emit)) {}
+
+webhook::~webhook() = default;
 
 void webhook::add_route(http::router& routes) {
   routes.add(
@@ -39,8 +104,7 @@ void webhook::add_route(http::router& routes) {
 
 http::response webhook::handle(http::request_context& ctx) {
   const auto start = std::chrono::steady_clock::now();
-  auto& handled = metrics_.counter_family("shopd_events_handled_total", "Events answered by a role's webhook",
-                                          {"role", "type", "outcome"});
+  const instruments& m = *instruments_;
 
   // 1. The signature, over the raw bytes, before any parsing.
   const auto& req = ctx.req;
@@ -51,36 +115,36 @@ http::response webhook::handle(http::request_context& ctx) {
   const auto verified = verify(sig, cfg_.keys, req.body(), std::chrono::system_clock::now(), vo);
   if (!verified) {
     obs::warn("webhook signature rejected", {{"role", cfg_.role}, {"reason", to_string(verified.error())}});
-    metrics_
-        .counter_family("shopd_webhook_signature_rejected_total", "Deliveries refused for their signature",
-                        {"role", "reason"})
-        .with({cfg_.role, std::string(to_string(verified.error()))})
-        .inc();
+    m.unknown.count(handled::unauthorized);
+    m.signature_rejected.with({cfg_.role, std::string(to_string(verified.error()))}).inc();
     return http::json_error(status::unauthorized, "unauthorized", "missing or invalid Upstash-Signature");
   }
 
   // 2. The envelope.
   auto parsed = parse_envelope(req.body());
   if (!parsed) {
-    handled.with({cfg_.role, "invalid", "rejected"}).inc();
+    m.unknown.count(handled::rejected);
     return reject(ctx, nullptr, "invalid_envelope", parsed.error().field, parsed.error().message);
   }
   const envelope& ev = *parsed;
   ctx.correlation_id = ev.correlation_id;
   const auto* handler = handlers_.find(ev.event_type);
-  if (handler == nullptr) {
-    handled.with({cfg_.role, "unknown", "rejected"}).inc();
+  const auto type_metrics = m.by_type.find(ev.event_type);
+  if (handler == nullptr || type_metrics == m.by_type.end()) {
+    m.unknown.count(handled::rejected);
     return reject(ctx, &ev, "unsupported_event_type", "eventType",
                   "role " + cfg_.role + " does not consume events of type \"" + ev.event_type + "\"");
   }
 
   // 3. The handler.
+  const auto& t = type_metrics->second;
   delivery d(ev, cfg_.role, db_, dest_, on_emit_);
   outcome result;
   try {
     result = (*handler)(d);
   } catch (const db::transient_error& e) {
-    handled.with({cfg_.role, ev.event_type, "transient"}).inc();
+    t.duration->observe(seconds_since(start));
+    t.count(handled::failed);
     obs::warn("event deferred", {{"role", cfg_.role},
                                  {"type", ev.event_type},
                                  {"eventId", ev.event_id},
@@ -89,30 +153,29 @@ http::response webhook::handle(http::request_context& ctx) {
     return http::json_error(status::service_unavailable, "unavailable",
                             "temporarily unavailable, retry later");
   } catch (const transient_failure& e) {
-    handled.with({cfg_.role, ev.event_type, "transient"}).inc();
+    t.duration->observe(seconds_since(start));
+    t.count(handled::failed);
     obs::warn("event deferred", {{"role", cfg_.role},
                                  {"type", ev.event_type},
                                  {"eventId", ev.event_id},
                                  {"correlation_id", ev.correlation_id},
                                  {"reason", e.what()}});
     return http::json_error(status::service_unavailable, "unavailable", e.what());
+  } catch (...) {
+    // The server answers 500 and logs it; counted here so that bugs show apart from transient faults.
+    t.duration->observe(seconds_since(start));
+    t.count(handled::error);
+    throw;
   }
-  metrics_
-      .histogram_family("shopd_event_handler_duration_seconds", "Time to handle one event", {"role", "type"})
-      .with({cfg_.role, ev.event_type})
-      .observe(seconds_since(start));
+  t.duration->observe(seconds_since(start));
 
   if (std::holds_alternative<duplicate>(result)) {
-    handled.with({cfg_.role, ev.event_type, "duplicate"}).inc();
-    metrics_
-        .counter_family("shopd_inbox_duplicates_total", "Redelivered events acknowledged without effects",
-                        {"role"})
-        .with({cfg_.role})
-        .inc();
+    t.count(handled::duplicate);
+    m.duplicates.inc();
     return http::json_response(status::ok, json::object{{"status", "duplicate"}, {"eventId", ev.event_id}});
   }
   if (const auto* r = std::get_if<rejection>(&result)) {
-    handled.with({cfg_.role, ev.event_type, "rejected"}).inc();
+    t.count(handled::rejected);
     obs::info("event rejected", {{"role", cfg_.role},
                                  {"type", ev.event_type},
                                  {"eventId", ev.event_id},
@@ -123,7 +186,7 @@ http::response webhook::handle(http::request_context& ctx) {
     res.set("Upstash-NonRetryable-Error", "true");
     return res;
   }
-  handled.with({cfg_.role, ev.event_type, "processed"}).inc();
+  t.count(handled::processed);
   obs::debug("event processed", {{"role", cfg_.role},
                                  {"type", ev.event_type},
                                  {"eventId", ev.event_id},

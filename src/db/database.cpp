@@ -1,6 +1,7 @@
 #include "shopd/db/database.hpp"
 
 #include "shopd/obs/log.hpp"
+#include "shopd/obs/metrics.hpp"
 
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
@@ -20,6 +21,23 @@ namespace shopd::db {
 
 struct database::counters {
   std::atomic<std::size_t> in_use{0};
+  // Set when the database reports metrics (database_options::metrics).
+  obs::registry* registry = nullptr;
+  obs::registry::collector_id collector = 0;
+  obs::counter* waits = nullptr;
+  obs::histogram* wait_duration = nullptr;
+
+  ~counters() {
+    if (registry != nullptr) registry->remove_collector(collector);
+  }
+
+  // Counted when the wait starts, so that a pool stuck exhausted shows before the waits end.
+  void wait_started() const noexcept {
+    if (waits != nullptr) waits->inc();
+  }
+  void wait_ended(std::chrono::steady_clock::duration d) const noexcept {
+    if (wait_duration != nullptr) wait_duration->observe(std::chrono::duration<double>(d).count());
+  }
 };
 
 namespace {
@@ -134,6 +152,25 @@ database::database(database_url url, database_options opts)
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open database " + url_.redacted + ": " + one_line(e.what()));
   }
+  if (opts_.metrics != nullptr) {
+    auto& r = *opts_.metrics;
+    auto& size =
+        r.gauge_family("shopd_db_pool_connections", "Database sessions in this process's pool").get();
+    auto& in_use =
+        r.gauge_family("shopd_db_pool_connections_in_use", "Database sessions leased right now").get();
+    counters_->waits = &r.counter_family("shopd_db_pool_waits_total",
+                                         "Session leases that found the pool exhausted and waited")
+                            .get();
+    counters_->wait_duration = &r.histogram_family("shopd_db_pool_wait_duration_seconds",
+                                                   "Time a lease waited for a free session (only leases that "
+                                                   "waited; the timed out ones too)")
+                                    .get();
+    counters_->collector = r.add_collector([&size, &in_use, c = counters_.get(), n = opts_.pool_size] {
+      size.set(static_cast<double>(n));
+      in_use.set(static_cast<double>(c->in_use.load(std::memory_order_relaxed)));
+    });
+    counters_->registry = &r;
+  }
 }
 
 database::~database() = default;
@@ -192,9 +229,17 @@ void database::rethrow_if_transient(const soci::soci_error& e, soci::session& s)
 
 database::lease::lease(database& db) : db_(db), pos_(0) {
   const int timeout_ms = to_timeout_ms(db_.opts_.busy_timeout);
-  if (!db_.pool_->try_lease(pos_, timeout_ms)) {
-    throw transient_error("database pool exhausted: no session free within " + std::to_string(timeout_ms) +
-                          " ms (pool size " + std::to_string(db_.opts_.pool_size) + ")");
+  // A first try that does not block (SOCI gives up at once on a deadline already reached) tells the
+  // leases that had to wait, for the metrics, at no cost when a session is free.
+  if (!db_.pool_->try_lease(pos_, 0)) {
+    db_.counters_->wait_started();
+    const auto start = std::chrono::steady_clock::now();
+    const bool leased = db_.pool_->try_lease(pos_, timeout_ms);
+    db_.counters_->wait_ended(std::chrono::steady_clock::now() - start);
+    if (!leased) {
+      throw transient_error("database pool exhausted: no session free within " + std::to_string(timeout_ms) +
+                            " ms (pool size " + std::to_string(db_.opts_.pool_size) + ")");
+    }
   }
   db_.counters_->in_use.fetch_add(1, std::memory_order_relaxed);
   if (db_.url_.kind != dialect::postgresql) return;

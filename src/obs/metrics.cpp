@@ -282,6 +282,12 @@ struct registry::impl {
   mutable std::mutex mutex;
   std::map<std::string, any_family, std::less<>> families;  // sorted by name: the render order
 
+  // Apart from `mutex`, so that a collector may use families it holds without deadlocking, and
+  // removal waits for a render in progress.
+  mutable std::mutex collectors_mutex;
+  std::map<collector_id, std::function<void()>> collectors;  // ids increase: insertion order
+  collector_id next_collector = 1;
+
   template <typename Metric>
   family<Metric>& get_or_create(std::string name, std::string help, std::vector<std::string> labels,
                                 std::vector<double> buckets) {
@@ -342,7 +348,23 @@ family<histogram>& registry::histogram_family(std::string name, std::string help
                                          std::move(buckets));
 }
 
+registry::collector_id registry::add_collector(std::function<void()> collect) {
+  std::lock_guard lock(impl_->collectors_mutex);
+  const auto id = impl_->next_collector++;
+  impl_->collectors.emplace(id, std::move(collect));
+  return id;
+}
+
+void registry::remove_collector(collector_id id) noexcept {
+  std::lock_guard lock(impl_->collectors_mutex);
+  impl_->collectors.erase(id);
+}
+
 std::string registry::render() const {
+  {
+    std::lock_guard lock(impl_->collectors_mutex);
+    for (const auto& [id, collect] : impl_->collectors) collect();
+  }
   std::string out;
   std::lock_guard lock(impl_->mutex);
   for (const auto& [name, any] : impl_->families) {

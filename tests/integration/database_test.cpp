@@ -1,6 +1,7 @@
 #include "shopd/db/database.hpp"
 
 #include "shopd/db/migrations.hpp"
+#include "shopd/obs/metrics.hpp"
 
 #include <doctest/doctest.h>
 #include <soci/postgresql/soci-postgresql.h>
@@ -431,6 +432,47 @@ TEST_SUITE("db.database") {
     CHECK(shopd::db::migrate(db) == all_versions());
     CHECK(shopd::db::status(db).up_to_date());
     CHECK(table_names(db) == expected_tables);
+  }
+
+  TEST_CASE("database: pool metrics show its size, the sessions in use and the leases that waited") {
+    shopd::obs::registry metrics;
+    database db(database_url::parse("sqlite::memory:"),
+                {.pool_size = 1, .busy_timeout = 10s, .metrics = &metrics});
+    const auto has = [&](const std::string& line) {
+      return metrics.render().find(line + "\n") != std::string::npos;
+    };
+    CHECK(has("shopd_db_pool_connections 1"));
+    CHECK(has("shopd_db_pool_connections_in_use 0"));
+    CHECK(has("shopd_db_pool_waits_total 0"));
+    CHECK(has("shopd_db_pool_wait_duration_seconds_count 0"));
+
+    SUBCASE("a lease that finds the pool exhausted waits for the session to come back") {
+      std::thread waiter;
+      db.with_session([&](soci::session&) {
+        CHECK(has("shopd_db_pool_connections_in_use 1"));
+        waiter = std::thread([&] { db.with_session([](soci::session& s) { s << "SELECT 1"; }); });
+        // The wait is counted when it starts: hold the only session until then.
+        for (int i = 0; i < 5000 && !has("shopd_db_pool_waits_total 1"); ++i)
+          std::this_thread::sleep_for(1ms);
+        CHECK(has("shopd_db_pool_waits_total 1"));
+      });
+      waiter.join();
+      CHECK(has("shopd_db_pool_wait_duration_seconds_count 1"));
+      CHECK(has("shopd_db_pool_connections_in_use 0"));
+    }
+    SUBCASE("a lease that gives up is counted as a wait too") {
+      database quick(database_url::parse("sqlite::memory:"), {.pool_size = 1, .busy_timeout = 1ms});
+      CHECK_NOTHROW(quick.with_session([](soci::session&) {}));  // no registry: no metrics, no harm
+      shopd::obs::registry other;
+      database timed(database_url::parse("sqlite::memory:"),
+                     {.pool_size = 1, .busy_timeout = 1ms, .metrics = &other});
+      timed.with_session([&](soci::session&) {
+        CHECK_THROWS_AS(timed.with_session([](soci::session&) {}), transient_error);
+      });
+      const auto text = other.render();
+      CHECK(text.find("shopd_db_pool_waits_total 1\n") != std::string::npos);
+      CHECK(text.find("shopd_db_pool_wait_duration_seconds_count 1\n") != std::string::npos);
+    }
   }
 
   TEST_CASE("database: a pool of zero sessions is refused") {

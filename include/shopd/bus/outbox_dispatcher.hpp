@@ -8,9 +8,18 @@
 /// rest of the batch waits and is sent again later, in order. Each event carries its eventId as its
 /// deduplication id, so a row published but not yet marked sent when the process died is not
 /// delivered twice. Crash safety: a row is marked sent only after the publisher accepted it.
+///
+/// Metrics (labelled with the producer's role): shopd_outbox_published_total,
+/// shopd_outbox_publish_failures_total, and the backlog: shopd_outbox_pending_events is counted
+/// after every pass (one indexed COUNT/MIN over the unsent rows of this producer; passes happen at
+/// least every `poll_interval`, and after every failure), shopd_outbox_oldest_pending_age_seconds is
+/// computed from that pass's oldest row when /metrics is scraped, so it keeps growing while the
+/// dispatcher is stuck.
 
 #include "shopd/bus/outbox.hpp"
+#include "shopd/obs/metrics.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -19,10 +28,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-namespace shopd::obs {
-class registry;
-}
 
 namespace shopd::bus {
 
@@ -40,6 +45,7 @@ class outbox_dispatcher {
     std::chrono::milliseconds max_backoff{30'000};
   };
 
+  /// `metrics` must outlive the dispatcher.
   outbox_dispatcher(db::database& db, options opts, publish_fn publish, obs::registry& metrics);
   ~outbox_dispatcher();  ///< stop()
   outbox_dispatcher(const outbox_dispatcher&) = delete;
@@ -54,11 +60,18 @@ class outbox_dispatcher {
  private:
   void run();
   bool publish_once();  // true when it made progress and more rows may be waiting
+  void refresh_backlog() noexcept;
 
   db::database& db_;
   options opts_;
   publish_fn publish_;
   obs::registry& metrics_;
+  obs::counter& published_;
+  obs::counter& publish_failures_;
+  obs::gauge& backlog_;
+  obs::gauge& oldest_age_;
+  std::atomic<std::int64_t> oldest_pending_ms_{-1};  // created_at of the oldest unsent row; -1: none
+  obs::registry::collector_id collector_ = 0;        // 0: not registered
   std::mutex mutex_;
   std::condition_variable wake_;
   bool pending_ = false;

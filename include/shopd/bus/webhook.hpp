@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -35,8 +36,14 @@ struct webhook_config {
 class webhook {
  public:
   /// All references must outlive the webhook. `on_emit` wakes the role's outbox dispatcher.
+  /// `handlers` must hold every event type the role consumes already: their metric series
+  /// (shopd_events_handled_total, shopd_event_handler_duration_seconds) are resolved here, once, so
+  /// that counting an event takes no lock and allocates nothing.
   webhook(webhook_config cfg, db::database& db, const destinations& dest, const event_router& handlers,
           obs::registry& metrics, std::function<void()> on_emit);
+  ~webhook();
+  webhook(const webhook&) = delete;
+  webhook& operator=(const webhook&) = delete;
 
   /// Register `POST /api/webhook` on `routes`.
   void add_route(http::router& routes);
@@ -45,6 +52,8 @@ class webhook {
   http::response handle(http::request_context& ctx);
 
  private:
+  struct instruments;
+
   http::response reject(http::request_context& ctx, const envelope* ev, std::string_view code,
                         std::string_view field, std::string_view message);
 
@@ -52,7 +61,7 @@ class webhook {
   db::database& db_;
   const destinations& dest_;
   const event_router& handlers_;
-  obs::registry& metrics_;
+  std::unique_ptr<const instruments> instruments_;
   std::function<void()> on_emit_;
 };
 

@@ -14,6 +14,10 @@
 #include <type_traits>
 #include <utility>
 
+namespace shopd::obs {
+class registry;
+}
+
 namespace shopd::db {
 
 /// A fault that may pass (database locked or busy, connection lost, pool exhausted): callers answer
@@ -28,6 +32,11 @@ struct database_options {
   /// to its connection, so it always gets exactly one session whatever is asked here.
   std::size_t pool_size = 8;
   std::chrono::milliseconds busy_timeout{5'000};  ///< SQLite busy handler; pool lease wait
+  /// When set, the pool reports shopd_db_pool_connections (size), shopd_db_pool_connections_in_use
+  /// (both read when scraped), shopd_db_pool_waits_total and shopd_db_pool_wait_duration_seconds
+  /// (leases that found no free session, and how long they waited, timed out ones included). The
+  /// registry must outlive the database; one database per registry.
+  obs::registry* metrics = nullptr;
 };
 
 class database {

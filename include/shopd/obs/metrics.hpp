@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -86,7 +87,17 @@ class registry {
                                       std::vector<std::string> labels = {},
                                       std::vector<double> buckets = default_latency_buckets());
 
-  /// The whole registry in the Prometheus text format, families sorted by name.
+  /// A function render() calls first, for values cheaper to read when scraped than to keep current
+  /// (pool occupancy, the age of the oldest unsent event). It sets gauges; it must not create
+  /// families or call render(). Collectors run in the order they were added, one render at a time.
+  using collector_id = std::uint64_t;
+  collector_id add_collector(std::function<void()> collect);
+  /// After this returns the collector never runs again (a render running it is waited for).
+  /// Unknown ids are ignored.
+  void remove_collector(collector_id id) noexcept;
+
+  /// Runs the collectors, then renders the whole registry in the Prometheus text format, families
+  /// sorted by name.
   [[nodiscard]] std::string render() const;
 
  private:

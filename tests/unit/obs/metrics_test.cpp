@@ -190,4 +190,39 @@ TEST_SUITE("obs/metrics") {
       CHECK_THROWS_AS(f.get(), std::invalid_argument);
     }
   }
+
+  TEST_CASE("metrics: collectors") {
+    registry r;
+    auto& depth = r.gauge_family("shopd_depth", "Depth.").get();
+    SUBCASE("run before each render, in the order they were added, and stop once removed") {
+      std::vector<int> calls;
+      double source = 3;
+      const auto first = r.add_collector([&] {
+        calls.push_back(1);
+        depth.set(source);
+      });
+      const auto second = r.add_collector([&] { calls.push_back(2); });
+      CHECK(first != second);
+      CHECK(r.render().find("shopd_depth 3\n") != std::string::npos);
+      source = 5;
+      CHECK(r.render().find("shopd_depth 5\n") != std::string::npos);
+      CHECK(calls == std::vector<int>{1, 2, 1, 2});
+      r.remove_collector(first);
+      source = 7;
+      CHECK(r.render().find("shopd_depth 5\n") != std::string::npos);
+      CHECK(calls == std::vector<int>{1, 2, 1, 2, 2});
+      r.remove_collector(first);  // twice, or an unknown id: ignored
+      r.remove_collector(12345);
+    }
+    SUBCASE("a collector may use families it holds while renders run on other threads") {
+      const auto id = r.add_collector([&] { depth.inc(); });
+      std::thread other([&] {
+        for (int i = 0; i < 100; ++i) (void)r.render();
+      });
+      for (int i = 0; i < 100; ++i) (void)r.render();
+      other.join();
+      r.remove_collector(id);
+      CHECK(depth.value() == 200);
+    }
+  }
 }

@@ -1,0 +1,90 @@
+#include "shopd/bus/outbox_dispatcher.hpp"
+
+#include "fresh_database.hpp"
+#include "shopd/bus/dispatch.hpp"
+#include "shopd/db/database.hpp"
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using shopd::bus::outbox_dispatcher;
+using shopd::bus::pending_event;
+using shopd::test::eventually;
+
+namespace {
+
+/// The value of one rendered series (`name{labels}` exactly as rendered), or -1 when absent.
+double series(const shopd::obs::registry& r, const std::string& name) {
+  const auto text = r.render();
+  const auto at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + name.size() + 2));
+}
+
+void enqueue(shopd::db::database& db, const std::string& producer, const std::string& id,
+             std::int64_t created_ms) {
+  db.in_transaction([&](soci::session& tx) {
+    shopd::bus::outbox::enqueue(tx, producer,
+                                {.event_id = id,
+                                 .event_type = "analytics.audit",
+                                 .destination = "http://127.0.0.1:9/api/webhook",
+                                 .body = "{}"},
+                                created_ms);
+  });
+}
+
+}  // namespace
+
+TEST_SUITE("bus.outbox_dispatcher") {
+  TEST_CASE("outbox dispatcher: backlog gauges follow a relay that is down, then back") {
+    shopd::test::fresh_database fresh(shopd::db::dialect::sqlite);
+    shopd::obs::registry metrics;
+    std::atomic<bool> relay_up = false;
+    std::atomic<int> accepted = 0;
+    outbox_dispatcher dispatcher(
+        fresh.db(), {.producer = "orders", .poll_interval = 50ms, .min_backoff = 10ms, .max_backoff = 20ms},
+        [&](std::span<const pending_event> events) {
+          if (!relay_up) throw std::runtime_error("connection refused");
+          std::vector<std::string> ids;
+          for (const auto& e : events) ids.push_back("msg_" + e.event.event_id);
+          accepted += static_cast<int>(events.size());
+          return ids;
+        },
+        metrics);
+
+    CHECK(series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 0);
+    CHECK(series(metrics, R"(shopd_outbox_oldest_pending_age_seconds{role="orders"})") == 0);
+    CHECK(series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 0);
+
+    // Rows written a minute ago (as after a crash), and one of another producer that is not ours.
+    const auto minute_ago = shopd::bus::now_ms() - 60'000;
+    enqueue(fresh.db(), "orders", "ev-1", minute_ago);
+    enqueue(fresh.db(), "orders", "ev-2", minute_ago + 1'000);
+    enqueue(fresh.db(), "email", "ev-3", minute_ago - 1'000);
+    dispatcher.start();
+
+    CHECK(eventually(
+        [&] { return series(metrics, R"(shopd_outbox_publish_failures_total{role="orders"})") >= 1; }));
+    CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 2; }));
+    // Read when scraped, from the oldest row of this producer: at least the minute it has waited.
+    CHECK(series(metrics, R"(shopd_outbox_oldest_pending_age_seconds{role="orders"})") >= 60);
+    CHECK(series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 0);
+
+    relay_up = true;
+    dispatcher.notify();
+    CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 0; }));
+    CHECK(series(metrics, R"(shopd_outbox_oldest_pending_age_seconds{role="orders"})") == 0);
+    CHECK(series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 2);
+    CHECK(accepted == 2);
+
+    dispatcher.stop();
+    // Once stopped, the dispatcher's collector is gone: rendering touches nothing of it.
+    CHECK(series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 0);
+  }
+}
