@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer target: run.sh BINARY NAME WORKDIR (what the fuzz/NAME CTest test does).
+# Every checked-in input of tests/fuzz/corpus/NAME runs first, then libFuzzer mutates for
+# FUZZ_SECONDS (default 20). The checked-in corpus is only read: new inputs go to
+# WORKDIR/corpus/NAME (kept between runs, so a campaign resumes) and a crashing, leaking or
+# timed-out input to WORKDIR/artifacts/NAME-*. Exits non-zero on any finding.
+set -euo pipefail
+binary=$1
+name=$2
+work=$3
+here=$(cd "$(dirname "$0")" && pwd)
+seconds=${FUZZ_SECONDS:-20}
+
+case "$name" in
+  signature) max_len=12288 ;;  # a token may be 8 KiB (max_signature_size), then the body
+  config) max_len=4096 ;;
+  *) max_len=8192 ;;
+esac
+
+mkdir -p "$work/corpus/$name" "$work/artifacts"
+args=(-max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048
+      -print_final_stats=1 -artifact_prefix="$work/artifacts/$name-")
+[ -f "$here/$name.dict" ] && args+=(-dict="$here/$name.dict")
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+echo "fuzz/$name: ${seconds}s over $here/corpus/$name (+ $work/corpus/$name)"
+exec "$binary" "${args[@]}" "$work/corpus/$name" "$here/corpus/$name"
