@@ -23,5 +23,21 @@ args=(-max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2
 [ -f "$here/$name.dict" ] && args+=(-dict="$here/$name.dict")
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-echo "fuzz/$name: ${seconds}s over $here/corpus/$name (+ $work/corpus/$name)"
-exec "$binary" "${args[@]}" "$work/corpus/$name" "$here/corpus/$name"
+log="$work/$name.log"
+status=0
+"$binary" "${args[@]}" "$work/corpus/$name" "$here/corpus/$name" >"$log" 2>&1 || status=$?
+
+# One line that shows the target reaching code beyond the seeds: coverage after replaying the
+# corpus (INITED) and at the end (DONE).
+cov() {
+  local n
+  n=$(grep -m1 -E "^#[0-9]+[[:space:]]+$1" "$log" | grep -oE 'cov: [0-9]+' | cut -d' ' -f2)
+  echo "${n:--}"
+}
+runs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | cut -d' ' -f2)
+echo "fuzz/$name: ${seconds}s, ${runs:-?} inputs, coverage $(cov INITED) after the seeds -> $(cov DONE) edges"
+if [ "$status" -ne 0 ]; then
+  grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' "$log" | tail -n 120
+  echo "fuzz/$name FAILED (exit $status); the input is in $work/artifacts/ (see README, Fuzzing)" >&2
+fi
+exit "$status"
