@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences. Every target installs what is missing.
-.PHONY: run test build debug asan tsan format check-format clean install
+.PHONY: run test build debug asan tsan fuzz format check-format clean install
 
 run:            ## build (release) and start the whole platform on SQLite with the relay
 	scripts/run.sh
@@ -15,6 +15,9 @@ debug:
 
 tsan:           ## run the test suite under ThreadSanitizer
 	SHOPD_TEST_PRESET=tsan scripts/test.sh
+
+fuzz:           ## build the libFuzzer targets and fuzz each for FUZZ_SECONDS (default 300)
+	scripts/fuzz.sh
 
 format:         ## reformat every C++ file in place
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

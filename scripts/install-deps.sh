@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   # build
   g++ cmake ninja-build pkg-config clang-format
+  # fuzzing (tests/fuzz): clang, and libFuzzer's runtime with the sanitizers', which Debian 12 ships
+  # in libclang-rt-14-dev (clang only recommends it)
+  clang libclang-rt-14-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsoci-dev libsqlite3-dev libpq-dev libcli11-dev doctest-dev libssl-dev libcurl4-openssl-dev
   # run and test

@@ -535,9 +535,16 @@ std::optional<timestamp> parse_timestamp(std::string_view s) noexcept {
                                         std::chrono::month{static_cast<unsigned>(month)},
                                         std::chrono::day{static_cast<unsigned>(day)}};
   if (!ymd.ok()) return std::nullopt;
-  return timestamp{std::chrono::sys_days{ymd}} + std::chrono::hours{hour} + std::chrono::minutes{minute} +
-         std::chrono::seconds{second} + std::chrono::milliseconds{millis} -
-         std::chrono::minutes{offset_minutes};
+  const timestamp t = timestamp{std::chrono::sys_days{ymd}} + std::chrono::hours{hour} +
+                      std::chrono::minutes{minute} + std::chrono::seconds{second} +
+                      std::chrono::milliseconds{millis} - std::chrono::minutes{offset_minutes};
+  // An offset can carry 0000-01-01 or 9999-12-31 into year -1 or 10000, which format_timestamp
+  // cannot write as RFC 3339: such an envelope, once re-serialized, would be refused by its own
+  // parser (found by fuzz/envelope).
+  constexpr auto first = std::chrono::sys_days{std::chrono::year{0} / 1 / 1};
+  constexpr auto end = std::chrono::sys_days{std::chrono::year{10000} / 1 / 1};
+  if (t < first || t >= end) return std::nullopt;
+  return t;
 }
 
 // -------------------------------------------------------------------------------------------------

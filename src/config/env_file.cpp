@@ -32,6 +32,34 @@ bool is_valid_key(std::string_view key) noexcept {
   return true;
 }
 
+// A bad key for an error message: control and non-ASCII bytes as \xNN, so that the message stays
+// one line of plain text (a stray CR would otherwise rewrite the terminal line or split a log
+// record), and at most 64 bytes of it.
+std::string quoted_key(std::string_view key) {
+  constexpr std::size_t max_shown = 64;
+  constexpr std::string_view hex = "0123456789abcdef";
+  std::string out = "\"";
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    if (i == max_shown) {
+      out += "...";
+      break;
+    }
+    const auto u = static_cast<unsigned char>(key[i]);
+    if (u == '"' || u == '\\') {
+      out += '\\';
+      out += key[i];
+    } else if (u < 0x20 || u >= 0x7f) {
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 0xf];
+    } else {
+      out += key[i];
+    }
+  }
+  out += '"';
+  return out;
+}
+
 // Errors never quote the line: a malformed line may well be a pasted secret.
 [[noreturn]] void fail(std::string_view origin, std::size_t line, std::string_view what) {
   std::string msg(origin);
@@ -126,7 +154,7 @@ std::vector<env_entry> parse_env_entries(std::string_view text, std::string_view
     if (key.empty()) fail(origin, line_no, "missing key before '='");
     if (!is_valid_key(key))
       fail(origin, line_no,
-           "bad key name \"" + std::string(key) + "\" (letters, digits and '_', not starting with a digit)");
+           "bad key name " + quoted_key(key) + " (letters, digits and '_', not starting with a digit)");
 
     entries.push_back({std::string(key), parse_value(line.substr(eq + 1), origin, line_no), line_no});
   }

@@ -135,7 +135,8 @@ struct parse_limits {
 
 /// Parse RFC 3339: `YYYY-MM-DDTHH:MM:SS`, an optional fraction of 1..9 digits (truncated to
 /// milliseconds), then `Z` or a `+HH:MM`/`-HH:MM` offset. Dates and times are range-checked (no
-/// February 30th); leap seconds (`:60`) are refused. nullopt when malformed.
+/// February 30th); leap seconds (`:60`) are refused, and so is an instant that the offset moves
+/// outside 0000..9999 UTC (which format_timestamp could not write back). nullopt when malformed.
 [[nodiscard]] std::optional<timestamp> parse_timestamp(std::string_view text) noexcept;
 
 /// ULIDs (https://github.com/ulid/spec): 48-bit millisecond Unix time then 80 random bits, as 26

@@ -356,6 +356,13 @@ TEST_SUITE("bus/envelope") {
       CHECK(parse_timestamp("2026-11-23T11:30:00.000+01:30") == at(nov23_ms));
       CHECK(parse_timestamp("2026-11-23T05:00:00-05:00") == at(nov23_ms));
       CHECK(parse_timestamp("2024-02-29T00:00:00Z").has_value());
+      // The ends of the range format_timestamp writes, with and without an offset.
+      CHECK(format_timestamp(*parse_timestamp("0000-01-01T00:00:00Z")) == "0000-01-01T00:00:00.000Z");
+      CHECK(format_timestamp(*parse_timestamp("0000-01-01T00:00:00-23:59")) == "0000-01-01T23:59:00.000Z");
+      CHECK(format_timestamp(*parse_timestamp("9999-12-31T23:59:59.999+00:00")) ==
+            "9999-12-31T23:59:59.999Z");
+      CHECK(format_timestamp(*parse_timestamp("9999-12-31T23:59:59.999+23:59")) ==
+            "9999-12-31T00:00:59.999Z");
     }
     SUBCASE("parse: malformed or out of range") {
       for (const char* bad : {"",
@@ -383,6 +390,10 @@ TEST_SUITE("bus/envelope") {
         CAPTURE(bad);
         CHECK_FALSE(parse_timestamp(bad).has_value());
       }
+      // Found by fuzz/envelope: the offset moved these to year -1 and 10000, which format_timestamp
+      // cannot write back, so a re-serialized envelope failed its own parser.
+      CHECK_FALSE(parse_timestamp("0000-01-01T00:00:00+00:01").has_value());
+      CHECK_FALSE(parse_timestamp("9999-12-31T23:59:59.999-00:01").has_value());
     }
     SUBCASE("parse and format round trip") {
       for (std::int64_t ms : {std::int64_t{0}, nov23_ms, nov23_ms + 999, std::int64_t{253'402'300'799'999}}) {

@@ -193,6 +193,14 @@ TEST_SUITE("config/env_file") {
         {"A B=hunter2\n",
          "test.env:1: bad key name \"A B\" (letters, digits and '_', not starting with a digit)"},
         {"export =hunter2\n", "test.env:1: missing key before '='"},
+        // Found by fuzz/config: a CR or a non-ASCII byte in a key went into the message raw.
+        {"\r*\xcf=hunter2",
+         "test.env:1: bad key name \"\\x0d*\\xcf\" (letters, digits and '_', not starting with a digit)"},
+        {"A\"\\\x7f B=hunter2\n",
+         "test.env:1: bad key name \"A\\\"\\\\\\x7f B\" (letters, digits and '_', not starting with a "
+         "digit)"},
+        {std::string_view("K\0\x1b[2J=hunter2\n", 15),
+         "test.env:1: bad key name \"K\\x00\\x1b[2J\" (letters, digits and '_', not starting with a digit)"},
         {"A=1\r\nB='hunter2\r\n", "test.env:2: unterminated single quote"},
         {"A=1\nB=2\nC=\"hunter2\n", "test.env:3: unterminated double quote"},
         {"C=\"hunter2\\\"\n", "test.env:1: unterminated double quote"},
@@ -207,7 +215,15 @@ TEST_SUITE("config/env_file") {
       CHECK(msg == c.expected);
       CHECK(msg.find("hunter2") == std::string::npos);
       CHECK(msg.find('\n') == std::string::npos);
+      CHECK(msg.find('\r') == std::string::npos);
     }
+  }
+
+  TEST_CASE("a long bad key is cut in the message") {
+    const std::string key = "9" + std::string(100, 'K');
+    const std::string msg = parse_error(key + "=hunter2\n");
+    CHECK(msg == "test.env:1: bad key name \"9" + std::string(63, 'K') +
+                     "...\" (letters, digits and '_', not starting with a digit)");
   }
 
   TEST_CASE("parse_env_file reads a file and names it in errors") {
