@@ -100,11 +100,19 @@ case "$scenario" in
     echo "== $count checkouts while every role and the relay are SIGKILLed and restarted at random"
     load "$count" "chk-$seed" 40
     kills=0
+    victims=()
     # The chaos lasts as long as the load, then goes on while work is under way, 25 kills at least.
+    # Victims come in rounds, each a random order of all five, so every one of them is killed.
     while ! load_done || { [ "$kills" -lt 25 ] && [ "$(pending)" -gt 0 ]; }; do
+      if [ ${#victims[@]} -eq 0 ]; then
+        victims=("${roles[@]}")
+        for ((i = ${#victims[@]} - 1; i > 0; i--)); do
+          j=$((RANDOM % (i + 1))); v=${victims[i]}; victims[i]=${victims[j]}; victims[j]=$v
+        done
+      fi
       sleep "$(printf '0.%03d' $((RANDOM % 1000)))"
-      victim=${roles[RANDOM % ${#roles[@]}]}
-      restart "$victim"
+      restart "${victims[0]}"
+      victims=("${victims[@]:1}")
       kills=$((kills + 1))
     done
     finish_load
