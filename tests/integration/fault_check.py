@@ -44,6 +44,12 @@ CONSUMER = {
 }
 
 
+def text(v):
+    if v is None:
+        return ""
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 class Db:
     def __init__(self, url):
         self.url = url
@@ -51,7 +57,7 @@ class Db:
 
     def rows(self, sql):
         if self.lite is not None:
-            return [tuple("" if v is None else str(v) for v in r) for r in self.lite.execute(sql)]
+            return [tuple(text(v) for v in r) for r in self.lite.execute(sql)]
         out = subprocess.run(["psql", self.url, "-X", "-v", "ON_ERROR_STOP=1", "-qAt", "-F", "\x1f", "-c", sql],
                              check=True, capture_output=True, text=True).stdout
         return [tuple(line.split("\x1f")) for line in out.splitlines()]

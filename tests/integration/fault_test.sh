@@ -101,9 +101,10 @@ case "$scenario" in
     load "$count" "chk-$seed" 40
     kills=0
     victims=()
-    # The chaos lasts as long as the load, then goes on while work is under way, 25 kills at least.
-    # Victims come in rounds, each a random order of all five, so every one of them is killed.
-    while ! load_done || { [ "$kills" -lt 25 ] && [ "$(pending)" -gt 0 ]; }; do
+    # The chaos lasts as long as the load, then goes on while work is under way (a slow build works
+    # through a backlog), up to 40 kills. Victims come in rounds, each a random order of all five,
+    # so every one of them is killed.
+    while ! load_done || { [ "$kills" -lt 40 ] && [ "$(pending)" -gt 0 ]; }; do
       if [ ${#victims[@]} -eq 0 ]; then
         victims=("${roles[@]}")
         for ((i = ${#victims[@]} - 1; i > 0; i--)); do
@@ -120,7 +121,7 @@ case "$scenario" in
     for role in "${roles[@]}"; do summary+=" $role=${restarts[$role]:-0}"; done
     echo "chaos: $kills kills (by role:$summary)"
     # Each email kill may cut off at most the deliveries it had in flight after SMTP accepted them.
-    max_duplicates=$(( ${restarts[email]:-0} * 16 ))
+    max_duplicates=$(( ${restarts[email]:-0} * ${RELAY_PER_DESTINATION_CONCURRENCY:-16} ))
     ;;
   smtp-outage)
     echo "== 300 checkouts; the SMTP server stops for 6 s in the middle, then comes back"
@@ -149,7 +150,8 @@ case "$scenario" in
     echo "relay: $claims failed claims while the database was down (it keeps polling)"
     check_eq "the relay kept trying to claim work" yes "$([ "$claims" -gt 0 ] && echo yes || echo no)"
     for role in "${roles[@]}"; do
-      kill -0 "$(eval echo "\$PID_$role")" 2>/dev/null && pass || fail "$role died while the database was down"
+      pid_var="PID_$role"
+      if kill -0 "${!pid_var}" 2>/dev/null; then pass; else fail "$role died while the database was down"; fi
     done
     pg_temp resume
     for role in "${roles[@]}"; do
@@ -160,11 +162,11 @@ case "$scenario" in
     finish_load
     # A hand-over SMTP accepted while the database could not record it is sent again: the same
     # window as a kill, bounded by the deliveries in flight to the email role.
-    max_duplicates=16
+    max_duplicates=${RELAY_PER_DESTINATION_CONCURRENCY:-16}
     ;;
 esac
 
-quiesce 240
+quiesce 360
 echo "== invariants"
 if "$py" "$dir/fault_check.py" check --db "$DATABASE_URL" --plan "$T/plan.json" --initial "$T/initial.json" \
     --mail "$T/mail-mail" --relay "$QSTASH_URL" --max-duplicates "$max_duplicates"; then
