@@ -7,7 +7,8 @@ relay's QStash API (`POST /v2/publish/<orders webhook>`), exactly as `shopd publ
 eventId doubles as the deduplication id and analytics' DLQ callback is the failure callback.
 
 The plan holds several SKUs, 1 to 3 lines per cart with small random quantities, some carts far
-beyond the stock (deliberate shortfalls) and some checkoutIds published again with the same cart
+beyond the stock (deliberate shortfalls), a few with an unknown SKU (rejected without retries, so
+they end in the DLQ) and some checkoutIds published again with the same cart
 under a new eventId (a client retrying a checkout). A publish the relay did not acknowledge (the
 relay is being killed and restarted, or answers 5xx) is sent again with the same eventId until it is
 acknowledged, as a client would; so every planned event reaches the relay at least once.
@@ -43,6 +44,8 @@ def make_plan(rng, count, skus, prefix):
                 if rng.random() < 0.03:
                     quantity = rng.randint(500, 2000)  # far beyond any stock: a shortfall
                 items.append({"sku": sku, "quantity": quantity})
+            if rng.random() < 0.01:  # not in the catalogue: refused for good, into the DLQ
+                items.append({"sku": "NO-SUCH-SKU", "quantity": 1})
             carts[checkout_id] = {
                 "checkoutId": checkout_id,
                 "customer": {"email": f"c{i % 97}@example.test", "name": f"Customer {i % 97}"},

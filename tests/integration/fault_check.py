@@ -9,7 +9,7 @@ shared database, the SMTP sink's mailbox and the relay's and analytics' APIs onc
                  --analytics URL [--max-duplicates N]
       checks, printing one line per invariant with its counts, exit status 1 if any fails:
       - one accepted checkout and one order per distinct planned checkoutId, with the planned cart;
-        no other order;
+        no other order; a checkout with an unknown SKU rejected;
       - stock: one ledger row per order line (applied, or a recorded shortfall when the stock could
         not cover it), stock = initial + the applied deltas = initial - the ordered quantities that
         were applied, never negative;
@@ -18,7 +18,8 @@ shared database, the SMTP sink's mailbox and the relay's and analytics' APIs onc
         before recording it) are counted and must not exceed --max-duplicates;
       - every event accounted for: no unsent outbox row; no relay message unfinished; every event an
         outbox published (and every planned command) in its consumer's inbox, or in the relay's DLQ;
-        every relay DLQ entry reported to analytics.
+        every relay DLQ entry reported to analytics; only refused checkouts in the DLQ (the
+        retries outlast every fault the tests inject).
 
 DB is `sqlite:PATH` or a `postgresql://` URL (read with psql).
 """
@@ -100,7 +101,10 @@ def check(args):
         plan = json.load(f)
     with open(args.initial) as f:
         initial = json.load(f)
-    carts = {e["data"]["checkoutId"]: e["data"] for e in plan}
+    catalogue = {sku for (sku,) in db.rows("SELECT sku FROM products")}
+    all_carts = {e["data"]["checkoutId"]: e["data"] for e in plan}
+    carts = {cid: cart for cid, cart in all_carts.items() if all(i["sku"] in catalogue for i in cart["items"])}
+    refused = set(all_carts) - set(carts)  # an unknown SKU: rejected for good
 
     # -- orders ---------------------------------------------------------------------------------
     checkouts = db.rows("SELECT checkout_id, status, order_id FROM checkouts")
@@ -108,10 +112,11 @@ def check(args):
     rejected = {cid for cid, status, _ in checkouts if status != "accepted"}
     orders = collections.Counter(cid for (cid,) in db.rows("SELECT checkout_id FROM orders"))
     missing = set(carts) - set(accepted)
-    c.check("one accepted checkout per distinct checkoutId", not missing and not rejected,
-            f"{len(accepted)} accepted of {len(carts)} planned ({len(plan)} published, "
-            f"{len(plan) - len(carts)} repeats); missing: {sample(missing) or 'none'}; "
-            f"rejected: {sample(rejected) or 'none'}")
+    c.check("one accepted checkout per distinct checkoutId", not missing and rejected == refused,
+            f"{len(accepted)} accepted of {len(carts)} orderable, {len(rejected)} rejected of {len(refused)} "
+            f"with an unknown SKU ({len(plan)} published, {len(plan) - len(all_carts)} repeats); "
+            f"missing: {sample(missing) or 'none'}; wrongly rejected: {sample(rejected - refused) or 'none'}; "
+            f"wrongly accepted: {sample(refused & set(accepted)) or 'none'}")
     doubled = [cid for cid, n in orders.items() if n != 1]
     stray = set(orders) - set(carts)
     c.check("one order per checkoutId", not doubled and not stray and set(orders) == set(carts),
@@ -209,6 +214,12 @@ def check(args):
     lost = [f"{etype} {eid}" for etype, eid in events if (CONSUMER[etype], eid) not in inbox and eid not in dead]
     c.check("every event in its consumer's inbox or in the DLQ", not lost,
             f"{len(events)} events ({len(plan)} commands), {len(dead)} dead-lettered; lost: {sample(lost) or 'none'}")
+    # Retries outlast every fault injected here: only what can never succeed may be dead.
+    refused_events = {e["eventId"] for e in plan if e["data"]["checkoutId"] in refused}
+    wrongly_dead = dead - refused_events
+    c.check("only refused checkouts in the DLQ", not wrongly_dead,
+            f"{len(dead & refused_events)} refused checkout commands dead-lettered; "
+            f"others: {sample(wrongly_dead) or 'none'}")
     relay_dlq = []
     cursor = ""
     while True:  # the relay's DLQ API, page by page
