@@ -2,10 +2,12 @@
 # A throwaway PostgreSQL 15 for tests, on 127.0.0.1 and a free port.
 #   pg-temp.sh start DIR   initdb into a fresh temp dir, start, write DIR/info (a libpq conninfo)
 #   pg-temp.sh stop DIR    stop it and remove its data
+#   pg-temp.sh halt DIR    stop the server but keep its data (a database outage, for fault tests)
+#   pg-temp.sh resume DIR  start a halted server again, on the same port
 # initdb refuses root, so as root the server runs as the 'postgres' user.
 set -euo pipefail
-cmd=${1:?usage: pg-temp.sh start|stop DIR}
-dir=${2:?usage: pg-temp.sh start|stop DIR}
+cmd=${1:?usage: pg-temp.sh start|stop|halt|resume DIR}
+dir=${2:?usage: pg-temp.sh start|stop|halt|resume DIR}
 bin=/usr/lib/postgresql/15/bin
 
 as_owner() {
@@ -42,5 +44,15 @@ case "$cmd" in
     as_owner "$bin/pg_ctl" -D "$data/data" -m fast -w stop >/dev/null 2>&1 || true
     rm -rf "$data" "$dir/data_dir" "$dir/info"
     ;;
-  *) echo "usage: pg-temp.sh start|stop DIR" >&2; exit 2 ;;
+  halt)
+    data=$(cat "$dir/data_dir")
+    as_owner "$bin/pg_ctl" -D "$data/data" -m fast -w stop >/dev/null
+    ;;
+  resume)
+    data=$(cat "$dir/data_dir")
+    port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' "$dir/info")
+    as_owner "$bin/pg_ctl" -D "$data/data" -l "$data/log" -w -t 30 \
+      -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+    ;;
+  *) echo "usage: pg-temp.sh start|stop|halt|resume DIR" >&2; exit 2 ;;
 esac

@@ -34,7 +34,10 @@ class Sink:
     def __init__(self, directory, reject=None):
         self.directory = directory
         self.reject = {r.lower() for r in (reject or [])}
-        self.count = 0
+        # A server restarted on the same directory numbers on from the messages already there,
+        # rather than overwrite them.
+        numbers = [int(n.split(".")[0]) for n in os.listdir(directory) if n.split(".")[0].isdigit()]
+        self.count = max(numbers, default=0)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
