@@ -89,6 +89,9 @@ struct listener_info {
   cors_policy cors;
   obs::gauge& in_flight;
   obs::gauge& connections_open;
+  /// Connections admitted on this listener and not yet unregistered; guarded by server::impl::mutex_.
+  /// Counted per listener so that a flood on one role cannot lock every other role out.
+  mutable std::size_t connections = 0;
 };
 
 struct listener {
@@ -384,7 +387,8 @@ void server::impl::admit(listener& l, tcp::socket socket) {
   bool admitted = false;
   {
     std::lock_guard lock(mutex_);
-    if (connections_.size() < opts_.max_connections) {
+    if (l.info->connections < opts_.max_connections) {
+      ++l.info->connections;
       connections_.insert(c.get());
       c->draining = stopping_.load();
       admitted = true;
@@ -413,6 +417,7 @@ void server::impl::admit(listener& l, tcp::socket socket) {
 void server::impl::unregister(connection& c) {
   c.listener->connections_open.dec();
   std::lock_guard lock(mutex_);
+  --c.listener->connections;
   connections_.erase(&c);
   if (connections_.empty()) cv_.notify_all();
 }

@@ -407,6 +407,22 @@ TEST_SUITE("integration/http_server") {
     CHECK(third.request(verb::get, "/hello").result() == status::ok);
   }
 
+  TEST_CASE("server: max_connections counts per listener: a full listener does not lock out another") {
+    auto opts = shopd::test::test_options();
+    opts.max_connections = 1;
+    test_server srv(opts);
+    const auto first_port = srv.listen("first", api_routes(srv.server()));
+    const auto second_port = srv.listen("second", api_routes(srv.server()));
+    srv.start();
+    http_client held(first_port);
+    CHECK(held.request(verb::get, "/hello").result() == status::ok);
+    http_client refused(first_port);
+    CHECK(refused.closed_by_server());
+    http_client other(second_port);
+    CHECK(other.request(verb::get, "/hello").result() == status::ok);
+    CHECK(held.request(verb::get, "/hello").result() == status::ok);
+  }
+
   TEST_CASE("server: request metrics in the server's registry") {
     api_fixture f;
     {

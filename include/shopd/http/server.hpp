@@ -56,7 +56,7 @@ struct server_options {
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds shutdown_timeout{10'000};
-  std::size_t max_connections = 10'000;  ///< further connections are accepted and closed at once
+  std::size_t max_connections = 10'000;  ///< per listener; further ones are accepted and closed at once
   unsigned io_threads = 0;               ///< 0: one per core
   unsigned worker_threads = 8;
 
