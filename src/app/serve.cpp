@@ -112,7 +112,7 @@ int serve(const serve_options& opts) {
         bus::webhook_config hook_cfg{.role = name,
                                      .keys = {s.qstash_current_signing_key, s.qstash_next_signing_key},
                                      .clock_tolerance = std::chrono::seconds(s.signature_clock_tolerance_s),
-                                     .expected_url = std::nullopt};
+                                     .expected_url = destinations.webhook_url(name)};
         if (hook_cfg.keys.current.empty() && hook_cfg.keys.next.empty()) {
           throw config::config_error(
               "role " + name +

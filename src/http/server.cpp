@@ -89,6 +89,9 @@ struct listener_info {
   cors_policy cors;
   obs::gauge& in_flight;
   obs::gauge& connections_open;
+  /// Connections admitted on this listener and not yet unregistered; guarded by server::impl::mutex_.
+  /// Counted per listener so that a flood on one role cannot lock every other role out.
+  mutable std::size_t connections = 0;
 };
 
 struct listener {
@@ -254,7 +257,8 @@ struct server::impl {
   net::awaitable<void> accept_loop(listener& l);
   void admit(listener& l, tcp::socket socket);
   net::awaitable<void> run_session(std::shared_ptr<connection> c);
-  net::awaitable<bool> serve_one(connection& c, beast::flat_buffer& buffer, steady::time_point request_start);
+  net::awaitable<bool> serve_one(connection& c, beast::flat_buffer& buffer, steady::time_point request_start,
+                                 std::chrono::milliseconds header_time);
   net::awaitable<response> dispatch(const listener_info& info, request_context& ctx,
                                     std::string& route_label);
   net::awaitable<std::size_t> write_response(connection& c, response& res);
@@ -384,7 +388,8 @@ void server::impl::admit(listener& l, tcp::socket socket) {
   bool admitted = false;
   {
     std::lock_guard lock(mutex_);
-    if (connections_.size() < opts_.max_connections) {
+    if (l.info->connections < opts_.max_connections) {
+      ++l.info->connections;
       connections_.insert(c.get());
       c->draining = stopping_.load();
       admitted = true;
@@ -413,6 +418,7 @@ void server::impl::admit(listener& l, tcp::socket socket) {
 void server::impl::unregister(connection& c) {
   c.listener->connections_open.dec();
   std::lock_guard lock(mutex_);
+  --c.listener->connections;
   connections_.erase(&c);
   if (connections_.empty()) cv_.notify_all();
 }
@@ -430,6 +436,7 @@ net::awaitable<void> server::impl::run_session(std::shared_ptr<connection> c) {
 
   beast::flat_buffer buffer;
   bool first = true;
+  const auto accepted_at = steady::now();
   for (;;) {
     if (buffer.size() == 0) {
       // Waiting for a request: a fresh connection gets the header timeout (it holds a slot and has
@@ -443,8 +450,15 @@ net::awaitable<void> server::impl::run_session(std::shared_ptr<connection> c) {
       c->idle = false;
       if (ec || c->timed_out || c->draining) break;
     }
+    // A new connection's header timeout runs from the accept, not from its first byte: otherwise a
+    // client sending one byte just before it expires would get a second one.
+    auto header_time = opts_.header_timeout;
+    if (first) {
+      const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - accepted_at);
+      header_time = std::max(header_time - spent, std::chrono::milliseconds{1});
+    }
     first = false;
-    if (!co_await serve_one(*c, buffer, steady::now())) break;
+    if (!co_await serve_one(*c, buffer, steady::now(), header_time)) break;
   }
   error_code ignored;
   c->socket.shutdown(tcp::socket::shutdown_both, ignored);
@@ -452,14 +466,15 @@ net::awaitable<void> server::impl::run_session(std::shared_ptr<connection> c) {
 }
 
 net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& buffer,
-                                             steady::time_point request_start) {
+                                             steady::time_point request_start,
+                                             std::chrono::milliseconds header_time) {
   const listener_info& info = *c.listener;
   bhttp::request_parser<bhttp::string_body> parser;
   parser.header_limit(header_limit);
   parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
   std::size_t bytes_in = 0;
 
-  c.arm(opts_.header_timeout, on_expiry::stop_reading);
+  c.arm(header_time, on_expiry::stop_reading);
   auto [ec, n] = co_await bhttp::async_read_header(c.socket, buffer, parser, use_tuple);
   c.disarm();
   bytes_in += n;

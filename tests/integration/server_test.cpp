@@ -256,6 +256,26 @@ TEST_SUITE("integration/http_server") {
     }
   }
 
+  TEST_CASE("server: a new connection's header timeout runs from the accept, not from its first byte") {
+    auto opts = shopd::test::test_options();
+    opts.header_timeout = std::chrono::milliseconds{1000};
+    api_fixture f(opts);
+    http_client client(f.srv.port());
+    // The first byte late in the timeout, the last one past it: a second timeout from the first
+    // byte would let this slowloris through.
+    std::this_thread::sleep_for(std::chrono::milliseconds{600});
+    client.send_raw("GET /hello HTTP/1.1\r\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds{900});
+    try {
+      client.send_raw("Host: t\r\n\r\n");
+    } catch (const std::system_error&) {
+      // Already cut: what it answered is still to be read.
+    }
+    const auto res = client.try_read();
+    REQUIRE(res);
+    CHECK(res->result() == status::request_timeout);
+  }
+
   TEST_CASE("server: idle connections are closed without a response") {
     auto opts = shopd::test::test_options();
     opts.idle_timeout = std::chrono::milliseconds{200};
@@ -405,6 +425,22 @@ TEST_SUITE("integration/http_server") {
     REQUIRE(shopd::test::eventually([&] { return open.value() == 0; }));
     http_client third(f.srv.port());
     CHECK(third.request(verb::get, "/hello").result() == status::ok);
+  }
+
+  TEST_CASE("server: max_connections counts per listener: a full listener does not lock out another") {
+    auto opts = shopd::test::test_options();
+    opts.max_connections = 1;
+    test_server srv(opts);
+    const auto first_port = srv.listen("first", api_routes(srv.server()));
+    const auto second_port = srv.listen("second", api_routes(srv.server()));
+    srv.start();
+    http_client held(first_port);
+    CHECK(held.request(verb::get, "/hello").result() == status::ok);
+    http_client refused(first_port);
+    CHECK(refused.closed_by_server());
+    http_client other(second_port);
+    CHECK(other.request(verb::get, "/hello").result() == status::ok);
+    CHECK(held.request(verb::get, "/hello").result() == status::ok);
   }
 
   TEST_CASE("server: request metrics in the server's registry") {

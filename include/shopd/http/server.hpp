@@ -6,7 +6,8 @@
 /// and an 8 KiB header limit (431); an idle timeout between requests (connection closed silently),
 /// a header timeout and a body timeout (408, then closed) and a write timeout; requests on one
 /// connection are answered in order, one at a time (pipelined requests wait in the read buffer).
-/// A new connection that sends nothing is closed silently after the header timeout. Malformed
+/// A new connection that sends nothing is closed silently after the header timeout; one that starts
+/// must have sent its headers within the header timeout of being accepted. Malformed
 /// requests get 400 and are closed. Handlers marked `execution::blocking` run on the worker pool,
 /// never on an I/O thread.
 ///
@@ -56,7 +57,7 @@ struct server_options {
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds shutdown_timeout{10'000};
-  std::size_t max_connections = 10'000;  ///< further connections are accepted and closed at once
+  std::size_t max_connections = 10'000;  ///< per listener; further ones are accepted and closed at once
   unsigned io_threads = 0;               ///< 0: one per core
   unsigned worker_threads = 8;
 

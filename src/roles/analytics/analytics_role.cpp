@@ -154,6 +154,7 @@ class service {
     const bus::signing_keys keys{settings_.qstash_current_signing_key, settings_.qstash_next_signing_key};
     bus::verify_options vo;
     vo.clock_tolerance = std::chrono::seconds(settings_.signature_clock_tolerance_s);
+    vo.expected_url = destinations_.failure_callback_url();
     const auto verified =
         bus::verify(req["Upstash-Signature"], keys, req.body(), std::chrono::system_clock::now(), vo);
     if (!verified) {

@@ -791,6 +791,10 @@ void failure_callback_records_a_dead_letter(db::dialect kind) {
     req.set("Upstash-Signature", bus::sign(current_key, callback_url, body,
                                            std::chrono::system_clock::now() - std::chrono::hours(1)));
     CHECK(env.call(http::verb::post, "/api/dlq/callback", body, std::nullopt, &req).status == 401);
+    // Signed for another URL (`sub`): a delivery meant for someone else is not a failure callback.
+    req.set("Upstash-Signature", bus::sign(current_key, "http://127.0.0.1:3001/api/webhook", body,
+                                           std::chrono::system_clock::now()));
+    CHECK(env.call(http::verb::post, "/api/dlq/callback", body, std::nullopt, &req).status == 401);
     CHECK(env.count("dead_letters") == 0);
     CHECK(env.count("inbox") == 0);
   }
