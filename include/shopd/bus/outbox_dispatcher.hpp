@@ -8,6 +8,11 @@
 /// rest of the batch waits and is sent again later, in order. Each event carries its eventId as its
 /// deduplication id, so a row published but not yet marked sent when the process died is not
 /// delivered twice. Crash safety: a row is marked sent only after the publisher accepted it.
+///
+/// Shutdown: stop() lets the batch in flight finish for up to `stop_timeout` and marks what the
+/// publisher accepted; past that the batch is abandoned and its rows stay unsent for the next start
+/// (their deduplication ids keep a late acceptance from being delivered twice). No row is ever
+/// marked sent that the publisher did not accept.
 
 #include "shopd/bus/outbox.hpp"
 
@@ -15,7 +20,10 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
+#include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,11 +34,19 @@ class registry;
 
 namespace shopd::bus {
 
+/// Thrown by a publish function that gave up waiting because its stop token was triggered.
+class publish_abandoned : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class outbox_dispatcher {
  public:
   /// Publish `events` in order. Returns the message ids of the accepted prefix (all of them when
-  /// everything was accepted); throws or returns fewer when the rest must be retried.
-  using publish_fn = std::function<std::vector<std::string>(std::span<const pending_event> events)>;
+  /// everything was accepted); throws or returns fewer when the rest must be retried. When `stop`
+  /// is triggered it should return at once, throwing publish_abandoned.
+  using publish_fn =
+      std::function<std::vector<std::string>(std::span<const pending_event> events, std::stop_token stop)>;
 
   struct options {
     std::string producer;  ///< the role whose rows this publishes
@@ -38,6 +54,7 @@ class outbox_dispatcher {
     std::chrono::milliseconds poll_interval{1'000};
     std::chrono::milliseconds min_backoff{100};
     std::chrono::milliseconds max_backoff{30'000};
+    std::chrono::milliseconds stop_timeout{10'000};  ///< how long stop() waits for the batch in flight
   };
 
   outbox_dispatcher(db::database& db, options opts, publish_fn publish, obs::registry& metrics);
@@ -48,7 +65,11 @@ class outbox_dispatcher {
   void start();
   /// Wake the dispatcher: new rows were committed. Cheap, thread-safe.
   void notify() noexcept;
-  /// Finish the batch in flight, then stop. Unsent rows stay in the outbox for the next start.
+  /// Begin stopping without waiting: no new batch starts, and the stop timeout starts counting.
+  /// Call it on every dispatcher first to stop several within one timeout. Thread-safe.
+  void request_stop();
+  /// request_stop(), then wait for the batch in flight until the stop timeout, abandon it past
+  /// that (see above), and join. Unsent rows stay in the outbox for the next start.
   void stop();
 
  private:
@@ -61,8 +82,12 @@ class outbox_dispatcher {
   obs::registry& metrics_;
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable finished_cv_;
   bool pending_ = false;
   bool stopping_ = false;
+  bool finished_ = false;
+  std::optional<std::chrono::steady_clock::time_point> stop_deadline_;
+  std::stop_source abandon_;  // triggered when the stop timeout is over
   std::thread thread_;
 };
 
