@@ -107,6 +107,8 @@ int main(int argc, char** argv) {
                       "Use this eventId (to redeliver an event on purpose)");
   publish->add_option("--correlation-id", publish_opts.correlation_id,
                       "Default: the checkoutId of a checkout, else the event id");
+  publish->add_option("--traceparent", publish_opts.traceparent,
+                      "Continue this W3C trace (00-TRACEID-PARENTID-FLAGS); default: start a new one");
   add_config_options(*publish, flags);
 
   shopd::dlq_options dlq_opts;

@@ -6,6 +6,7 @@
 #include "shopd/bus/publisher.hpp"
 #include "shopd/bus/signature.hpp"
 #include "shopd/http/client.hpp"
+#include "shopd/obs/trace.hpp"
 
 #include <boost/json.hpp>
 
@@ -69,7 +70,19 @@ bus::envelope build_envelope(const publish_options& opts, const json::object& da
   }
 }
 
-int send_direct(const publish_options& opts, const std::string& url, const std::string& body) {
+// The CLI is the edge of a chain: it continues the trace it is given, or starts one.
+obs::trace_context trace_for(const publish_options& opts) {
+  if (opts.traceparent.empty()) return obs::trace_context::start();
+  const auto given = obs::trace_context::parse(opts.traceparent);
+  if (!given) {
+    throw input_error(
+        "--traceparent: not a W3C traceparent (00-<32 lower-hex>-<16 lower-hex>-<2 lower-hex>)");
+  }
+  return given->child();
+}
+
+int send_direct(const publish_options& opts, const std::string& url, const std::string& body,
+                const obs::trace_context& trace) {
   if (opts.settings.qstash_current_signing_key.empty()) {
     throw input_error("--direct signs with QSTASH_CURRENT_SIGNING_KEY, which is not set");
   }
@@ -79,7 +92,8 @@ int send_direct(const publish_options& opts, const std::string& url, const std::
   req.body = body;
   req.headers = {{"Content-Type", "application/json"},
                  {"Upstash-Signature", bus::sign(opts.settings.qstash_current_signing_key, url, body,
-                                                 std::chrono::system_clock::now())}};
+                                                 std::chrono::system_clock::now())},
+                 {"traceparent", trace.traceparent()}};
   auto res = http::send_blocking(std::move(req));
   if (!res) {
     std::fprintf(stderr, "shopd: %s\n", res.error().message.c_str());
@@ -110,14 +124,16 @@ int publish(const publish_options& opts) {
         throw input_error("--data: " + err->field + ": " + err->message);
       }
     }
+    const auto trace = trace_for(opts);
     const auto ev = build_envelope(opts, data);
     const auto body = bus::serialize(ev);
     const auto url = destination_for(opts);
-    if (opts.direct) return send_direct(opts, url, body);
+    if (opts.direct) return send_direct(opts, url, body, trace);
 
     bus::publish_options po;
     po.deduplication_id = ev.event_id;
     po.failure_callback = bus::destinations(opts.settings).failure_callback_url();
+    po.forward_headers.emplace_back("traceparent", trace.traceparent());
     auto receipt = bus::publish_blocking(bus::publisher_config::from_settings(opts.settings), url, body, po);
     if (!receipt) {
       std::fprintf(stderr, "shopd: %s\n", receipt.error().message.c_str());
@@ -126,7 +142,8 @@ int publish(const publish_options& opts) {
     json::object out{{"eventId", ev.event_id},
                      {"correlationId", ev.correlation_id},
                      {"destination", url},
-                     {"messageId", receipt->message_id()}};
+                     {"messageId", receipt->message_id()},
+                     {"traceId", trace.trace_id()}};
     if (receipt->deduplicated()) out["deduplicated"] = true;
     std::printf("%s\n", json::serialize(out).c_str());
     return 0;

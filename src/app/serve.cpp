@@ -16,6 +16,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -95,7 +96,9 @@ int serve(const serve_options& opts) {
       r.entry = entry;
       const std::string name(entry->name);
       r.dispatcher = std::make_unique<bus::outbox_dispatcher>(
-          database, bus::outbox_dispatcher::options{.producer = name},
+          database,
+          bus::outbox_dispatcher::options{.producer = name,
+                                          .stop_timeout = std::chrono::milliseconds(s.shutdown_timeout_ms)},
           bus::make_outbox_publisher(server.io_context(), publisher, failure_callback), metrics);
       app::add_standard_routes(*r.routes, name, state);
       app::role_context ctx{entry->name,
@@ -128,12 +131,16 @@ int serve(const serve_options& opts) {
       obs::info("listening", {{"role", entry->name}, {"address", s.http_bind}, {"port", bound}});
     }
 
-    server.on_stop([&] {
-      state.shutting_down = true;
-      app::systemd::notify("STOPPING=1");
+    server.on_drain([&] {
+      state.shutting_down = true;  // /readyz answers 503 from now on
+      app::systemd::notify("STOPPING=1\nSTATUS=draining");
       obs::info("shutting down");
+    });
+    server.on_stop([&] {
+      // The listeners still serve here, so work in flight between roles of this process can finish.
+      for (auto& r : running) r->dispatcher->request_stop();  // one stop timeout for all of them
       for (auto it = running.rbegin(); it != running.rend(); ++it) {
-        (*it)->instance->stop();
+        (*it)->instance->stop();    // the relay finishes its deliveries or hands back their leases
         (*it)->dispatcher->stop();  // finishes the batch in flight; the rest waits in the outbox
       }
       client.close_idle();

@@ -29,7 +29,7 @@ readiness check_readiness(process_state& state) {
   readiness r;
   if (state.shutting_down.load()) {
     r.ready = false;
-    r.checks["shutdown"] = "in progress";
+    r.checks["shutdown"] = "draining";
   }
   if (!state.db.ping()) {
     r.ready = false;

@@ -4,8 +4,10 @@
 #include "shopd/bus/outbox.hpp"
 #include "shopd/config/config.hpp"
 #include "shopd/db/database.hpp"
+#include "shopd/obs/trace.hpp"
 
 #include <soci/soci.h>
+#include <boost/json/serialize.hpp>
 
 #include <chrono>
 #include <stdexcept>
@@ -57,12 +59,18 @@ const envelope& unit_of_work::emit(std::string_view event_type, boost::json::obj
   std::optional<std::string_view> causation;
   if (cause_ != nullptr) causation = cause_->event_id;
   auto ev = make_envelope(event_type, role_, std::move(data), correlation, causation);
-  outbox::enqueue(tx_, role_,
-                  {.event_id = ev.event_id,
-                   .event_type = ev.event_type,
-                   .destination = dest_.url_for(event_type),
-                   .body = serialize(ev)},
-                  now_ms_);
+  // The event continues the trace of the request or delivery being handled; emitted outside of one,
+  // it starts its own, so that every chain can be followed.
+  const obs::trace_context* current = obs::current_trace();
+  const auto trace = current != nullptr ? current->child() : obs::trace_context::start();
+  outbox::enqueue(
+      tx_, role_,
+      {.event_id = ev.event_id,
+       .event_type = ev.event_type,
+       .destination = dest_.url_for(event_type),
+       .body = serialize(ev),
+       .headers = boost::json::serialize(boost::json::object{{"traceparent", trace.traceparent()}})},
+      now_ms_);
   ++emitted_;
   kept_.push_back(std::move(ev));
   return kept_.back();

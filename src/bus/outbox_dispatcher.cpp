@@ -53,8 +53,18 @@ void outbox_dispatcher::start() {
     });
   }
   stopping_ = false;
+  finished_ = false;
+  stop_deadline_.reset();
+  abandon_ = std::stop_source();
   pending_ = true;  // rows may be waiting from before a restart
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    run();
+    {
+      std::lock_guard done(mutex_);
+      finished_ = true;
+    }
+    finished_cv_.notify_all();
+  });
 }
 
 void outbox_dispatcher::notify() noexcept {
@@ -65,13 +75,28 @@ void outbox_dispatcher::notify() noexcept {
   wake_.notify_one();
 }
 
-void outbox_dispatcher::stop() {
+void outbox_dispatcher::request_stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    if (!stop_deadline_) stop_deadline_ = std::chrono::steady_clock::now() + opts_.stop_timeout;
   }
   wake_.notify_one();
-  if (thread_.joinable()) thread_.join();
+}
+
+void outbox_dispatcher::stop() {
+  request_stop();
+  if (thread_.joinable()) {
+    {
+      std::unique_lock lock(mutex_);
+      if (!finished_cv_.wait_until(lock, *stop_deadline_, [this] { return finished_; })) {
+        obs::warn("outbox dispatcher: the batch in flight is abandoned at shutdown; its rows stay unsent",
+                  {{"role", opts_.producer}, {"stop_timeout_ms", opts_.stop_timeout.count()}});
+        abandon_.request_stop();
+      }
+    }
+    thread_.join();
+  }
   std::lock_guard lock(mutex_);
   if (collector_ != 0) {
     metrics_.remove_collector(collector_);
@@ -106,6 +131,8 @@ void outbox_dispatcher::run() {
       }
       backoff = opts_.min_backoff;
       refresh_backlog();
+    } catch (const publish_abandoned&) {
+      return;  // stop() gave up on the batch; its rows were not marked
     } catch (const std::exception& e) {
       obs::warn("outbox publish failed",
                 {{"role", opts_.producer}, {"error", e.what()}, {"retry_in_ms", backoff.count()}});
@@ -124,7 +151,7 @@ bool outbox_dispatcher::publish_once() {
   const auto now = now_ms();
   const auto batch = outbox::next_batch(db_, opts_.producer, opts_.batch_size, now);
   if (batch.empty()) return false;
-  const auto ids = publish_(batch);
+  const auto ids = publish_(batch, abandon_.get_token());
   const auto accepted = std::min(ids.size(), batch.size());
   for (std::size_t i = 0; i < accepted; ++i) outbox::mark_sent(db_, batch[i].id, ids[i], now_ms());
   published_.inc(static_cast<double>(accepted));

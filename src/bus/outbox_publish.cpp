@@ -2,9 +2,13 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 
 namespace shopd::bus {
@@ -34,9 +38,34 @@ std::vector<batch_entry> outbox_batch(std::span<const pending_event> events,
 
 outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io, const publisher& pub,
                                                     std::string failure_callback_url) {
-  return [&io, &pub, callback = std::move(failure_callback_url)](std::span<const pending_event> events) {
-    auto answer =
-        boost::asio::co_spawn(io, pub.batch(outbox_batch(events, callback)), boost::asio::use_future).get();
+  return [&io, &pub, callback = std::move(failure_callback_url)](std::span<const pending_event> events,
+                                                                 std::stop_token stop) {
+    // The answer is shared with the request, which may outlive an abandoned wait.
+    struct pending_answer {
+      std::mutex mutex;
+      std::condition_variable_any done;
+      std::optional<batch_result> answer;
+      std::exception_ptr error;
+    };
+    auto state = std::make_shared<pending_answer>();
+    boost::asio::co_spawn(io, pub.batch(outbox_batch(events, callback)),
+                          [state](std::exception_ptr e, batch_result r) {
+                            {
+                              std::lock_guard lock(state->mutex);
+                              if (e) {
+                                state->error = e;
+                              } else {
+                                state->answer.emplace(std::move(r));
+                              }
+                            }
+                            state->done.notify_all();
+                          });
+    std::unique_lock lock(state->mutex);
+    if (!state->done.wait(lock, stop, [&] { return state->answer.has_value() || state->error != nullptr; })) {
+      throw publish_abandoned("publish abandoned at shutdown");
+    }
+    if (state->error) std::rethrow_exception(state->error);
+    auto& answer = *state->answer;
     if (!answer) throw std::runtime_error(answer.error().message);
     std::vector<std::string> ids;
     for (const auto& r : *answer) {

@@ -218,6 +218,11 @@ const key_spec key_table[] = {
   {.name = "SHUTDOWN_TIMEOUT_MS", .type = kind::integer, .default_value = "10000", .min = 0, .max = 600000,
    .help = "How long shutdown waits for in-flight requests and work to finish, in milliseconds.",
    .target = &settings::shutdown_timeout_ms, .group = "HTTP"},
+  {.name = "SHUTDOWN_DRAIN_DELAY_MS", .type = kind::integer, .default_value = "5000", .min = 0, .max = 600000,
+   .help = "After SIGTERM, how long the roles go on serving with `/readyz` answering 503 before they close "
+           "their listeners, so that load balancers stop sending first, in milliseconds; SIGINT or a second "
+           "signal skips it.",
+   .target = &settings::shutdown_drain_delay_ms, .group = "HTTP"},
   {.name = "IO_THREADS", .type = kind::integer, .default_value = "0", .min = 0, .max = 256,
    .help = "Threads running network I/O (0 means one per CPU core).",
    .target = &settings::io_threads, .group = "HTTP"},

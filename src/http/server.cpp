@@ -195,6 +195,15 @@ void finalize(response& res, unsigned version, bool keep_alive, bool head, std::
   }
 }
 
+/// The request's `traceparent` when there is exactly one and it is valid; otherwise the chain
+/// starts here, with a new trace. An invalid header is ignored, as the specification asks.
+obs::trace_context incoming_trace(const request& req) {
+  if (req.count("traceparent") == 1) {
+    if (auto parsed = obs::trace_context::parse(req["traceparent"])) return *parsed;
+  }
+  return obs::trace_context::start();
+}
+
 std::vector<verb> with_implicit_head(std::vector<verb> methods) {
   if (std::find(methods.begin(), methods.end(), verb::get) != methods.end() &&
       std::find(methods.begin(), methods.end(), verb::head) == methods.end()) {
@@ -216,6 +225,7 @@ server_options server_options::from_config(const config::settings& s) {
   o.write_timeout = std::chrono::milliseconds{non_negative(s.http_write_timeout_ms)};
   o.idle_timeout = std::chrono::milliseconds{non_negative(s.http_idle_timeout_ms)};
   o.shutdown_timeout = std::chrono::milliseconds{non_negative(s.shutdown_timeout_ms)};
+  o.drain_delay = std::chrono::milliseconds{non_negative(s.shutdown_drain_delay_ms)};
   o.max_connections = static_cast<std::size_t>(non_negative(s.http_max_connections));
   o.io_threads = static_cast<unsigned>(non_negative(s.io_threads));
   o.worker_threads = static_cast<unsigned>(non_negative(s.worker_threads));
@@ -249,7 +259,9 @@ struct server::impl {
 
   std::uint16_t listen(listener_spec spec);
   void start();
-  void request_stop();
+  void request_stop(bool drain);
+  void skip_drain();
+  void watch_signals();
   void wait_stopped();
   [[nodiscard]] bool on_server_thread();
 
@@ -279,11 +291,15 @@ struct server::impl {
   mutable std::mutex mutex_;
   std::condition_variable cv_;                   // connections_ emptied, or the server stopped
   std::unordered_set<connection*> connections_;  // owned by their sessions
+  std::vector<std::function<void()>> drain_callbacks_;
   std::vector<std::function<void()>> stop_callbacks_;
   bool started_ = false;
   bool stop_requested_ = false;
+  bool drain_ = false;       // wait the drain delay before closing the listeners
+  bool drain_over_ = false;  // a second signal cut the drain delay short
   bool stopped_ = false;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> closing_{false};  // the listeners are closing: new connections are not served
   std::atomic<std::thread::id> stopper_id_{};
 
   net::io_context ioc_;
@@ -391,7 +407,7 @@ void server::impl::admit(listener& l, tcp::socket socket) {
     if (l.info->connections < opts_.max_connections) {
       ++l.info->connections;
       connections_.insert(c.get());
-      c->draining = stopping_.load();
+      c->draining = closing_.load();
       admitted = true;
     }
   }
@@ -527,6 +543,7 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
   if (const auto it = req.find("X-Correlation-Id"); it != req.end() && header_safe(it->value())) {
     ctx.correlation_id = std::string(it->value());
   }
+  ctx.trace = incoming_trace(req);
 
   std::string route_label = "unmatched";
   response res;
@@ -559,7 +576,8 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
                           {"duration_ms", duration_ms},
                           {"bytes_in", bytes_in},
                           {"bytes_out", bytes_out},
-                          {"remote", c.remote}});
+                          {"remote", c.remote},
+                          {"trace_id", ctx.trace->trace_id()}});
   } else {
     obs::info("request", {{"listener", info.name},
                           {"method", std::string_view{req.method_string()}},
@@ -569,7 +587,8 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
                           {"bytes_in", bytes_in},
                           {"bytes_out", bytes_out},
                           {"remote", c.remote},
-                          {"correlation_id", ctx.correlation_id}});
+                          {"correlation_id", ctx.correlation_id},
+                          {"trace_id", ctx.trace->trace_id()}});
   }
   co_return bytes_out > 0 && keep_alive;
 }
@@ -626,6 +645,9 @@ response server::impl::invoke(const listener_info& info, const route& r, request
     }
     return json_error(status::internal_server_error, "internal_error", "internal server error");
   };
+  // Everything the handler logs or emits belongs to the request's trace. It runs to completion on
+  // this thread (no co_await), so a thread-local scope is exact.
+  const obs::trace_scope trace(*ctx.trace);
   try {
     return r.fn(ctx);
   } catch (const http_error& e) {
@@ -673,12 +695,41 @@ bool server::impl::on_server_thread() {
          std::this_thread::get_id() == stopper_id_.load();
 }
 
-void server::impl::request_stop() {
+void server::impl::request_stop(bool drain) {
   std::lock_guard lock(mutex_);
   if (stop_requested_) return;
   stop_requested_ = true;
+  drain_ = drain;
   stopping_.store(true);
   stopper_ = std::thread([this] { shutdown(); });
+}
+
+void server::impl::skip_drain() {
+  {
+    std::lock_guard lock(mutex_);
+    drain_over_ = true;
+  }
+  cv_.notify_all();
+}
+
+// SIGTERM is how service managers and orchestrators stop a process: it drains first. SIGINT is
+// someone at a terminal pressing Ctrl-C, who wants it gone now; so does a second signal.
+void server::impl::watch_signals() {
+  signals_->async_wait([this](const boost::system::error_code& ec, int signal_number) {
+    if (ec) return;
+    bool again = false;
+    {
+      std::lock_guard lock(mutex_);
+      again = stop_requested_;
+    }
+    obs::info("signal received", {{"signal", signal_number}});
+    if (again) {
+      skip_drain();
+    } else {
+      request_stop(signal_number == SIGTERM);
+    }
+    watch_signals();
+  });
 }
 
 void server::impl::wait_stopped() {
@@ -711,19 +762,41 @@ void server::impl::close_acceptors() {
 
 void server::impl::shutdown() {
   stopper_id_.store(std::this_thread::get_id());
-  obs::info("server stopping", {{"shutdown_timeout_ms", opts_.shutdown_timeout.count()}});
-  std::vector<std::function<void()>> callbacks;
+  std::vector<std::function<void()>> drain_callbacks;
+  std::vector<std::function<void()>> stop_callbacks;
+  bool drain = false;
   {
     std::lock_guard lock(mutex_);
-    callbacks = stop_callbacks_;
+    drain_callbacks = drain_callbacks_;
+    stop_callbacks = stop_callbacks_;
+    drain = drain_ && opts_.drain_delay.count() > 0;
   }
-  for (auto& fn : callbacks) {
-    try {
-      fn();
-    } catch (const std::exception& e) {
-      obs::error("stop callback failed", {{"error", e.what()}});
+  const auto run_all = [](std::vector<std::function<void()>>& callbacks) {
+    for (auto& fn : callbacks) {
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        obs::error("stop callback failed", {{"error", e.what()}});
+      }
+    }
+  };
+  obs::info("server stopping", {{"drain_delay_ms", drain ? opts_.drain_delay.count() : 0},
+                                {"shutdown_timeout_ms", opts_.shutdown_timeout.count()}});
+  run_all(drain_callbacks);
+  if (drain) {
+    // Readiness is off now; load balancers need a moment to notice and route elsewhere, and until
+    // then whatever they still send is served.
+    std::unique_lock lock(mutex_);
+    if (!cv_.wait_for(lock, opts_.drain_delay, [&] { return drain_over_; })) {
+      lock.unlock();
+      obs::info("drain delay over");
+    } else {
+      lock.unlock();
+      obs::info("drain delay cut short by a second signal");
     }
   }
+  run_all(stop_callbacks);
+  closing_.store(true);
   close_acceptors();
 
   std::vector<std::shared_ptr<connection>> open;
@@ -792,12 +865,13 @@ void server::start() {
 void server::stop_on_signals() {
   std::lock_guard lock(impl_->mutex_);
   if (impl_->signals_) return;
-  auto& set = impl_->signals_.emplace(impl_->ioc_, SIGINT, SIGTERM);
-  set.async_wait([self = impl_.get()](const boost::system::error_code& ec, int signal_number) {
-    if (ec) return;
-    obs::info("signal received", {{"signal", signal_number}});
-    self->request_stop();
-  });
+  impl_->signals_.emplace(impl_->ioc_, SIGINT, SIGTERM);
+  impl_->watch_signals();
+}
+
+void server::on_drain(std::function<void()> fn) {
+  std::lock_guard lock(impl_->mutex_);
+  impl_->drain_callbacks_.push_back(std::move(fn));
 }
 
 void server::on_stop(std::function<void()> fn) {
@@ -806,7 +880,7 @@ void server::on_stop(std::function<void()> fn) {
 }
 
 void server::stop() {
-  impl_->request_stop();
+  impl_->request_stop(false);
   // From a server thread (a handler, a signal) joining would wait on ourselves: the stopper
   // thread does the work and wait() observes it.
   if (!impl_->on_server_thread()) impl_->wait_stopped();

@@ -1,7 +1,10 @@
 #include "shopd/obs/log.hpp"
 
+#include "shopd/obs/trace.hpp"
+
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -9,8 +12,10 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace shopd::obs {
 namespace {
@@ -220,7 +225,9 @@ bool enabled(level l) noexcept {
   return l >= g_level.load(std::memory_order_relaxed);
 }
 
-std::string format_line(format fmt, level l, std::string_view message, std::initializer_list<field> fields) {
+namespace {
+
+std::string format_fields(format fmt, level l, std::string_view message, std::span<const field> fields) {
   std::string out;
   out.reserve(96 + message.size() + fields.size() * 24);
   if (fmt == format::json) {
@@ -253,9 +260,26 @@ std::string format_line(format fmt, level l, std::string_view message, std::init
   return out;
 }
 
+}  // namespace
+
+std::string format_line(format fmt, level l, std::string_view message, std::initializer_list<field> fields) {
+  return format_fields(fmt, l, message, std::span<const field>(fields.begin(), fields.size()));
+}
+
 void write(level l, std::string_view message, std::initializer_list<field> fields) {
   if (!enabled(l)) return;
-  std::string line = format_line(g_format.load(std::memory_order_relaxed), l, message, fields);
+  const auto fmt = g_format.load(std::memory_order_relaxed);
+  std::string line;
+  const trace_context* trace = current_trace();
+  if (trace != nullptr &&
+      std::none_of(fields.begin(), fields.end(), [](const field& f) { return f.key == "trace_id"; })) {
+    // A line written while a request or event is handled names its trace, as the request line does.
+    std::vector<field> with_trace(fields);
+    with_trace.emplace_back("trace_id", trace->trace_id());
+    line = format_fields(fmt, l, message, with_trace);
+  } else {
+    line = format_line(fmt, l, message, fields);
+  }
   line += '\n';
   // One write(2) per line keeps lines from several threads whole; the loop only matters when the
   // kernel accepts part of a very long line (pipes guarantee atomicity up to PIPE_BUF only).

@@ -4,7 +4,9 @@
 #include "shopd/http/client.hpp"
 #include "shopd/obs/log.hpp"
 #include "shopd/obs/metrics.hpp"
+#include "shopd/obs/trace.hpp"
 #include "shopd/relay/delivery.hpp"
+#include "shopd/relay/headers.hpp"
 #include "shopd/relay/relay_metrics.hpp"
 #include "shopd/relay/responses.hpp"
 #include "shopd/relay/store.hpp"
@@ -25,6 +27,7 @@
 #include <condition_variable>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <type_traits>
@@ -70,6 +73,26 @@ void log_exception(std::string_view what, std::exception_ptr e) {
     obs::error(what, {{"error", ex.what()}});
   } catch (...) {
     obs::error(what, {{"error", "unknown exception"}});
+  }
+}
+
+// The trace a message belongs to: its forwarded `traceparent` (delivered to the destination as is).
+std::optional<obs::trace_context> trace_of(const message_spec& spec) {
+  for (const auto& h : spec.headers) {
+    if (iequals(h.name, "traceparent")) return obs::trace_context::parse(h.value);
+  }
+  return std::nullopt;
+}
+
+// Runs `log` under the message's trace, so the relay's lines about it carry the chain's trace_id.
+// The scope covers that synchronous call only, never a co_await.
+template <typename F>
+void log_for(const stored_message& m, F&& log) {
+  if (const auto trace = trace_of(m.spec)) {
+    const obs::trace_scope scope(*trace);
+    log();
+  } else {
+    log();
   }
 }
 
@@ -286,23 +309,27 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             held =
                 co_await on_workers([&] { return store->record_delivered(m.message_id, rec, extra, now); });
             if (held) metrics.delivered.inc();
-            obs::debug("relay delivered", {{"message_id", m.message_id},
-                                           {"url", m.spec.destination},
-                                           {"status", rec.response.status},
-                                           {"retried", m.retried}});
+            log_for(m, [&] {
+              obs::debug("relay delivered", {{"message_id", m.message_id},
+                                             {"url", m.spec.destination},
+                                             {"status", rec.response.status},
+                                             {"retried", m.retried}});
+            });
             break;
           }
           case attempt_verdict::retry: {
             const std::int64_t next = now + decision.retry_delay_ms;
             held = co_await on_workers([&] { return store->record_retry(m.message_id, rec, next, now); });
             if (held) metrics.retries.inc();
-            obs::debug("relay attempt failed; retry scheduled",
-                       {{"message_id", m.message_id},
-                        {"url", m.spec.destination},
-                        {"error", rec.error},
-                        {"retried", m.retried + 1},
-                        {"delay_ms", decision.retry_delay_ms},
-                        {"delay_source", to_string(decision.delay_source)}});
+            log_for(m, [&] {
+              obs::debug("relay attempt failed; retry scheduled",
+                         {{"message_id", m.message_id},
+                          {"url", m.spec.destination},
+                          {"error", rec.error},
+                          {"retried", m.retried + 1},
+                          {"delay_ms", decision.retry_delay_ms},
+                          {"delay_source", to_string(decision.delay_source)}});
+            });
             break;
           }
           case attempt_verdict::failed: {
@@ -318,11 +345,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
             held = dlq_id.has_value();
             if (held) {
               metrics.failed.inc();
-              obs::warn("relay message failed; moved to the DLQ", {{"message_id", m.message_id},
-                                                                   {"dlq_id", *dlq_id},
-                                                                   {"url", m.spec.destination},
-                                                                   {"error", rec.error},
-                                                                   {"retried", m.retried}});
+              log_for(m, [&] {
+                obs::warn("relay message failed; moved to the DLQ", {{"message_id", m.message_id},
+                                                                     {"dlq_id", *dlq_id},
+                                                                     {"url", m.spec.destination},
+                                                                     {"error", rec.error},
+                                                                     {"retried", m.retried}});
+              });
             }
             break;
           }

@@ -4,6 +4,8 @@ set -euo pipefail
 
 : "${SHOPD_BINARY:?SHOPD_BINARY must name the shopd binary}"
 T=$(mktemp -d /tmp/shopd-test.XXXXXX)
+# A shopd stopped by a test exits at once unless the test asks for a drain delay.
+export SHUTDOWN_DRAIN_DELAY_MS=${SHUTDOWN_DRAIN_DELAY_MS:-0}
 declare -a SHOPD_PIDS=()
 declare -a PG_DBS=()
 failures=0
@@ -108,6 +110,26 @@ start_smtp() {
     sleep 0.05
   done
   echo "SMTP server $name did not start:" >&2; cat "$T/$name-smtp.log" >&2; return 1
+}
+
+# start_destination NAME [ARGS...]: the HTTP destination of tests/integration/relay_destination.py,
+# logging to $T/NAME.requests; sets DPORT_<NAME> and DPID_<NAME>.
+start_destination() {
+  local name=$1; shift
+  : >"$T/$name.requests"
+  /usr/bin/python3 "$SHOPD_SOURCE_DIR/tests/integration/relay_destination.py" --log "$T/$name.requests" "$@" \
+    >"$T/$name.out" 2>&1 &
+  local pid=$!
+  SHOPD_PIDS+=("$pid")
+  printf -v "DPID_$name" '%s' "$pid"
+  local i port=""
+  for i in $(seq 1 100); do
+    port=$(sed -n 's/^LISTENING \([0-9]*\)$/\1/p' "$T/$name.out" 2>/dev/null)
+    [ -n "$port" ] && break
+    sleep 0.05
+  done
+  [ -n "$port" ] || { echo "destination $name did not start:" >&2; cat "$T/$name.out" >&2; return 1; }
+  printf -v "DPORT_$name" '%s' "$port"
 }
 
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }

@@ -4,7 +4,8 @@
 Listens on 127.0.0.1 (a free port unless --port), prints "LISTENING <port>" once it accepts, and
 appends one line per request to --log: "<Upstash-Message-Id> <Upstash-Retried> <path>", flushed
 before answering. The first --hold requests are never answered (the connection stays open until
-the process ends): a delivery caught mid-flight. Every other request gets 200.
+the process ends): a delivery caught mid-flight; with --hold-ms they are answered after that many
+milliseconds instead: a slow destination. Every answer is 200 with --body (default "ok").
 """
 
 import argparse
@@ -18,7 +19,10 @@ def main() -> None:
     parser.add_argument("--log", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--hold", type=int, default=0)
+    parser.add_argument("--hold-ms", type=int, default=None)
+    parser.add_argument("--body", default="ok")
     args = parser.parse_args()
+    body = args.body.encode("utf-8")
 
     lock = threading.Lock()
     state = {"hold": args.hold}
@@ -40,12 +44,15 @@ def main() -> None:
                 if hold:
                     state["hold"] -= 1
             if hold:
-                forever.wait()
-                return
+                if args.hold_ms is None:
+                    forever.wait()
+                    return
+                forever.wait(args.hold_ms / 1000.0)
             self.send_response(200)
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Type", "application/json" if body[:1] in (b"[", b"{") else "text/plain")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 

@@ -9,25 +9,6 @@ export QSTASH_TOKEN=relay-process-token
 export QSTASH_CURRENT_SIGNING_KEY=sig_process_current QSTASH_NEXT_SIGNING_KEY=sig_process_next
 export RELAY_BACKOFF_SCALE=1 RELAY_POLL_INTERVAL_MS=50 SHUTDOWN_TIMEOUT_MS=2000
 
-# start_destination NAME [ARGS...]: relay_destination.py logging to $T/NAME.requests; sets DPORT_<NAME>.
-start_destination() {
-  local name=$1; shift
-  : >"$T/$name.requests"
-  /usr/bin/python3 "$SHOPD_SOURCE_DIR/tests/integration/relay_destination.py" --log "$T/$name.requests" "$@" \
-    >"$T/$name.out" 2>&1 &
-  local pid=$!
-  SHOPD_PIDS+=("$pid")
-  printf -v "DPID_$name" '%s' "$pid"
-  local i port=""
-  for i in $(seq 1 100); do
-    port=$(sed -n 's/^LISTENING \([0-9]*\)$/\1/p' "$T/$name.out" 2>/dev/null)
-    [ -n "$port" ] && break
-    sleep 0.05
-  done
-  [ -n "$port" ] || { echo "destination $name did not start:" >&2; cat "$T/$name.out" >&2; return 1; }
-  printf -v "DPORT_$name" '%s' "$port"
-}
-
 request_count() { wc -l <"$T/$1.requests" | tr -d ' '; }
 has_requests() { [ "$(request_count "$1")" -ge "$2" ]; }
 

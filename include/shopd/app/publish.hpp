@@ -6,9 +6,11 @@
 /// checkoutId for a checkout, else the new event id) and sent:
 ///   - by default through the relay or QStash (`QSTASH_URL`, `QSTASH_TOKEN`) to the consuming role's
 ///     webhook, with the eventId as deduplication id; prints {"eventId","correlationId","destination",
-///     "messageId"};
+///     "messageId","traceId"};
 ///   - with `--direct`, signed with QSTASH_CURRENT_SIGNING_KEY and posted straight to the webhook;
 ///     prints the webhook's status and answer.
+/// The event carries a W3C `traceparent` (forwarded by the relay as `Upstash-Forward-traceparent`):
+/// a child of `--traceparent` when given (an invalid one is exit 2), else a new trace.
 /// Exit codes: 0 accepted, 1 refused or unreachable, 2 invalid input.
 
 #include "shopd/config/config.hpp"
@@ -25,6 +27,7 @@ struct publish_options {
   bool direct = false;
   std::string event_id;        ///< empty: a new ULID (give one to redeliver an event on purpose)
   std::string correlation_id;  ///< empty: the checkoutId of a checkout, else the event id
+  std::string traceparent;     ///< empty: start a new trace
 };
 
 int publish(const publish_options& opts);

@@ -76,7 +76,9 @@ class unit_of_work {
   [[nodiscard]] std::string_view role() const noexcept { return role_; }
 
   /// Queue an event in the outbox, inside this transaction. It carries the cause's correlation id
-  /// (or `correlation_id` when there is no cause) and the cause's eventId as its causationId.
+  /// (or `correlation_id` when there is no cause) and the cause's eventId as its causationId. The
+  /// row's headers hold a `traceparent`: a child of the thread's current trace (obs::current_trace:
+  /// the request or delivery being handled), or a new trace when there is none.
   const envelope& emit(std::string_view event_type, boost::json::object data,
                        std::optional<std::string_view> correlation_id = std::nullopt);
 

@@ -15,6 +15,11 @@
 /// least every `poll_interval`, and after every failure), shopd_outbox_oldest_pending_age_seconds is
 /// computed from that pass's oldest row when /metrics is scraped, so it keeps growing while the
 /// dispatcher is stuck.
+///
+/// Shutdown: stop() lets the batch in flight finish for up to `stop_timeout` and marks what the
+/// publisher accepted; past that the batch is abandoned and its rows stay unsent for the next start
+/// (their deduplication ids keep a late acceptance from being delivered twice). No row is ever
+/// marked sent that the publisher did not accept.
 
 #include "shopd/bus/outbox.hpp"
 #include "shopd/obs/metrics.hpp"
@@ -24,18 +29,29 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
+#include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace shopd::bus {
 
+/// Thrown by a publish function that gave up waiting because its stop token was triggered.
+class publish_abandoned : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class outbox_dispatcher {
  public:
   /// Publish `events` in order. Returns the message ids of the accepted prefix (all of them when
-  /// everything was accepted); throws or returns fewer when the rest must be retried.
-  using publish_fn = std::function<std::vector<std::string>(std::span<const pending_event> events)>;
+  /// everything was accepted); throws or returns fewer when the rest must be retried. When `stop`
+  /// is triggered it should return at once, throwing publish_abandoned.
+  using publish_fn =
+      std::function<std::vector<std::string>(std::span<const pending_event> events, std::stop_token stop)>;
 
   struct options {
     std::string producer;  ///< the role whose rows this publishes
@@ -43,6 +59,7 @@ class outbox_dispatcher {
     std::chrono::milliseconds poll_interval{1'000};
     std::chrono::milliseconds min_backoff{100};
     std::chrono::milliseconds max_backoff{30'000};
+    std::chrono::milliseconds stop_timeout{10'000};  ///< how long stop() waits for the batch in flight
   };
 
   /// `metrics` must outlive the dispatcher.
@@ -54,7 +71,11 @@ class outbox_dispatcher {
   void start();
   /// Wake the dispatcher: new rows were committed. Cheap, thread-safe.
   void notify() noexcept;
-  /// Finish the batch in flight, then stop. Unsent rows stay in the outbox for the next start.
+  /// Begin stopping without waiting: no new batch starts, and the stop timeout starts counting.
+  /// Call it on every dispatcher first to stop several within one timeout. Thread-safe.
+  void request_stop();
+  /// request_stop(), then wait for the batch in flight until the stop timeout, abandon it past
+  /// that (see above), and join. Unsent rows stay in the outbox for the next start.
   void stop();
 
  private:
@@ -74,8 +95,12 @@ class outbox_dispatcher {
   obs::registry::collector_id collector_ = 0;        // 0: not registered
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable finished_cv_;
   bool pending_ = false;
   bool stopping_ = false;
+  bool finished_ = false;
+  std::optional<std::chrono::steady_clock::time_point> stop_deadline_;
+  std::stop_source abandon_;  // triggered when the stop timeout is over
   std::thread thread_;
 };
 

@@ -19,7 +19,8 @@ namespace shopd::bus {
                                                     const std::string& failure_callback_url);
 
 /// A dispatcher publish function sending through `pub`, whose client runs on `io`. Called from the
-/// dispatcher's thread (never an I/O thread): it waits for the batch answer.
+/// dispatcher's thread (never an I/O thread): it waits for the batch answer, or until its stop
+/// token fires (publish_abandoned; the request may still complete later, unrecorded).
 [[nodiscard]] outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io,
                                                                   const publisher& pub,
                                                                   std::string failure_callback_url);

@@ -38,6 +38,7 @@ struct settings {
   std::int64_t http_idle_timeout_ms = 0;
   std::int64_t http_max_connections = 0;
   std::int64_t shutdown_timeout_ms = 0;
+  std::int64_t shutdown_drain_delay_ms = 0;
   std::int64_t io_threads = 0;
   std::int64_t worker_threads = 0;
   // CORS

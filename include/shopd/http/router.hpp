@@ -10,6 +10,7 @@
 /// routes once the server runs.
 
 #include "shopd/http/message.hpp"
+#include "shopd/obs/trace.hpp"
 
 #include <functional>
 #include <memory>
@@ -35,6 +36,9 @@ struct request_context {
   /// `{name}` captures, percent-decoded; a `{name...}` capture verbatim
   std::vector<std::pair<std::string, std::string>> params;
   std::string correlation_id;  ///< set by the session from X-Correlation-Id; handlers may refine it
+  /// Set by the session: the request's valid `traceparent`, else a new trace started here. The
+  /// handler runs under it (obs::trace_scope): its log lines and emitted events carry it.
+  std::optional<obs::trace_context> trace = std::nullopt;
 
   /// The capture `name`; empty when absent.
   [[nodiscard]] std::string_view param(std::string_view name) const noexcept;

@@ -57,6 +57,8 @@ struct server_options {
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds shutdown_timeout{10'000};
+  /// After a signal, how long the server goes on serving, not ready, before it closes its listeners.
+  std::chrono::milliseconds drain_delay{0};
   std::size_t max_connections = 10'000;  ///< per listener; further ones are accepted and closed at once
   unsigned io_threads = 0;               ///< 0: one per core
   unsigned worker_threads = 8;
@@ -86,18 +88,24 @@ class server {
   /// Start the I/O threads and the worker pool and begin accepting. Returns at once.
   void start();
 
-  /// SIGINT and SIGTERM call stop() (from an I/O thread).
+  /// SIGTERM starts a shutdown with the drain delay (as stop() does, but waiting `drain_delay`
+  /// after the on_drain callbacks); SIGINT (Ctrl-C) one without it; a later signal cuts it short.
   void stop_on_signals();
 
-  /// Run `fn` when stop() begins, before the listeners close (readiness flips, dispatchers drain).
+  /// Run `fn` first when a shutdown begins, before the drain delay (readiness turns off here).
+  void on_drain(std::function<void()> fn);
+
+  /// Run `fn` when the drain delay is over, before the listeners close (dispatchers and workers
+  /// finish or hand back their work here, while the listeners still serve).
   void on_stop(std::function<void()> fn);
 
-  /// Graceful shutdown: run the on_stop callbacks, stop accepting, close idle connections, let
-  /// in-flight requests finish for up to shutdown_timeout (answered with `Connection: close`),
-  /// then close the rest and join the threads. Blocking handlers still running are waited for;
-  /// work still queued on the worker pool by then is dropped. Idempotent; blocks until done unless
-  /// called from a server thread (a handler, an on_stop callback), where it only starts the
-  /// shutdown: wait() then tells when it is over.
+  /// Graceful shutdown: run the on_drain callbacks; after a signal, go on serving for the drain
+  /// delay (every response then says `Connection: close`); run the on_stop callbacks; stop
+  /// accepting, close idle connections, let in-flight requests finish for up to shutdown_timeout,
+  /// then close the rest and join the threads. Called by code, stop() has no drain delay. Blocking handlers
+  /// still running are waited for; work still queued on the worker pool by then is dropped. Idempotent;
+  /// blocks until done unless called from a server thread (a handler, an on_stop callback), where it only
+  /// starts the shutdown: wait() then tells when it is over.
   void stop();
 
   /// Block until the server has stopped (after stop() or a signal).

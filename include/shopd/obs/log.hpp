@@ -2,7 +2,8 @@
 /// Structured logging: one line per event on stderr, as JSON (`LOG_FORMAT=json`) or as
 /// human-readable `key=value` text. Thread-safe; a line is written with a single write(2) so lines
 /// from several threads never interleave. There is one process-wide sink, configured once at
-/// start-up with `configure()`; until then it logs text at `info`.
+/// start-up with `configure()`; until then it logs text at `info`. While a `trace_scope` (trace.hpp)
+/// is live on the writing thread, write() adds `trace_id` to the line unless it names one itself.
 
 #include <cstdint>
 #include <initializer_list>

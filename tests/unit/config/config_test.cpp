@@ -123,6 +123,7 @@ TEST_SUITE("config/config") {
         {"HTTP_IDLE_TIMEOUT_MS", k::integer, "60000", 100, 3600000, "", "HTTP"},
         {"HTTP_MAX_CONNECTIONS", k::integer, "10000", 1, 1000000, "", "HTTP"},
         {"SHUTDOWN_TIMEOUT_MS", k::integer, "10000", 0, 600000, "", "HTTP"},
+        {"SHUTDOWN_DRAIN_DELAY_MS", k::integer, "5000", 0, 600000, "", "HTTP"},
         {"IO_THREADS", k::integer, "0", 0, 256, "", "HTTP"},
         {"WORKER_THREADS", k::integer, "8", 1, 256, "", "HTTP"},
         {"CORS_ALLOWED_ORIGINS", k::string, "", 0, 0, "", "CORS"},
