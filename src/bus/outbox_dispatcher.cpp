@@ -80,7 +80,10 @@ bool outbox_dispatcher::publish_once() {
   if (batch.empty()) return false;
   const auto ids = publish_(batch);
   const auto accepted = std::min(ids.size(), batch.size());
-  for (std::size_t i = 0; i < accepted; ++i) outbox::mark_sent(db_, batch[i].id, ids[i], now_ms());
+  std::vector<outbox::sent_row> sent;
+  sent.reserve(accepted);
+  for (std::size_t i = 0; i < accepted; ++i) sent.push_back({.id = batch[i].id, .message_id = ids[i]});
+  outbox::mark_sent(db_, sent, now_ms());
   metrics_
       .counter_family("shopd_outbox_published_total", "Outbox rows accepted by the relay or QStash", {"role"})
       .with({opts_.producer})
