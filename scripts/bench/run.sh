@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: build the release preset, run every benchmark, print one table and write it with the
-# machine's description to bench/results/latest.md. About 6-8 minutes on 2 cores.
+# machine's description to bench/results/latest.md. 3-4 minutes when the targets are met; each e2e
+# run waits at most BENCH_DRAIN_SECONDS for its emails, so a slow machine stays under ~9 minutes.
 #   BENCH_CHECKOUTS       checkouts of each max-rate end-to-end run (default 20000)
 #   BENCH_RATE_CHECKOUTS  checkouts of each fixed-rate run (default 10000, 20 s at 500/s)
 #   BENCH_RATE            the fixed rate (default 500 per second)
+#   BENCH_DRAIN_SECONDS   how long an e2e run waits for its emails after the last publish (default 90)
 #   BENCH_ONLY            a subset: any of "webhook e2e-sqlite e2e-postgres startup" (default: all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,7 +46,7 @@ mem_kb=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
   echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include || echo ' + local changes')"
   echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores"
   echo "- RAM: $((mem_kb / 1024)) MiB; kernel $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
-  echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (anything above 0 on other work makes the figures noisy)"
+  echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (on $(nproc) cores; more than that means other work competed with the benchmarks)"
   echo "- build: release preset ($(c++ --version | head -1)); run time $((SECONDS - started)) s"
   echo
   echo "| benchmark | metric | value | target |"
