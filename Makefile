@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences. Every target installs what is missing.
-.PHONY: run test build debug asan tsan fuzz format check-format clean install
+.PHONY: run test build debug asan tsan fuzz format check-format clean install bench
 
 run:            ## build (release) and start the whole platform on SQLite with the relay
 	scripts/run.sh
@@ -24,6 +24,9 @@ format:         ## reformat every C++ file in place
 
 check-format:
 	scripts/check-format.sh
+
+bench:          ## release build, then every benchmark; the table goes to bench/results/latest.md
+	scripts/bench/run.sh
 
 PREFIX ?= /usr/local
 install: build  ## install binary, systemd unit, env examples, catalogue (PREFIX=/usr/local, DESTDIR=)

@@ -71,6 +71,24 @@ void mark_sent(db::database& db, std::int64_t id, std::string_view message_id, s
   });
 }
 
+void mark_sent(db::database& db, const std::vector<sent_row>& rows, std::int64_t now_ms) {
+  if (rows.empty()) return;
+  db.in_transaction([&](soci::session& tx) {
+    std::int64_t id = 0;
+    std::string message_id;
+    soci::statement st =
+        (tx.prepare
+             << "UPDATE outbox SET sent_at_ms = :now, message_id = :message_id, attempts = attempts + 1, "
+                "last_error = NULL WHERE id = :id",
+         soci::use(now_ms), soci::use(message_id), soci::use(id));
+    for (const auto& r : rows) {
+      id = r.id;
+      message_id = r.message_id;
+      st.execute(true);
+    }
+  });
+}
+
 void mark_failed(db::database& db, std::int64_t id, std::string_view error, std::int64_t retry_at_ms) {
   db.with_session([&](soci::session& s) {
     const std::string error_s(error.substr(0, 1000));

@@ -153,7 +153,10 @@ bool outbox_dispatcher::publish_once() {
   if (batch.empty()) return false;
   const auto ids = publish_(batch, abandon_.get_token());
   const auto accepted = std::min(ids.size(), batch.size());
-  for (std::size_t i = 0; i < accepted; ++i) outbox::mark_sent(db_, batch[i].id, ids[i], now_ms());
+  std::vector<outbox::sent_row> sent;
+  sent.reserve(accepted);
+  for (std::size_t i = 0; i < accepted; ++i) sent.push_back({.id = batch[i].id, .message_id = ids[i]});
+  outbox::mark_sent(db_, sent, now_ms());
   published_.inc(static_cast<double>(accepted));
   if (accepted < batch.size()) {
     throw std::runtime_error("publisher accepted " + std::to_string(accepted) + " of " +

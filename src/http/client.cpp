@@ -381,7 +381,6 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
         tls(ssl::context::tls_client),
         sweep_timer(asio::make_strand(ex)) {
     SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
-    tls.set_default_verify_paths();
     if (!opts.ca_file.empty()) {
       error_code ec;
       tls.load_verify_file(opts.ca_file, ec);
@@ -399,10 +398,11 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
 
     auto conn = self->acquire(t->origin);
     const bool reused = conn != nullptr;
-    if (!reused) conn = std::make_unique<connection>(*t, self->ex, self->tls);
+    auto& tls_ctx = t->tls ? self->tls_context() : self->tls;
+    if (!reused) conn = std::make_unique<connection>(*t, self->ex, tls_ctx);
     attempt a = co_await self->start(*conn, *t, msg, deadline, !reused);
     if (!a.response && reused && worth_retrying(a)) {
-      conn = std::make_unique<connection>(*t, self->ex, self->tls);
+      conn = std::make_unique<connection>(*t, self->ex, tls_ctx);
       a = co_await self->start(*conn, *t, msg, deadline, true);
     }
     if (!a.response) co_return to_error(a, *t, req.timeout);
@@ -503,6 +503,19 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
   client_options opts;
   std::string user_agent;
   ssl::context tls;
+  std::once_flag system_cas_loaded;
+
+  // The system's CA bundle takes tens to hundreds of milliseconds to parse: it is loaded by the first
+  // https request instead of at construction, where it delayed the readiness of every role (their
+  // webhooks and the relay's deliveries are mostly plain http on a private network). A failure
+  // leaves the store without them, so the handshake fails with a verification error.
+  ssl::context& tls_context() {
+    std::call_once(system_cas_loaded, [this] {
+      error_code ec;
+      tls.set_default_verify_paths(ec);
+    });
+    return tls;
+  }
 
   std::mutex mu;
   std::unordered_map<std::string, std::vector<std::unique_ptr<connection>>> idle;  // back = most recent

@@ -12,6 +12,7 @@
 #include <deque>
 #include <limits>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
 namespace shopd::relay {
@@ -174,11 +175,16 @@ struct dialect_sql {
   std::string_view body_in;   // the value expression of an inserted body placeholder, around "%"
   std::string_view body_out;  // the select expression of the body column
   bool skip_locked;
+  // After "FROM relay_messages" in the queries for waiting messages. SQLite, without statistics,
+  // prefers relay_messages_state_lease (state = ?) and then reads and sorts every waiting row, body
+  // included, inside the write transaction of each claim; the partial index on not_before_ms reads
+  // the due rows in order and stops at the LIMIT.
+  std::string_view due_index;
 };
 
 dialect_sql sql_for(db::dialect d) {
-  if (d == db::dialect::postgresql) return {"decode(%, 'hex')", "encode(body, 'hex')", true};
-  return {"CAST(% AS BLOB)", "hex(body)", false};
+  if (d == db::dialect::postgresql) return {"decode(%, 'hex')", "encode(body, 'hex')", true, ""};
+  return {"CAST(% AS BLOB)", "hex(body)", false, " INDEXED BY relay_messages_due"};
 }
 
 std::string body_value(db::dialect d, std::string_view body) {
@@ -521,28 +527,37 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
   const auto d = sql_for(db_.kind());
   const auto saturated = slots.saturated_origins();
   return db_.in_transaction([&](soci::session& s) {
-    bound_query q("SELECT " + message_columns(d) +
-                  " FROM relay_messages WHERE ((state IN ('CREATED', 'RETRY') AND ");
-    q.sql("not_before_ms <= ")
-        .integer(now_ms)
-        .sql(") OR (state = 'ACTIVE' AND lease_until_ms < ")
-        .integer(now_ms)
-        .sql("))");
-    // The origin of a destination is its lower-cased prefix up to the first '/', '?' or '#' after
-    // "://" (origin_of); destinations are ASCII URLs, so lengths in characters are lengths in bytes.
-    for (std::size_t i = 0; i < saturated.size() && i < max_excluded_origins; ++i) {
-      const auto& origin = saturated[i];
-      const auto len = static_cast<long long>(origin.size());
-      q.sql(" AND NOT (lower(substr(destination, 1, ").integer(len).sql(")) = ").text(origin);
-      q.sql(" AND (length(destination) = ").integer(len).sql(" OR substr(destination, ").integer(len + 1);
-      q.sql(", 1) IN ('/', '?', '#')))");
-    }
-    q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(limit));
-    if (d.skip_locked) q.sql(" FOR UPDATE SKIP LOCKED");
-
+    // Due messages and expired leases are two queries, each able to use its own index, merged here.
+    const auto select_candidates = [&](bool expired_leases, std::vector<stored_message>& into) {
+      bound_query q("SELECT " + message_columns(d) + " FROM relay_messages");
+      if (expired_leases) {
+        q.sql(" WHERE state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
+      } else {
+        q.sql(d.due_index).sql(" WHERE state IN ('CREATED', 'RETRY') AND not_before_ms <= ").integer(now_ms);
+      }
+      // The origin of a destination is its lower-cased prefix up to the first '/', '?' or '#' after
+      // "://" (origin_of); destinations are ASCII URLs, so lengths in characters are lengths in bytes.
+      for (std::size_t i = 0; i < saturated.size() && i < max_excluded_origins; ++i) {
+        const auto& origin = saturated[i];
+        const auto len = static_cast<long long>(origin.size());
+        q.sql(" AND NOT (lower(substr(destination, 1, ").integer(len).sql(")) = ").text(origin);
+        q.sql(" AND (length(destination) = ").integer(len).sql(" OR substr(destination, ").integer(len + 1);
+        q.sql(", 1) IN ('/', '?', '#')))");
+      }
+      q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(limit));
+      if (d.skip_locked) q.sql(" FOR UPDATE SKIP LOCKED");
+      const auto before = into.size();
+      q.for_each_row(s, [&](const soci::row& r) { into.push_back(message_from_row(r)); });
+      return into.size() - before;
+    };
     std::vector<stored_message> candidates;
-    q.for_each_row(s, [&](const soci::row& r) { candidates.push_back(message_from_row(r)); });
-    out.more_due = candidates.size() == limit;
+    const auto due = select_candidates(false, candidates);
+    const auto expired = select_candidates(true, candidates);
+    std::sort(candidates.begin(), candidates.end(), [](const stored_message& a, const stored_message& b) {
+      return std::tie(a.spec.not_before_ms, a.message_id) < std::tie(b.spec.not_before_ms, b.message_id);
+    });
+    out.more_due = due == limit || expired == limit;
+    if (candidates.size() > limit) candidates.resize(limit);
 
     for (auto& m : candidates) {
       if (!slots.try_take(origin_of(m.spec.destination))) {
@@ -565,8 +580,8 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     long long next = 0;
     soci::indicator next_ind = soci::i_null;
     long long now = now_ms;
-    s << "SELECT MIN(not_before_ms) FROM relay_messages WHERE state IN ('CREATED', 'RETRY') AND "
-         "not_before_ms > :now",
+    s << "SELECT MIN(not_before_ms) FROM relay_messages" + std::string(d.due_index) +
+             " WHERE state IN ('CREATED', 'RETRY') AND not_before_ms > :now",
         soci::into(next, next_ind), soci::use(now);
     if (next_ind == soci::i_ok) out.next_due_ms = next;
     return out;

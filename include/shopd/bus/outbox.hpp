@@ -51,6 +51,15 @@ void enqueue(soci::session& tx, std::string_view producer, const outbox_event& e
 /// Record a successful publish.
 void mark_sent(db::database& db, std::int64_t id, std::string_view message_id, std::int64_t now_ms);
 
+/// One row the relay or QStash accepted, with the message id it gave.
+struct sent_row {
+  std::int64_t id = 0;
+  std::string message_id;
+};
+
+/// Record a batch of successful publishes in one transaction (one commit, rather than one per row).
+void mark_sent(db::database& db, const std::vector<sent_row>& rows, std::int64_t now_ms);
+
 /// Record a failed publish attempt; the row becomes due again at `retry_at_ms`.
 void mark_failed(db::database& db, std::int64_t id, std::string_view error, std::int64_t retry_at_ms);
 

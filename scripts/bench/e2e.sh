@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# End to end: COUNT checkouts published to the relay by tests/bench/loader.cpp at RATE per second (0:
+# as fast as the relay accepts them) through `shopd serve --role=all` with the file mail transport,
+# until every confirmation email is written. Appends rows to $BENCH_ROWS.
+#   e2e.sh BUILD_DIR sqlite|postgres RATE COUNT
+set -euo pipefail
+build=${1:?usage: e2e.sh BUILD_DIR sqlite|postgres RATE COUNT}
+db=${2:?} rate=${3:?} count=${4:?}
+: "${BENCH_ROWS:?}" "${BENCH_TMP:?}"
+here=$(cd "$(dirname "$0")" && pwd)
+shopd=$build/shopd
+dir=$BENCH_TMP/e2e-$db-$rate
+rm -rf "$dir" && mkdir -p "$dir"
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }; fi
+  if [ "$db" = postgres ]; then "$here/../pg-temp.sh" stop "$dir/pg" >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+if [ "$db" = postgres ]; then
+  "$here/../pg-temp.sh" start "$dir/pg" >/dev/null
+  info=$(cat "$dir/pg/info")
+  host=$(sed -n 's/.*host=\([^ ]*\).*/\1/p' <<<"$info")
+  pgport=$(sed -n 's/.*port=\([^ ]*\).*/\1/p' <<<"$info")
+  export DATABASE_URL="postgresql://postgres@$host:$pgport/postgres"
+else
+  export DATABASE_URL="sqlite:$dir/shopd.db"
+fi
+export ORDERS_PORT EMAIL_PORT INVENTORY_PORT ANALYTICS_PORT RELAY_PORT
+ORDERS_PORT=$(free_port) EMAIL_PORT=$(free_port) INVENTORY_PORT=$(free_port)
+ANALYTICS_PORT=$(free_port) RELAY_PORT=$(free_port)
+export ORDERS_SERVICE_URL=http://127.0.0.1:$ORDERS_PORT EMAIL_SERVICE_URL=http://127.0.0.1:$EMAIL_PORT
+export INVENTORY_SERVICE_URL=http://127.0.0.1:$INVENTORY_PORT ANALYTICS_SERVICE_URL=http://127.0.0.1:$ANALYTICS_PORT
+export QSTASH_URL=http://127.0.0.1:$RELAY_PORT QSTASH_TOKEN=bench-qstash-token
+export QSTASH_CURRENT_SIGNING_KEY=sig_bench_current QSTASH_NEXT_SIGNING_KEY=sig_bench_next
+export SHOPD_API_TOKEN=bench-api-token MAIL_TRANSPORT="file:$dir/mail" MAIL_FROM="Shop <shop@example.test>"
+export LOG_FORMAT=json
+
+# The catalogue with stock for every checkout of the run (no shortfalls: every checkout is the same work).
+/usr/bin/python3 - "$here/../../config/catalogue.json" "$dir/catalogue.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+for p in c["products"]:
+    p["stock"] = 100_000_000
+json.dump(c, open(sys.argv[2], "w"))
+PY
+"$shopd" migrate --seed "$dir/catalogue.json" >"$dir/migrate.log"
+
+"$shopd" serve --role=all >"$dir/shopd.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do grep -q '"msg":"ready"' "$dir/shopd.log" && break; sleep 0.05; done
+grep -q '"msg":"ready"' "$dir/shopd.log" || { echo "shopd did not start:" >&2; tail "$dir/shopd.log" >&2; exit 1; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+delivered() { curl -s "http://127.0.0.1:$RELAY_PORT/metrics" | awk '$1 == "shopd_relay_delivered_total" {print $2}'; }
+emails() { find "$dir/mail" -maxdepth 1 -name '*.eml' 2>/dev/null | wc -l; }
+
+ticks0=$(cpu_ticks) delivered0=$(delivered) t0=$(date +%s.%N)
+connections=$([ "$rate" = 0 ] && echo 8 || echo 4)
+"$build/tests/shopd_bench_loader" 127.0.0.1 "$RELAY_PORT" "$QSTASH_TOKEN" "$ORDERS_SERVICE_URL/api/webhook" \
+  "$count" "$rate" "$connections" "$dir/published.csv" | tee "$dir/loader.out"
+# Bounded: a run that cannot keep up reports the emails written by then (see "emails written").
+deadline=$((SECONDS + ${BENCH_DRAIN_SECONDS:-90}))
+while [ "$(emails)" -lt "$count" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+ticks1=$(cpu_ticks) delivered1=$(delivered) t1=$(date +%s.%N)
+rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+hwm_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+
+label="e2e $db, $([ "$rate" = 0 ] && echo "max rate" || echo "$rate/s"), $count checkouts"
+/usr/bin/python3 "$here/e2e_stats.py" "$dir/published.csv" "$dir/mail" "$label" "$rate" >>"$BENCH_ROWS"
+awk -v l="$label" -v d0="$delivered0" -v d1="$delivered1" -v c0="$ticks0" -v c1="$ticks1" \
+    -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" -v rss="$rss_kb" -v hwm="$hwm_kb" 'BEGIN {
+  printf "%s\trelay deliveries/s (mean over the run)\t%.0f\t\n", l, (d1 - d0) / (t1 - t0)
+  printf "%s\tshopd CPU (mean, 100%% = one core)\t%.0f%%\t\n", l, 100 * (c1 - c0) / hz / (t1 - t0)
+  printf "%s\tshopd RSS at the end / peak\t%.1f / %.1f MB\t\n", l, rss / 1024, hwm / 1024 }' >>"$BENCH_ROWS"
