@@ -224,7 +224,9 @@ void database::rethrow_if_transient(const soci::soci_error& e, soci::session& s)
     PGconn* conn = pg_connection(s);
     transient = conn == nullptr || PQstatus(conn) != CONNECTION_OK;
   }
-  if (transient) throw transient_error(e.what());
+  // The backend's message without SOCI's context: that names the statement and its bound values,
+  // customer data that must not reach the logs a retried event writes.
+  if (transient) throw transient_error(one_line(e.get_error_message()));
 }
 
 database::lease::lease(database& db) : db_(db), pos_(0) {

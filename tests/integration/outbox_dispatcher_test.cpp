@@ -49,7 +49,7 @@ TEST_SUITE("bus.outbox_dispatcher") {
     std::atomic<int> accepted = 0;
     outbox_dispatcher dispatcher(
         fresh.db(), {.producer = "orders", .poll_interval = 50ms, .min_backoff = 10ms, .max_backoff = 20ms},
-        [&](std::span<const pending_event> events) {
+        [&](std::span<const pending_event> events, std::stop_token) {
           if (!relay_up) throw std::runtime_error("connection refused");
           std::vector<std::string> ids;
           for (const auto& e : events) ids.push_back("msg_" + e.event.event_id);

@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // The script lives next to this file; CMake compiles sources by absolute path.
-const fs::path server_script = fs::path(__FILE__).parent_path() / "smtp_server.py";
+const fs::path server_script = fs::path(SHOPD_TEST_SOURCE_DIR) / "tests" / "integration" / "smtp_server.py";
 // Debian's interpreter has python3-aiosmtpd; the python3 first on PATH may not.
 constexpr const char* python = "/usr/bin/python3";
 

@@ -967,8 +967,7 @@ TEST_SUITE("integration/inventory") {
   }
 
   TEST_CASE("seeding the catalogue adds what is missing and never resets stock") {
-    const auto catalogue =
-        std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "config" / "catalogue.json";
+    const auto catalogue = std::filesystem::path(SHOPD_TEST_SOURCE_DIR) / "config" / "catalogue.json";
     on_each_backend([&](harness& h) {
       const int added = inv::seed_catalogue(h.database(), catalogue);
       CHECK(added == 8);
