@@ -1,10 +1,13 @@
 #include "shopd/bus/crypto.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -127,22 +130,43 @@ digest sha256(std::string_view bytes) {
   unsigned int len = 0;
   // EVP_Digest wants a non-null pointer even for zero bytes on some builds.
   const void* data = bytes.empty() ? static_cast<const void*>(out.data()) : bytes.data();
-  if (EVP_Digest(data, bytes.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 || len != out.size()) {
+  // EVP_sha256() is looked up again by every EVP_Digest call; the fetched one is not.
+  static EVP_MD* const algorithm = EVP_MD_fetch(nullptr, "SHA256", nullptr);  // kept for the process
+  if (algorithm == nullptr) throw_openssl("EVP_MD_fetch(SHA256)");
+  if (EVP_Digest(data, bytes.size(), out.data(), &len, algorithm, nullptr) != 1 || len != out.size()) {
     throw_openssl("EVP_Digest(SHA-256)");
   }
   return out;
 }
 
 digest hmac_sha256(std::string_view key, std::string_view message) {
+  // EVP_Q_mac looks the algorithm up by name and builds a context on every call, which cost more
+  // than the MAC itself. The algorithm is fetched once per process and each thread keeps one
+  // context with SHA-256 set; EVP_MAC_init with the key resets it for each message.
+  static EVP_MAC* const algorithm = EVP_MAC_fetch(nullptr, "HMAC", nullptr);  // kept for the process
+  if (algorithm == nullptr) throw_openssl("EVP_MAC_fetch(HMAC)");
+  struct context_free {
+    void operator()(EVP_MAC_CTX* c) const noexcept { EVP_MAC_CTX_free(c); }
+  };
+  thread_local std::unique_ptr<EVP_MAC_CTX, context_free> ctx;
+  if (!ctx) {
+    std::unique_ptr<EVP_MAC_CTX, context_free> fresh(EVP_MAC_CTX_new(algorithm));
+    if (!fresh) throw_openssl("EVP_MAC_CTX_new(HMAC)");
+    char sha256[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, sha256, 0),
+                                 OSSL_PARAM_construct_end()};
+    if (EVP_MAC_CTX_set_params(fresh.get(), params) != 1) throw_openssl("EVP_MAC_CTX_set_params(SHA256)");
+    ctx = std::move(fresh);
+  }
   digest out{};
   std::size_t len = 0;
   static constexpr unsigned char empty[1] = {0};
   const auto* key_ptr = key.empty() ? empty : reinterpret_cast<const unsigned char*>(key.data());
   const auto* msg_ptr = message.empty() ? empty : reinterpret_cast<const unsigned char*>(message.data());
-  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key_ptr, key.size(), msg_ptr, message.size(),
-                out.data(), out.size(), &len) == nullptr ||
-      len != out.size()) {
-    throw_openssl("EVP_Q_mac(HMAC-SHA256)");
+  if (EVP_MAC_init(ctx.get(), key_ptr, key.size(), nullptr) != 1 ||
+      EVP_MAC_update(ctx.get(), msg_ptr, message.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
+    throw_openssl("HMAC-SHA256");
   }
   return out;
 }

@@ -121,13 +121,13 @@ event_handler transactional(std::function<std::optional<rejection>(unit_of_work&
   };
 }
 
-void event_router::on(std::string_view event_type, event_handler h) {
-  if (!handlers_.emplace(std::string(event_type), std::move(h)).second) {
+void event_router::on(std::string_view event_type, event_handler h, http::execution exec) {
+  if (!handlers_.emplace(std::string(event_type), entry{std::move(h), exec}).second) {
     throw std::invalid_argument("event type \"" + std::string(event_type) + "\" registered twice");
   }
 }
 
-const event_handler* event_router::find(std::string_view event_type) const {
+const event_router::entry* event_router::find(std::string_view event_type) const {
   const auto it = handlers_.find(event_type);
   return it == handlers_.end() ? nullptr : &it->second;
 }

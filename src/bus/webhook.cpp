@@ -97,12 +97,17 @@ webhook::webhook(webhook_config cfg, db::database& db, const destinations& dest,
 webhook::~webhook() = default;
 
 void webhook::add_route(http::router& routes) {
-  routes.add(
-      http::verb::post, "/api/webhook", [this](http::request_context& ctx) { return handle(ctx); },
-      http::execution::blocking);
+  routes.add_deferring(http::verb::post, "/api/webhook",
+                       [this](http::request_context& ctx) { return screen(ctx); });
 }
 
 http::response webhook::handle(http::request_context& ctx) {
+  auto first = screen(ctx);
+  if (auto* rest = std::get_if<http::deferred>(&first)) return (*rest)();
+  return std::get<http::response>(std::move(first));
+}
+
+std::variant<http::response, http::deferred> webhook::screen(http::request_context& ctx) {
   const auto start = std::chrono::steady_clock::now();
   const instruments& m = *instruments_;
 
@@ -120,28 +125,37 @@ http::response webhook::handle(http::request_context& ctx) {
     return http::json_error(status::unauthorized, "unauthorized", "missing or invalid Upstash-Signature");
   }
 
-  // 2. The envelope.
+  // 2. The envelope. A refusal is audited, which writes to the database: on the worker pool.
   auto parsed = parse_envelope(req.body());
   if (!parsed) {
     m.unknown.count(handled::rejected);
-    return reject(ctx, nullptr, "invalid_envelope", parsed.error().field, parsed.error().message);
+    return http::deferred([this, &ctx, error = std::move(parsed.error())] {
+      return reject(ctx, nullptr, "invalid_envelope", error.field, error.message);
+    });
   }
-  const envelope& ev = *parsed;
-  ctx.correlation_id = ev.correlation_id;
-  const auto* handler = handlers_.find(ev.event_type);
-  const auto type_metrics = m.by_type.find(ev.event_type);
-  if (handler == nullptr || type_metrics == m.by_type.end()) {
+  ctx.correlation_id = parsed->correlation_id;
+  const auto* handler = handlers_.find(parsed->event_type);
+  if (handler == nullptr || !m.by_type.contains(parsed->event_type)) {
     m.unknown.count(handled::rejected);
-    return reject(ctx, &ev, "unsupported_event_type", "eventType",
-                  "role " + cfg_.role + " does not consume events of type \"" + ev.event_type + "\"");
+    return http::deferred([this, &ctx, ev = std::move(*parsed)] {
+      return reject(ctx, &ev, "unsupported_event_type", "eventType",
+                    "role " + cfg_.role + " does not consume events of type \"" + ev.event_type + "\"");
+    });
   }
 
-  // 3. The handler.
-  const auto& t = type_metrics->second;
+  // 3. The handler, where it was registered to run.
+  if (handler->exec == http::execution::io) return run_handler(*parsed, *handler, start);
+  return http::deferred(
+      [this, handler, start, ev = std::move(*parsed)] { return run_handler(ev, *handler, start); });
+}
+
+http::response webhook::run_handler(const envelope& ev, const event_router::entry& handler,
+                                    std::chrono::steady_clock::time_point start) {
+  const auto& t = instruments_->by_type.find(ev.event_type)->second;
   delivery d(ev, cfg_.role, db_, dest_, on_emit_);
   outcome result;
   try {
-    result = (*handler)(d);
+    result = handler.fn(d);
   } catch (const db::transient_error& e) {
     t.duration->observe(seconds_since(start));
     t.count(handled::failed);
@@ -171,7 +185,7 @@ http::response webhook::handle(http::request_context& ctx) {
 
   if (std::holds_alternative<duplicate>(result)) {
     t.count(handled::duplicate);
-    m.duplicates.inc();
+    instruments_->duplicates.inc();
     return http::json_response(status::ok, json::object{{"status", "duplicate"}, {"eventId", ev.event_id}});
   }
   if (const auto* r = std::get_if<rejection>(&result)) {

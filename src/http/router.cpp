@@ -209,15 +209,31 @@ std::optional<std::string> request_context::query_param(std::string_view name) c
 }
 
 void router::add(verb method, std::string pattern, handler fn, execution exec) {
-  validate_pattern(pattern);
   if (!fn) throw std::invalid_argument("route " + pattern + ": empty handler");
-  for (const auto& r : routes_) {
-    if (r.method == method && same_shape(r.pattern, pattern)) {
-      throw std::invalid_argument("route " + std::string(bhttp::to_string(method)) + " " + pattern +
-                                  " duplicates " + r.pattern);
+  add_route(route{method, std::move(pattern), std::move(fn), exec});
+}
+
+void router::add_deferring(verb method, std::string pattern, deferring_handler fn) {
+  if (!fn) throw std::invalid_argument("route " + pattern + ": empty handler");
+  add_route(route{method, std::move(pattern), {}, execution::io, std::move(fn)});
+}
+
+void router::add_route(route r) {
+  validate_pattern(r.pattern);
+  for (const auto& existing : routes_) {
+    if (existing.method == r.method && same_shape(existing.pattern, r.pattern)) {
+      throw std::invalid_argument("route " + std::string(bhttp::to_string(r.method)) + " " + r.pattern +
+                                  " duplicates " + existing.pattern);
     }
   }
-  routes_.push_back(route{method, std::move(pattern), std::move(fn), exec});
+  routes_.push_back(std::move(r));
+}
+
+response run_inline(const route& r, request_context& ctx) {
+  if (!r.deferring) return r.fn(ctx);
+  auto first = r.deferring(ctx);
+  if (auto* rest = std::get_if<deferred>(&first)) return (*rest)();
+  return std::get<response>(std::move(first));
 }
 
 router::lookup_result router::lookup(verb method, std::string_view path) const {

@@ -12,7 +12,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -92,7 +91,30 @@ struct listener_info {
   /// Connections admitted on this listener and not yet unregistered; guarded by server::impl::mutex_.
   /// Counted per listener so that a flood on one role cannot lock every other role out.
   mutable std::size_t connections = 0;
+
+  /// The request metrics' series, resolved once per (route, method, status) so that counting a
+  /// request allocates nothing. Routes are keyed by their pattern's address: the router is
+  /// immutable and outlives this.
+  struct series_key {
+    const char* route;
+    verb method;
+    unsigned status;
+    bool operator==(const series_key&) const = default;
+  };
+  struct series_hash {
+    std::size_t operator()(const series_key& k) const noexcept {
+      return std::hash<const void*>{}(k.route) ^ (static_cast<std::size_t>(k.method) << 20U) ^ k.status;
+    }
+  };
+  struct series {
+    obs::counter* requests = nullptr;
+    obs::histogram* duration = nullptr;
+  };
+  mutable std::mutex series_mutex{};
+  mutable std::unordered_map<series_key, series, series_hash> series_cache{};
 };
+
+constexpr std::string_view unmatched_route = "unmatched";
 
 struct listener {
   std::shared_ptr<const listener_info> info;
@@ -105,8 +127,13 @@ struct listener {
 /// would otherwise start a fresh read that no deadline covers.
 enum class on_expiry { stop_reading, close };
 
-/// One client connection. Every member is touched only on the connection's strand, except during
-/// shutdown once the I/O threads are joined.
+/// One client connection. Every member is touched only by the I/O thread of the connection's
+/// io_context, except during shutdown once the I/O threads are joined.
+///
+/// One timer serves every deadline of the connection, and it is rescheduled lazily: arming sets a
+/// deadline and touches the timer only when the new deadline is earlier than the pending wait; a
+/// wait that ends before the current deadline waits again. A keep-alive request then costs about
+/// one timer operation instead of an arm and a cancel per read and write.
 class connection : public std::enable_shared_from_this<connection> {
  public:
   connection(tcp::socket s, std::shared_ptr<const listener_info> l, std::string peer)
@@ -114,23 +141,19 @@ class connection : public std::enable_shared_from_this<connection> {
 
   void arm(std::chrono::milliseconds timeout, on_expiry action) {
     timed_out = false;
-    const auto id = ++deadline_id_;
-    timer.expires_after(timeout);
-    timer.async_wait([self = shared_from_this(), id, action](error_code ec) {
-      if (ec || id != self->deadline_id_) return;
-      self->timed_out = true;
-      error_code ignored;
-      self->socket.cancel(ignored);
-      if (action == on_expiry::stop_reading) {
-        self->socket.shutdown(tcp::socket::shutdown_receive, ignored);
-      } else {
-        self->socket.close(ignored);
-      }
-    });
+    action_ = action;
+    deadline_ = steady::now() + timeout;
+    if (!waiting_ || timer.expiry() > deadline_) wait_until(deadline_);
   }
 
-  void disarm() {
-    ++deadline_id_;
+  void disarm() { deadline_ = steady::time_point::max(); }
+
+  /// The session is over: drop the pending wait, which would otherwise keep the connection alive
+  /// until its deadline.
+  void stop_timer() {
+    disarm();
+    ++wait_id_;
+    waiting_ = false;
     timer.cancel();
   }
 
@@ -153,7 +176,38 @@ class connection : public std::enable_shared_from_this<connection> {
   bool timed_out = false;
 
  private:
-  std::uint64_t deadline_id_ = 0;
+  void wait_until(steady::time_point when) {
+    timer.expires_at(when);  // a pending wait ends with operation_aborted and is ignored below
+    const auto id = ++wait_id_;
+    waiting_ = true;
+    timer.async_wait([self = shared_from_this(), id](error_code ec) {
+      // Only the latest wait counts: an earlier one may have completed before it was superseded.
+      if (id != self->wait_id_) return;
+      self->waiting_ = false;
+      if (!ec) self->on_wait_over();
+    });
+  }
+
+  void on_wait_over() {
+    if (deadline_ == steady::time_point::max()) return;  // disarmed
+    if (steady::now() < deadline_) {
+      wait_until(deadline_);  // re-armed later since this wait began
+      return;
+    }
+    timed_out = true;
+    error_code ignored;
+    socket.cancel(ignored);
+    if (action_ == on_expiry::stop_reading) {
+      socket.shutdown(tcp::socket::shutdown_receive, ignored);
+    } else {
+      socket.close(ignored);
+    }
+  }
+
+  steady::time_point deadline_ = steady::time_point::max();
+  on_expiry action_ = on_expiry::close;
+  std::uint64_t wait_id_ = 0;
+  bool waiting_ = false;
 };
 
 /// The error response for a request that could not be read, or nothing when there is nobody or
@@ -232,7 +286,13 @@ server_options server_options::from_config(const config::settings& s) {
   return o;
 }
 
-// Member order is destruction order reversed: the worker pool and then the io_context are
+// Threading: one io_context per I/O thread, each run by that thread alone. A connection lives on
+// one of them (assigned round-robin at accept) for its whole life, so its coroutine, its timer and
+// its socket never need a strand, and readiness never wakes another thread. The first io_context
+// also carries the acceptors, the signal set and the components given io_context() (HTTP clients,
+// timers).
+//
+// Member order is destruction order reversed: the worker pool and then the io_contexts are
 // destroyed after the acceptors and signal set that live on them, and before the state that
 // unfinished sessions (destroyed with them) still touch.
 struct server::impl {
@@ -249,9 +309,13 @@ struct server::impl {
                                         "Requests being handled, by listener.", {"listener"})),
         connections_open_(metrics.gauge_family("shopd_http_connections_open",
                                                "Open client connections, by listener.", {"listener"})),
-        ioc_(static_cast<int>(opts_.io_threads == 0 ? std::max(1u, std::thread::hardware_concurrency())
-                                                    : opts_.io_threads)),
-        workers_(std::max(1u, opts_.worker_threads)) {}
+        workers_(std::max(1u, opts_.worker_threads)) {
+    const unsigned n =
+        opts_.io_threads == 0 ? std::max(1u, std::thread::hardware_concurrency()) : opts_.io_threads;
+    io_contexts_.reserve(n);
+    // Concurrency hint 1: each is run by one thread (other threads still post to it safely).
+    for (unsigned i = 0; i < n; ++i) io_contexts_.push_back(std::make_unique<net::io_context>(1));
+  }
 
   ~impl() {
     if (stopper_.joinable()) stopper_.join();
@@ -272,11 +336,12 @@ struct server::impl {
   net::awaitable<bool> serve_one(connection& c, beast::flat_buffer& buffer, steady::time_point request_start,
                                  std::chrono::milliseconds header_time);
   net::awaitable<response> dispatch(const listener_info& info, request_context& ctx,
-                                    std::string& route_label);
+                                    std::string_view& route_label);
   net::awaitable<std::size_t> write_response(connection& c, response& res);
   net::awaitable<void> linger_close(connection& c);
-  response invoke(const listener_info& info, const route& r, request_context& ctx);
-  void record(const listener_info& info, std::string_view method, std::string_view route, unsigned status,
+  template <typename F>
+  auto guarded(const listener_info& info, const route& r, request_context& ctx, F&& work) -> decltype(work());
+  void record(const listener_info& info, verb method, std::string_view route, unsigned status,
               steady::duration elapsed);
   void unregister(connection& c);
   void shutdown();
@@ -302,11 +367,12 @@ struct server::impl {
   std::atomic<bool> closing_{false};  // the listeners are closing: new connections are not served
   std::atomic<std::thread::id> stopper_id_{};
 
-  net::io_context ioc_;
+  std::vector<std::unique_ptr<net::io_context>> io_contexts_;  // [0]: acceptors, signals, clients
+  std::atomic<std::size_t> next_context_{0};                   // round-robin for new connections
   net::thread_pool workers_;
   std::vector<std::unique_ptr<listener>> listeners_;
   std::optional<net::signal_set> signals_;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
   std::thread stopper_;
 };
@@ -319,7 +385,7 @@ std::uint16_t server::impl::listen(listener_spec spec) {
   const auto address = net::ip::make_address(spec.address, ec);
   if (ec) fail(ec);
   const tcp::endpoint endpoint{address, spec.port};
-  tcp::acceptor acceptor(net::make_strand(ioc_));
+  tcp::acceptor acceptor(*io_contexts_.front());
   acceptor.open(endpoint.protocol(), ec);
   if (ec) fail(ec);
   acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -331,9 +397,10 @@ std::uint16_t server::impl::listen(listener_spec spec) {
   const auto bound = acceptor.local_endpoint(ec);
   if (ec) fail(ec);
 
-  auto info = std::make_shared<listener_info>(
-      listener_info{spec.name, spec.routes ? std::move(spec.routes) : std::make_shared<const router>(),
-                    std::move(spec.cors), in_flight_.with({spec.name}), connections_open_.with({spec.name})});
+  // Built in place: it holds a mutex, so it cannot be moved into make_shared.
+  std::shared_ptr<const listener_info> info(new listener_info{
+      spec.name, spec.routes ? std::move(spec.routes) : std::make_shared<const router>(),
+      std::move(spec.cors), in_flight_.with({spec.name}), connections_open_.with({spec.name})});
   auto l = std::make_unique<listener>(listener{std::move(info), std::move(acceptor), endpoint_text(bound)});
   {
     std::lock_guard lock(mutex_);
@@ -349,17 +416,15 @@ void server::impl::start() {
   std::lock_guard lock(mutex_);
   if (started_ || stop_requested_) return;
   started_ = true;
-  work_.emplace(ioc_.get_executor());
+  for (auto& ioc : io_contexts_) work_.push_back(net::make_work_guard(*ioc));
   for (auto& l : listeners_) spawn_accept_loop(*l);
-  const unsigned n =
-      opts_.io_threads == 0 ? std::max(1u, std::thread::hardware_concurrency()) : opts_.io_threads;
-  io_threads_.reserve(n);
-  for (unsigned i = 0; i < n; ++i) {
-    io_threads_.emplace_back([this] {
+  io_threads_.reserve(io_contexts_.size());
+  for (auto& ioc : io_contexts_) {
+    io_threads_.emplace_back([&ioc = *ioc] {
       // A handler that throws makes run() return; log it and keep serving.
       for (;;) {
         try {
-          ioc_.run();
+          ioc.run();
           return;
         } catch (const std::exception& e) {
           obs::error("uncaught exception on an I/O thread", {{"error", e.what()}});
@@ -382,7 +447,8 @@ void server::impl::spawn_accept_loop(listener& l) {
 
 net::awaitable<void> server::impl::accept_loop(listener& l) {
   for (;;) {
-    auto [ec, socket] = co_await l.acceptor.async_accept(net::make_strand(ioc_), use_tuple);
+    auto& target = *io_contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % io_contexts_.size()];
+    auto [ec, socket] = co_await l.acceptor.async_accept(target, use_tuple);
     if (ec) {
       if (ec == net::error::operation_aborted || !l.acceptor.is_open()) co_return;
       obs::warn("accept failed", {{"listener", l.info->name}, {"error", ec.message()}});
@@ -476,6 +542,7 @@ net::awaitable<void> server::impl::run_session(std::shared_ptr<connection> c) {
     first = false;
     if (!co_await serve_one(*c, buffer, steady::now(), header_time)) break;
   }
+  c->stop_timer();
   error_code ignored;
   c->socket.shutdown(tcp::socket::shutdown_both, ignored);
   c->socket.close(ignored);
@@ -515,7 +582,7 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
     const auto path = without_query(partial.target());
     const unsigned st = res->result_int();
     finalize(*res, 11, false, false, {});
-    record(info, method_label(partial.method()), "unmatched", st, steady::now() - request_start);
+    record(info, partial.method(), unmatched_route, st, steady::now() - request_start);
     const bool timed_out = c.timed_out;
     const std::size_t bytes_out = co_await write_response(c, *res);
     obs::info("request", {{"listener", info.name},
@@ -545,7 +612,7 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
   }
   ctx.trace = incoming_trace(req);
 
-  std::string route_label = "unmatched";
+  std::string_view route_label = unmatched_route;
   response res;
   {
     // A scope, not inc/dec: the frame may be destroyed mid-request when shutdown cuts it.
@@ -564,7 +631,7 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
   const bool keep_alive = req.keep_alive() && res.keep_alive() && !c.draining && !stopping_.load();
   finalize(res, req.version(), keep_alive, req.method() == verb::head, ctx.correlation_id);
   const unsigned st = res.result_int();
-  record(info, method_label(req.method()), route_label, st, steady::now() - request_start);
+  record(info, req.method(), route_label, st, steady::now() - request_start);
 
   const std::size_t bytes_out = co_await write_response(c, res);
   const double duration_ms = round_ms(steady::now() - request_start);
@@ -594,7 +661,7 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
 }
 
 net::awaitable<response> server::impl::dispatch(const listener_info& info, request_context& ctx,
-                                                std::string& route_label) {
+                                                std::string_view& route_label) {
   const request& req = ctx.req;
   const router& routes = *info.routes;
   if (is_preflight(req))
@@ -626,12 +693,25 @@ net::awaitable<response> server::impl::dispatch(const listener_info& info, reque
   const route& r = *match.r;
   route_label = r.pattern;
   ctx.params = std::move(match.params);
-  if (r.exec == execution::io) co_return invoke(info, r, ctx);
+  if (r.deferring) {
+    auto first = guarded(info, r, ctx, [&] { return r.deferring(ctx); });
+    auto* rest = std::get_if<deferred>(&first);
+    if (rest == nullptr) co_return std::get<response>(std::move(first));
+    co_return co_await net::co_spawn(
+        workers_, [&]() -> net::awaitable<response> { co_return guarded(info, r, ctx, *rest); },
+        net::use_awaitable);
+  }
+  const auto run = [&] { return r.fn(ctx); };
+  if (r.exec == execution::io) co_return guarded(info, r, ctx, run);
   co_return co_await net::co_spawn(
-      workers_, [&]() -> net::awaitable<response> { co_return invoke(info, r, ctx); }, net::use_awaitable);
+      workers_, [&]() -> net::awaitable<response> { co_return guarded(info, r, ctx, run); },
+      net::use_awaitable);
 }
 
-response server::impl::invoke(const listener_info& info, const route& r, request_context& ctx) {
+// Runs handler code: an exception becomes its response here, never reaches the session.
+template <typename F>
+auto server::impl::guarded(const listener_info& info, const route& r, request_context& ctx, F&& work)
+    -> decltype(work()) {
   const auto internal_error = [&](std::string_view what) {
     // The text stays in the log: it may hold anything (SQL, paths, secrets), so it never reaches
     // the client.
@@ -649,7 +729,7 @@ response server::impl::invoke(const listener_info& info, const route& r, request
   // this thread (no co_await), so a thread-local scope is exact.
   const obs::trace_scope trace(*ctx.trace);
   try {
-    return r.fn(ctx);
+    return std::forward<F>(work)();
   } catch (const http_error& e) {
     return e.to_response();
   } catch (const std::exception& e) {
@@ -683,16 +763,29 @@ net::awaitable<void> server::impl::linger_close(connection& c) {
   c.idle = false;
 }
 
-void server::impl::record(const listener_info& info, std::string_view method, std::string_view route,
-                          unsigned code, steady::duration elapsed) {
-  requests_total_.with({info.name, std::string(method), std::string(route), std::to_string(code)}).inc();
-  request_duration_.with({info.name, std::string(route)})
-      .observe(std::chrono::duration<double>(elapsed).count());
+void server::impl::record(const listener_info& info, verb method, std::string_view route, unsigned code,
+                          steady::duration elapsed) {
+  listener_info::series found;
+  {
+    std::lock_guard lock(info.series_mutex);
+    const listener_info::series_key key{route.data(), method, code};
+    auto it = info.series_cache.find(key);
+    if (it == info.series_cache.end()) {
+      const listener_info::series fresh{&requests_total_.with({info.name, std::string(method_label(method)),
+                                                               std::string(route), std::to_string(code)}),
+                                        &request_duration_.with({info.name, std::string(route)})};
+      it = info.series_cache.emplace(key, fresh).first;
+    }
+    found = it->second;
+  }
+  found.requests->inc();
+  found.duration->observe(std::chrono::duration<double>(elapsed).count());
 }
 
 bool server::impl::on_server_thread() {
-  return ioc_.get_executor().running_in_this_thread() || workers_.get_executor().running_in_this_thread() ||
-         std::this_thread::get_id() == stopper_id_.load();
+  return std::any_of(io_contexts_.begin(), io_contexts_.end(),
+                     [](const auto& ioc) { return ioc->get_executor().running_in_this_thread(); }) ||
+         workers_.get_executor().running_in_this_thread() || std::this_thread::get_id() == stopper_id_.load();
 }
 
 void server::impl::request_stop(bool drain) {
@@ -747,7 +840,7 @@ void server::impl::close_acceptors() {
         l->acceptor.close(ignored);
         continue;
       }
-      // The acceptor belongs to its strand; close it there.
+      // The acceptor belongs to its I/O thread; close it there.
       auto done = std::make_shared<std::promise<void>>();
       closed.push_back(done->get_future());
       net::post(l->acceptor.get_executor(), [&acceptor = l->acceptor, done] {
@@ -816,8 +909,8 @@ void server::impl::shutdown() {
     cv_.wait_for(lock, opts_.shutdown_timeout, [&] { return connections_.empty(); });
   }
 
-  work_.reset();
-  ioc_.stop();
+  work_.clear();
+  for (auto& ioc : io_contexts_) ioc->stop();
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();
 
@@ -865,7 +958,7 @@ void server::start() {
 void server::stop_on_signals() {
   std::lock_guard lock(impl_->mutex_);
   if (impl_->signals_) return;
-  impl_->signals_.emplace(impl_->ioc_, SIGINT, SIGTERM);
+  impl_->signals_.emplace(*impl_->io_contexts_.front(), SIGINT, SIGTERM);
   impl_->watch_signals();
 }
 
@@ -904,8 +997,13 @@ void server::post_blocking(std::function<void()> fn) {
   });
 }
 
+bool server::on_io_thread() const noexcept {
+  return std::any_of(impl_->io_contexts_.begin(), impl_->io_contexts_.end(),
+                     [](const auto& ioc) { return ioc->get_executor().running_in_this_thread(); });
+}
+
 boost::asio::io_context& server::io_context() noexcept {
-  return impl_->ioc_;
+  return *impl_->io_contexts_.front();
 }
 
 boost::asio::thread_pool& server::workers() noexcept {

@@ -1,8 +1,11 @@
 #include "shopd/obs/trace.hpp"
 
 #include <openssl/rand.h>
+#include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
+#include <span>
 #include <stdexcept>
 
 namespace shopd::obs {
@@ -30,15 +33,47 @@ int hex_value(char c) noexcept {
   return c <= '9' ? c - '0' : c - 'a' + 10;
 }
 
+// Bytes from the OpenSSL generator, drawn a few kilobytes at a time: one RAND_bytes call per id
+// (it locks and runs the DRBG) cost more than the rest of a request's trace handling. The pool is
+// per thread and refilled in a child after fork, so no two processes or threads hand out the same
+// bytes.
+std::atomic<unsigned> fork_generation{0};
+
+void random_bytes(std::span<unsigned char> out) {
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  struct pool {
+    std::array<unsigned char, 4096> bytes{};
+    std::size_t used = 4096;
+    unsigned generation = 0;
+  };
+  thread_local pool p;
+  if (const auto g = fork_generation.load(std::memory_order_relaxed); p.generation != g) {
+    p.generation = g;
+    p.used = p.bytes.size();
+  }
+  for (auto& b : out) {
+    if (p.used == p.bytes.size()) {
+      if (RAND_bytes(p.bytes.data(), static_cast<int>(p.bytes.size())) != 1) {
+        throw std::runtime_error("OpenSSL RAND_bytes failed");
+      }
+      p.used = 0;
+    }
+    b = p.bytes[p.used];
+    p.bytes[p.used++] = 0;  // handed out once
+  }
+}
+
 // Random lower-hex digits, never all zeros (the spec's invalid value). Trace ids need to be
-// unpredictable enough not to collide, which the OpenSSL generator is, per thread and fork-safe.
+// unpredictable enough not to collide, which the OpenSSL generator is.
 template <std::size_t N>
 void fill_random_hex(std::array<char, N>& out) {
   std::array<unsigned char, N / 2> bytes{};
   do {
-    if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
-      throw std::runtime_error("OpenSSL RAND_bytes failed");
-    }
+    random_bytes(bytes);
   } while (std::all_of(bytes.begin(), bytes.end(), [](unsigned char b) { return b == 0; }));
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     out[2 * i] = hex_digits[bytes[i] >> 4];

@@ -53,8 +53,11 @@ int serve() {
   http::server server(http::server_options::from_config(s), metrics);
   const bus::destinations destinations(s);
   bus::event_router events;
-  events.on(bus::event_types::checkout_command,
-            [](bus::delivery&) -> bus::outcome { return bus::processed{}; });
+  // It never blocks, so it runs on the I/O thread that verified the delivery (as the role's
+  // database handlers would run on the worker pool).
+  events.on(
+      bus::event_types::checkout_command, [](bus::delivery&) -> bus::outcome { return bus::processed{}; },
+      http::execution::io);
   auto routes = std::make_shared<http::router>();
   bus::webhook hook({.role = "orders",
                      .keys = {s.qstash_current_signing_key, s.qstash_next_signing_key},

@@ -10,10 +10,12 @@
 #include <boost/json/parse.hpp>
 
 #include <future>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <variant>
 
 using shopd::http::execution;
 using shopd::http::field;
@@ -37,7 +39,7 @@ response text(std::string body, status st = status::ok) {
 /// Where the handler ran, as seen from inside it.
 std::string where(shopd::http::server& srv) {
   if (srv.workers().get_executor().running_in_this_thread()) return "worker";
-  if (srv.io_context().get_executor().running_in_this_thread()) return "io";
+  if (srv.on_io_thread()) return "io";
   return "elsewhere";
 }
 
@@ -336,6 +338,68 @@ TEST_SUITE("integration/http_server") {
     http_client client(f.srv.port());
     CHECK(client.request(verb::get, "/where/blocking").body() == "worker");
     CHECK(client.request(verb::get, "/where/io").body() == "io");
+  }
+
+  TEST_CASE("server: a deferring route starts on an I/O thread and finishes where it says") {
+    test_server srv;
+    auto routes = std::make_shared<router>();
+    auto& server = srv.server();
+    routes->add_deferring(verb::get, "/stage/{mode}",
+                          [&server](request_context& ctx) -> std::variant<response, shopd::http::deferred> {
+                            const std::string first = where(server);
+                            const auto mode = ctx.param("mode");
+                            if (mode == "now") return text(first);
+                            if (mode == "throw-now") throw std::runtime_error("first stage failed");
+                            return shopd::http::deferred([&server, &ctx, first]() -> response {
+                              if (ctx.param("mode") == "throw-later") {
+                                throw shopd::http::http_error(status::conflict, "conflict", "second stage");
+                              }
+                              return text(first + "," + where(server));
+                            });
+                          });
+    srv.listen("api", routes);
+    srv.start();
+    http_client client(srv.port());
+    CHECK(client.request(verb::get, "/stage/now").body() == "io");
+    CHECK(client.request(verb::get, "/stage/later").body() == "io,worker");
+    const auto failed_first = client.request(verb::get, "/stage/throw-now");
+    CHECK(failed_first.result() == status::internal_server_error);
+    CHECK(error_code_of(failed_first) == "internal_error");
+    const auto failed_later = client.request(verb::get, "/stage/throw-later");
+    CHECK(failed_later.result() == status::conflict);
+    CHECK(error_code_of(failed_later) == "conflict");
+    CHECK(client.request(verb::get, "/stage/later").body() == "io,worker");
+
+    // run_inline (for tests and tools) does both stages on the calling thread.
+    shopd::http::request req{verb::get, "/stage/later", 11};
+    const auto found = routes->lookup(verb::get, "/stage/later");
+    const auto& match = std::get<router::found>(found);
+    request_context ctx{req, "/stage/later", {}, match.params, {}};
+    CHECK(shopd::http::run_inline(*match.r, ctx).body() == "elsewhere,elsewhere");
+  }
+
+  TEST_CASE("server: a connection stays on one I/O thread; connections are spread over them") {
+    test_server srv;  // two I/O threads
+    auto routes = std::make_shared<router>();
+    routes->add(
+        verb::get, "/thread",
+        [](request_context&) {
+          std::ostringstream id;
+          id << std::this_thread::get_id();
+          return text(id.str());
+        },
+        execution::io);
+    srv.listen("api", routes);
+    srv.start();
+    http_client first(srv.port());
+    http_client second(srv.port());
+    const auto a = first.request(verb::get, "/thread").body();
+    const auto b = second.request(verb::get, "/thread").body();
+    CHECK(a != b);
+    for (int i = 0; i < 5; ++i) {
+      CHECK(first.request(verb::get, "/thread").body() == a);
+      CHECK(second.request(verb::get, "/thread").body() == b);
+    }
   }
 
   TEST_CASE("server: HEAD is answered by the GET route without a body") {

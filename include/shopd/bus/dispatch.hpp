@@ -8,6 +8,7 @@
 /// `once()` around it. Handlers run on the worker pool and may block.
 
 #include "shopd/bus/envelope.hpp"
+#include "shopd/http/execution.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -136,13 +137,20 @@ using event_handler = std::function<outcome(delivery&)>;
 /// The handlers of one role, by event type. Filled at start-up, read concurrently afterwards.
 class event_router {
  public:
+  struct entry {
+    event_handler fn;
+    /// Where the webhook runs it: `blocking` (the default: handlers use the database) on the
+    /// worker pool; `io` on the I/O thread that verified the delivery, for handlers that never block.
+    http::execution exec;
+  };
+
   /// Throws std::invalid_argument for a type registered twice.
-  void on(std::string_view event_type, event_handler h);
-  [[nodiscard]] const event_handler* find(std::string_view event_type) const;
+  void on(std::string_view event_type, event_handler h, http::execution exec = http::execution::blocking);
+  [[nodiscard]] const entry* find(std::string_view event_type) const;
   [[nodiscard]] std::vector<std::string> types() const;
 
  private:
-  std::map<std::string, event_handler, std::less<>> handlers_;
+  std::map<std::string, entry, std::less<>> handlers_;
 };
 
 /// Milliseconds since the Unix epoch, the unit of every *_ms column.

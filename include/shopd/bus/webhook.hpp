@@ -9,6 +9,10 @@
 ///    field, and an `analytics.audit` failure is emitted.
 /// 3. The role's handler runs (inbox, effects and outbox in one transaction): 200 when processed or
 ///    already processed, 489 when rejected, 503 on a transient fault (the relay retries), 500 on a bug.
+///
+/// Steps 1 and 2 run on the I/O thread that read the request; only work that may block (a handler
+/// registered `blocking`, the default, and the audit of a refused envelope) goes to the worker
+/// pool. A flood of forged deliveries is refused without occupying a worker.
 
 #include "shopd/bus/dispatch.hpp"
 #include "shopd/bus/signature.hpp"
@@ -48,11 +52,16 @@ class webhook {
   /// Register `POST /api/webhook` on `routes`.
   void add_route(http::router& routes);
 
-  /// The route's handler (public for tests).
+  /// Everything the route does for one request, on the calling thread (for tests).
   http::response handle(http::request_context& ctx);
 
  private:
   struct instruments;
+
+  /// Steps 1 and 2, and the handler too when it runs on the I/O thread.
+  std::variant<http::response, http::deferred> screen(http::request_context& ctx);
+  http::response run_handler(const envelope& ev, const event_router::entry& handler,
+                             std::chrono::steady_clock::time_point start);
 
   http::response reject(http::request_context& ctx, const envelope* ev, std::string_view code,
                         std::string_view field, std::string_view message);

@@ -9,6 +9,7 @@
 /// A router is filled at start-up and read concurrently afterwards without locking: do not add
 /// routes once the server runs.
 
+#include "shopd/http/execution.hpp"
 #include "shopd/http/message.hpp"
 #include "shopd/obs/trace.hpp"
 
@@ -22,10 +23,6 @@
 #include <vector>
 
 namespace shopd::http {
-
-/// Where a handler runs. `io` handlers must not block (no database, no SMTP, no sleeping): they run
-/// on the I/O thread that read the request. `blocking` handlers run on the worker pool.
-enum class execution { io, blocking };
 
 /// What a handler gets: the request, the parts of its target, the captures, and room to tell the
 /// request log about the correlation id.
@@ -48,17 +45,33 @@ struct request_context {
 
 using handler = std::function<response(request_context&)>;
 
+/// The blocking rest of a request, handed to the worker pool by a deferring handler.
+using deferred = std::function<response()>;
+/// A handler that runs on the I/O thread and either answers there or, once it knows it has
+/// blocking work to do, returns that work: the server runs it on the worker pool (under the
+/// request's trace) and sends what it returns. The webhook verifies signatures this way, so that
+/// refusing a forged delivery never occupies a worker. A `deferred` may refer to the request
+/// context: it runs before the request ends.
+using deferring_handler = std::function<std::variant<response, deferred>(request_context&)>;
+
 struct route {
   verb method;
   std::string pattern;  ///< also the `route` label of the request metrics
-  handler fn;
-  execution exec;
+  handler fn;           ///< empty for a deferring route
+  execution exec;       ///< where `fn` runs; `io` for a deferring route
+  deferring_handler deferring = {};
 };
+
+/// Everything a route does for one request, on the calling thread: for tests and tools that call
+/// handlers without a server. Exceptions propagate.
+[[nodiscard]] response run_inline(const route& r, request_context& ctx);
 
 class router {
  public:
   /// Register a route. Throws std::invalid_argument for a malformed pattern or a duplicate.
   void add(verb method, std::string pattern, handler fn, execution exec = execution::blocking);
+  /// Register a route whose handler starts on the I/O thread and may defer to the worker pool.
+  void add_deferring(verb method, std::string pattern, deferring_handler fn);
 
   struct found {
     const route* r;
@@ -79,6 +92,8 @@ class router {
   [[nodiscard]] const std::vector<route>& routes() const noexcept { return routes_; }
 
  private:
+  void add_route(route r);
+
   std::vector<route> routes_;
 };
 

@@ -9,7 +9,8 @@
 /// A new connection that sends nothing is closed silently after the header timeout; one that starts
 /// must have sent its headers within the header timeout of being accepted. Malformed
 /// requests get 400 and are closed. Handlers marked `execution::blocking` run on the worker pool,
-/// never on an I/O thread.
+/// never on an I/O thread; a deferring handler starts on the I/O thread and hands what blocks to
+/// the worker pool.
 ///
 /// Responses: HEAD is served by the GET route, without the body; an OPTIONS preflight is answered
 /// from the listener's CORS policy; no route is 404, a wrong method 405 with `Allow`; an
@@ -23,8 +24,10 @@
 /// `shopd_http_request_duration_seconds{listener,route}`, `shopd_http_requests_in_flight{listener}`
 /// and `shopd_http_connections_open{listener}`.
 ///
-/// Threading: listen() and on_stop() before start(); stop(), stopping() and post_blocking() from any
-/// thread. Errors: listen() throws std::system_error naming the address; nothing else throws.
+/// Threading: IO_THREADS I/O threads, each running its own io_context; a connection stays on the one
+/// it was given at accept (round-robin), so nothing of a connection needs a strand. listen() and
+/// on_stop() before start(); stop(), stopping() and post_blocking() from any thread. Errors: listen() throws
+/// std::system_error naming the address; nothing else throws.
 
 #include "shopd/http/cors.hpp"
 #include "shopd/http/router.hpp"
@@ -116,7 +119,11 @@ class server {
   /// Run `fn` on the worker pool.
   void post_blocking(std::function<void()> fn);
 
-  /// For components that need their own async work on the server's threads (clients, timers).
+  /// True on one of the server's I/O threads (where `io` handlers run), false elsewhere.
+  [[nodiscard]] bool on_io_thread() const noexcept;
+
+  /// For components that need their own async work on the server's threads (clients, timers): the
+  /// first I/O thread's context, which also runs the acceptors.
   [[nodiscard]] boost::asio::io_context& io_context() noexcept;
   [[nodiscard]] boost::asio::thread_pool& workers() noexcept;
 

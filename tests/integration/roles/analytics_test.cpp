@@ -164,7 +164,7 @@ class analytics_env {
     const auto* handler = events_.find(ev.event_type);
     REQUIRE(handler != nullptr);
     bus::delivery d(ev, "analytics", db_, destinations_, [this] { ++notified_; });
-    return (*handler)(d);
+    return handler->fn(d);
   }
 
   http_result call(http::verb method, std::string target, std::string body = {},
@@ -186,7 +186,7 @@ class analytics_env {
     http::request_context rc{req, path, query, f->params, {}};
     http_result out;
     try {
-      out.raw = f->r->fn(rc);
+      out.raw = http::run_inline(*f->r, rc);
     } catch (const http::http_error& e) {
       out.raw = e.to_response();
     }

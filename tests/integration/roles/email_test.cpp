@@ -336,7 +336,7 @@ struct email_role_fixture {
     const auto* handler = events.find(ev.event_type);
     REQUIRE(handler != nullptr);
     bus::delivery d(ev, "email", db, destinations, [this] { ++outbox_wakeups; });
-    return (*handler)(d);
+    return handler->fn(d);
   }
 
   double sent_total() { return metrics.counter_family("shopd_emails_sent_total", "").get().value(); }
@@ -357,7 +357,7 @@ struct email_role_fixture {
     REQUIRE_MESSAGE(f != nullptr, "no route for ", target);
     http::request_context rc{req, path, query, f->params, {}};
     try {
-      return f->r->fn(rc);
+      return http::run_inline(*f->r, rc);
     } catch (const http::http_error& e) {
       return e.to_response();
     }

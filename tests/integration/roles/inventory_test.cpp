@@ -157,7 +157,7 @@ class harness {
     const auto* handler = events_.find(ev.event_type);
     REQUIRE(handler != nullptr);
     bus::delivery d(ev, "inventory", db_, destinations_, [this] { wakeups_.fetch_add(1); });
-    return (*handler)(d);
+    return handler->fn(d);
   }
 
   reply call(http::verb method, std::string target, std::string body = {},
@@ -175,7 +175,7 @@ class harness {
     http::request_context rc{req, path, query, route->params, correlation};
     reply out;
     try {
-      out.raw = route->r->fn(rc);
+      out.raw = http::run_inline(*route->r, rc);
     } catch (const http::http_error& e) {  // what the HTTP boundary does
       out.raw = e.to_response();
     }

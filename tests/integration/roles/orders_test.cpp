@@ -172,10 +172,10 @@ class orders_fixture {
   /// What the webhook does after verifying the signature and parsing the envelope.
   /// Safe to call from several threads (no assertions inside).
   bus::outcome deliver(const bus::envelope& ev) {
-    const bus::event_handler* h = events_.find(ev.event_type);
+    const auto* h = events_.find(ev.event_type);
     if (h == nullptr) throw std::logic_error("no handler for " + ev.event_type);
     bus::delivery d(ev, "orders", db_, destinations_, [this] { ++notified_; });
-    return (*h)(d);
+    return h->fn(d);
   }
 
   long long count(const std::string& sql) {
@@ -223,10 +223,11 @@ class orders_fixture {
     auto found = routes_.lookup(method, path);
     auto* f = std::get_if<http::router::found>(&found);
     REQUIRE(f != nullptr);
-    CHECK(f->r->exec == http::execution::blocking);
+    // Database work never runs on an I/O thread: the route is blocking, or defers it.
+    CHECK((f->r->exec == http::execution::blocking || f->r->deferring));
     http::request_context ctx{req, path, query, f->params, {}};
     try {
-      return f->r->fn(ctx);
+      return http::run_inline(*f->r, ctx);
     } catch (const http::http_error& e) {
       return e.to_response();
     }
