@@ -108,7 +108,6 @@ http::response webhook::handle(http::request_context& ctx) {
 }
 
 std::variant<http::response, http::deferred> webhook::screen(http::request_context& ctx) {
-  const auto start = std::chrono::steady_clock::now();
   const instruments& m = *instruments_;
 
   // 1. The signature, over the raw bytes, before any parsing.
@@ -144,13 +143,12 @@ std::variant<http::response, http::deferred> webhook::screen(http::request_conte
   }
 
   // 3. The handler, where it was registered to run.
-  if (handler->exec == http::execution::io) return run_handler(*parsed, *handler, start);
-  return http::deferred(
-      [this, handler, start, ev = std::move(*parsed)] { return run_handler(ev, *handler, start); });
+  if (handler->exec == http::execution::io) return run_handler(*parsed, *handler);
+  return http::deferred([this, handler, ev = std::move(*parsed)] { return run_handler(ev, *handler); });
 }
 
-http::response webhook::run_handler(const envelope& ev, const event_router::entry& handler,
-                                    std::chrono::steady_clock::time_point start) {
+http::response webhook::run_handler(const envelope& ev, const event_router::entry& handler) {
+  const auto start = std::chrono::steady_clock::now();
   const auto& t = instruments_->by_type.find(ev.event_type)->second;
   delivery d(ev, cfg_.role, db_, dest_, on_emit_);
   outcome result;

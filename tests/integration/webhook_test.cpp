@@ -47,21 +47,16 @@ shopd::config::settings test_settings() {
 /// worker until released: what arrives meanwhile shows whether it needed a worker.
 struct webhook_fixture {
   webhook_fixture()
-      : settings(test_settings()),
-        database(shopd::db::dialect::sqlite),
-        destinations(settings),
-        srv([] {
+      : settings(test_settings()), database(shopd::db::dialect::sqlite), destinations(settings), srv([] {
           auto o = shopd::test::test_options();
           o.worker_threads = 1;
           return o;
         }()) {
     auto& server = srv.server();
-    events.on(
-        "test.blocking",
-        [&server, this](bus::delivery&) -> bus::outcome {
-          blocking_ran_on_worker = server.workers().get_executor().running_in_this_thread();
-          return bus::processed{};
-        });
+    events.on("test.blocking", [&server, this](bus::delivery&) -> bus::outcome {
+      blocking_ran_on_worker = server.workers().get_executor().running_in_this_thread();
+      return bus::processed{};
+    });
     events.on(
         "test.inline",
         [&server, this](bus::delivery&) -> bus::outcome {
@@ -69,11 +64,11 @@ struct webhook_fixture {
           return bus::processed{};
         },
         http::execution::io);
-    hook = std::make_unique<bus::webhook>(bus::webhook_config{.role = "orders",
-                                                              .keys = {settings.qstash_current_signing_key,
-                                                                       settings.qstash_next_signing_key},
-                                                              .expected_url = std::nullopt},
-                                          database.db(), destinations, events, srv.metrics(), [] {});
+    hook = std::make_unique<bus::webhook>(
+        bus::webhook_config{.role = "orders",
+                            .keys = {settings.qstash_current_signing_key, settings.qstash_next_signing_key},
+                            .expected_url = std::nullopt},
+        database.db(), destinations, events, srv.metrics(), [] {});
     auto routes = std::make_shared<http::router>();
     hook->add_route(*routes);
     routes->add(
@@ -99,7 +94,8 @@ struct webhook_fixture {
   }
 
   http::response deliver(const std::string& type, bool forged = false) {
-    const auto body = bus::serialize(bus::make_envelope(type, "test", json::object{{"n", 1}}, "corr-webhook"));
+    const auto body =
+        bus::serialize(bus::make_envelope(type, "test", json::object{{"n", 1}}, "corr-webhook"));
     auto token = bus::sign(current_key, webhook_url, body, std::chrono::system_clock::now());
     if (forged) token.back() = token.back() == 'A' ? 'B' : 'A';
     return client->request(http::verb::post, "/api/webhook", body, {{"Upstash-Signature", token}});

@@ -60,8 +60,7 @@ class webhook {
 
   /// Steps 1 and 2, and the handler too when it runs on the I/O thread.
   std::variant<http::response, http::deferred> screen(http::request_context& ctx);
-  http::response run_handler(const envelope& ev, const event_router::entry& handler,
-                             std::chrono::steady_clock::time_point start);
+  http::response run_handler(const envelope& ev, const event_router::entry& handler);
 
   http::response reject(http::request_context& ctx, const envelope* ev, std::string_view code,
                         std::string_view field, std::string_view message);
