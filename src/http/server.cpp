@@ -421,15 +421,19 @@ void server::impl::start() {
   io_threads_.reserve(io_contexts_.size());
   for (auto& ioc : io_contexts_) {
     io_threads_.emplace_back([&ioc = *ioc] {
+      // Request lines are written once per loop iteration, not once per request: the flush is
+      // posted behind the completions the loop is handling now.
+      obs::begin_batching([&ioc] { net::post(ioc, [] { obs::flush_batch(); }); });
       // A handler that throws makes run() return; log it and keep serving.
       for (;;) {
         try {
           ioc.run();
-          return;
+          break;
         } catch (const std::exception& e) {
           obs::error("uncaught exception on an I/O thread", {{"error", e.what()}});
         }
       }
+      obs::end_batching();
     });
   }
 }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <functional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -266,6 +267,55 @@ std::string format_line(format fmt, level l, std::string_view message, std::init
   return format_fields(fmt, l, message, std::span<const field>(fields.begin(), fields.size()));
 }
 
+namespace {
+
+// Whole buffer out, retrying partial writes: pipes are atomic only up to PIPE_BUF, and a batch or
+// a very long line may be accepted in parts.
+void write_all(std::string_view text) noexcept {
+  const char* p = text.data();
+  std::size_t left = text.size();
+  while (left > 0) {
+    const ssize_t n = ::write(STDERR_FILENO, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // nowhere left to report a failing stderr
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+constexpr std::size_t batch_limit = 64 * 1024;
+
+struct batch {
+  bool active = false;
+  std::string buffer;
+  std::function<void()> schedule_flush;
+};
+
+thread_local batch t_batch;
+
+}  // namespace
+
+void begin_batching(std::function<void()> schedule_flush) {
+  flush_batch();
+  t_batch.schedule_flush = std::move(schedule_flush);
+  t_batch.buffer.reserve(batch_limit);
+  t_batch.active = true;
+}
+
+void flush_batch() noexcept {
+  if (t_batch.buffer.empty()) return;
+  write_all(t_batch.buffer);
+  t_batch.buffer.clear();
+}
+
+void end_batching() noexcept {
+  flush_batch();
+  t_batch.active = false;
+  t_batch.schedule_flush = nullptr;
+}
+
 void write(level l, std::string_view message, std::initializer_list<field> fields) {
   if (!enabled(l)) return;
   const auto fmt = g_format.load(std::memory_order_relaxed);
@@ -281,19 +331,20 @@ void write(level l, std::string_view message, std::initializer_list<field> field
     line = format_line(fmt, l, message, fields);
   }
   line += '\n';
-  // One write(2) per line keeps lines from several threads whole; the loop only matters when the
-  // kernel accepts part of a very long line (pipes guarantee atomicity up to PIPE_BUF only).
-  const char* p = line.data();
-  std::size_t left = line.size();
-  while (left > 0) {
-    const ssize_t n = ::write(STDERR_FILENO, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // nowhere left to report a failing stderr
+  if (t_batch.active) {
+    if (l <= level::info) {
+      const bool was_empty = t_batch.buffer.empty();
+      t_batch.buffer += line;
+      if (t_batch.buffer.size() >= batch_limit) {
+        flush_batch();
+      } else if (was_empty && t_batch.schedule_flush) {
+        t_batch.schedule_flush();
+      }
+      return;
     }
-    p += n;
-    left -= static_cast<std::size_t>(n);
+    flush_batch();  // what came before goes first
   }
+  write_all(line);
 }
 
 }  // namespace shopd::obs

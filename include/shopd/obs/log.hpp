@@ -1,11 +1,13 @@
 #pragma once
 /// Structured logging: one line per event on stderr, as JSON (`LOG_FORMAT=json`) or as
-/// human-readable `key=value` text. Thread-safe; a line is written with a single write(2) so lines
-/// from several threads never interleave. There is one process-wide sink, configured once at
-/// start-up with `configure()`; until then it logs text at `info`. While a `trace_scope` (trace.hpp)
-/// is live on the writing thread, write() adds `trace_id` to the line unless it names one itself.
+/// human-readable `key=value` text. Thread-safe; a line is written with a single write(2) (or, on a
+/// batching thread, within one) so lines from several threads never interleave. There is one process-wide
+/// sink, configured once at start-up with `configure()`; until then it logs text at `info`. While a
+/// `trace_scope` (trace.hpp) is live on the writing thread, write() adds `trace_id` to the line unless it
+/// names one itself.
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -47,6 +49,21 @@ void configure(level min_level, format fmt);
 
 /// Write one line: timestamp, level, message, then the fields in order.
 void write(level l, std::string_view message, std::initializer_list<field> fields = {});
+
+/// Batching, for threads that answer many short requests (the HTTP server's I/O threads): while
+/// batching is on for the calling thread, its `debug` and `info` lines are kept in a per-thread
+/// buffer and written together by flush_batch(), one write(2) for many lines. `schedule_flush` is
+/// called whenever the buffer goes from empty to non-empty and must arrange for flush_batch() to run
+/// on this thread soon (the server posts it to the thread's event loop: it runs once the loop has
+/// handled what is ready now). A `warn` or `error` line flushes the buffer and is written at once,
+/// so a thread's lines stay in order and problems are never held back; the buffer is also flushed
+/// when it passes 64 KiB and by end_batching(). Lines still buffered when the process dies are
+/// lost: at most one loop iteration's worth of `info` lines.
+void begin_batching(std::function<void()> schedule_flush);
+/// Write what this thread has buffered (nothing when batching is off or the buffer is empty).
+void flush_batch() noexcept;
+/// Flush and stop batching on this thread.
+void end_batching() noexcept;
 
 /// Format a line without writing it (used by write() and by tests).
 [[nodiscard]] std::string format_line(format fmt, level l, std::string_view message,

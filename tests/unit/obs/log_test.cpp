@@ -2,8 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -40,9 +44,79 @@ std::string json_without_ts(const std::string& line) {
   return std::string(prefix) + "T" + line.substr(prefix.size() + 24);
 }
 
+/// Runs f(so_far) with stderr sent to a temporary file (so_far() returns what the file holds now);
+/// returns everything written.
+template <typename F>
+std::string capture_stderr(F f) {
+  std::FILE* tmp = std::tmpfile();
+  REQUIRE(tmp != nullptr);
+  const int saved = ::dup(STDERR_FILENO);
+  REQUIRE(saved >= 0);
+  REQUIRE(::dup2(::fileno(tmp), STDERR_FILENO) >= 0);
+  const auto so_far = [tmp] {
+    std::string out;
+    std::rewind(tmp);
+    char buf[512];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, tmp)) > 0) out.append(buf, n);
+    return out;
+  };
+  f(so_far);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  auto out = so_far();
+  std::fclose(tmp);
+  return out;
+}
+
+std::size_t count_lines(const std::string& s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
 }  // namespace
 
 TEST_SUITE("obs/log") {
+  TEST_CASE("log: batching keeps info lines until flushed, writes warnings at once and in order") {
+    shopd::obs::configure(level::info, format::text);
+    int scheduled = 0;
+    const auto out = capture_stderr([&](const auto& so_far) {
+      shopd::obs::begin_batching([&] { ++scheduled; });
+      shopd::obs::info("first");
+      shopd::obs::info("second");
+      CHECK(scheduled == 1);  // once per batch, when it stops being empty
+      CHECK(so_far().empty());
+      shopd::obs::flush_batch();
+      CHECK(count_lines(so_far()) == 2);
+
+      shopd::obs::info("third");
+      CHECK(scheduled == 2);
+      shopd::obs::warn("trouble");  // written now, after what was buffered
+      const auto now = so_far();
+      CHECK(count_lines(now) == 4);
+      CHECK(now.find("third") < now.find("trouble"));
+
+      shopd::obs::info("last");
+      shopd::obs::end_batching();  // flushes
+      CHECK(count_lines(so_far()) == 5);
+      shopd::obs::info("unbatched");  // batching is off: written at once
+      CHECK(count_lines(so_far()) == 6);
+    });
+    CHECK(out.find("first") < out.find("second"));
+    CHECK(out.find("trouble") < out.find("last"));
+  }
+
+  TEST_CASE("log: a batch over 64 KiB is written without waiting for the flush") {
+    shopd::obs::configure(level::info, format::text);
+    capture_stderr([&](const auto& so_far) {
+      shopd::obs::begin_batching([] {});
+      const std::string big(1024, 'x');
+      for (int i = 0; i < 70; ++i) shopd::obs::info("big", {{"payload", big}});
+      CHECK(!so_far().empty());
+      shopd::obs::end_batching();
+      CHECK(count_lines(so_far()) == 70);
+    });
+  }
+
   TEST_CASE("log: text format") {
     SUBCASE("message and fields of every type") {
       const auto line = shopd::obs::format_line(format::text, level::info, "order created",
