@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace shopd::db {
 
@@ -37,6 +38,26 @@ struct database::counters {
   }
   void wait_ended(std::chrono::steady_clock::duration d) const noexcept {
     if (wait_duration != nullptr) wait_duration->observe(std::chrono::duration<double>(d).count());
+  }
+};
+
+// SQLite's default busy handler (set by PRAGMA busy_timeout) sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25,
+// 50, 50 and then 100 ms between tries: with many writers, each holding the lock for well under a
+// millisecond, a waiter sleeps long after the lock is free, and the lock sits idle while work waits.
+// This one retries every 50 us at first, doubling up to 1 ms, until the timeout has passed.
+struct database::busy_wait {
+  std::chrono::milliseconds timeout;
+  std::chrono::steady_clock::time_point first_try;
+
+  static int retry(void* self, int tries) noexcept {
+    auto& w = *static_cast<busy_wait*>(self);
+    const auto now = std::chrono::steady_clock::now();
+    if (tries == 0) w.first_try = now;  // a new lock attempt (SQLite counts per attempt)
+    const auto left = w.first_try + w.timeout - now;
+    if (left <= std::chrono::steady_clock::duration::zero()) return 0;  // SQLITE_BUSY to the caller
+    const auto pause = std::chrono::microseconds(50 << std::min(tries, 5));
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, left));
+    return 1;
   }
 };
 
@@ -113,9 +134,12 @@ bool is_transient_sqlstate(std::string_view state) noexcept {
          || state == "57P03";        // cannot connect now (starting up, in recovery)
 }
 
-void configure_sqlite(soci::session& s, std::chrono::milliseconds busy_timeout, bool in_memory) {
-  // SOCI's own `timeout=` connect parameter takes whole seconds; the pragma takes milliseconds.
-  s << "PRAGMA busy_timeout = " + std::to_string(to_timeout_ms(busy_timeout));
+sqlite_api::sqlite3* sqlite_connection(soci::session& s) noexcept {
+  auto* backend = s.get_backend();
+  return backend == nullptr ? nullptr : static_cast<soci::sqlite3_session_backend*>(backend)->conn_;
+}
+
+void configure_sqlite(soci::session& s, bool in_memory) {
   std::string mode;
   s << "PRAGMA journal_mode = WAL", soci::into(mode);
   std::transform(mode.begin(), mode.end(), mode.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -143,7 +167,10 @@ database::database(database_url url, database_options opts)
       soci::session& s = pool_->at(i);
       if (url_.kind == dialect::sqlite) {
         s.open(*soci::factory_sqlite3(), url_.connect_string);
-        configure_sqlite(s, opts_.busy_timeout, in_memory);
+        auto& wait =
+            *busy_waits_.emplace_back(std::make_unique<busy_wait>(busy_wait{opts_.busy_timeout, {}}));
+        sqlite_api::sqlite3_busy_handler(sqlite_connection(s), &busy_wait::retry, &wait);
+        configure_sqlite(s, in_memory);
       } else {
         s.open(*soci::factory_postgresql(), url_.connect_string);
         route_pg_notices(s);
@@ -227,6 +254,20 @@ void database::rethrow_if_transient(const soci::soci_error& e, soci::session& s)
   // The backend's message without SOCI's context: that names the statement and its bound values,
   // customer data that must not reach the logs a retried event writes.
   if (transient) throw transient_error(one_line(e.get_error_message()));
+}
+
+database::write_turn::write_turn(database& db) {
+  if (db.url_.kind != dialect::sqlite) return;
+  if (!db.writers_.try_lock_for(db.opts_.busy_timeout)) {
+    throw transient_error("database busy: no turn to write within " +
+                          std::to_string(to_timeout_ms(db.opts_.busy_timeout)) +
+                          " ms (another transaction of this process holds the write lock)");
+  }
+  writers_ = &db.writers_;
+}
+
+database::write_turn::~write_turn() {
+  if (writers_ != nullptr) writers_->unlock();
 }
 
 database::lease::lease(database& db) : db_(db), pos_(0) {

@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace shopd::obs {
 class registry;
@@ -31,7 +33,9 @@ struct database_options {
   /// Sessions opened up front (at least 1). An in-memory SQLite database (`sqlite::memory:`) is private
   /// to its connection, so it always gets exactly one session whatever is asked here.
   std::size_t pool_size = 8;
-  std::chrono::milliseconds busy_timeout{5'000};  ///< SQLite busy handler; pool lease wait
+  /// How long a call waits for a locked SQLite database (its busy handler, and the turn among this
+  /// process's writers) and for a free pooled session.
+  std::chrono::milliseconds busy_timeout{5'000};
   /// When set, the pool reports shopd_db_pool_connections (size), shopd_db_pool_connections_in_use
   /// (both read when scraped), shopd_db_pool_waits_total and shopd_db_pool_wait_duration_seconds
   /// (leases that found no free session, and how long they waited, timed out ones included). The
@@ -44,8 +48,10 @@ class database {
   /// Opens every pooled session (creating the SQLite file and its directory). Throws
   /// std::runtime_error naming the redacted URL when the database cannot be opened, and
   /// std::invalid_argument when opts.pool_size is 0.
-  /// SQLite sessions run with journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON and
-  /// busy_timeout=opts.busy_timeout. A PostgreSQL session whose connection was lost (server restart,
+  /// SQLite sessions run with journal_mode=WAL, synchronous=NORMAL and foreign_keys=ON, and a busy
+  /// handler that retries a locked database every millisecond at most until opts.busy_timeout has
+  /// passed (SQLite's own, set by `PRAGMA busy_timeout`, sleeps up to 100 ms between tries, long after
+  /// the lock is free). A PostgreSQL session whose connection was lost (server restart,
   /// pg_terminate_backend) is reconnected when it is next leased, so the pool heals by itself; the
   /// call that met the broken connection gets a transient_error.
   database(database_url url, database_options opts = {});
@@ -67,9 +73,14 @@ class database {
 
   /// Run f(soci::session&) inside one transaction: committed when f returns, rolled back when it
   /// throws. SQLite transactions start with BEGIN IMMEDIATE (the write lock up front, so two writers
-  /// never deadlock on lock upgrade).
+  /// never deadlock on lock upgrade), and this process's SQLite transactions take turns on an
+  /// in-process lock first, so a writer waiting for another one of this process is woken as soon as
+  /// that one ends instead of polling SQLite's lock; waiting longer than the busy timeout for the turn
+  /// is a transient_error. Other processes on the same file still meet the busy handler. A
+  /// transaction must not start another one (it would wait for its own turn until the busy timeout).
   template <typename F>
   decltype(auto) in_transaction(F&& f) {
+    const write_turn turn(*this);
     lease l(*this);
     return guard_transient(l.session(), [&]() -> decltype(auto) {
       begin(l.session());
@@ -97,6 +108,18 @@ class database {
   [[nodiscard]] std::size_t size() const noexcept { return opts_.pool_size; }
 
  private:
+  // Holds this process's turn to write (SQLite only; a no-op on PostgreSQL) for its lifetime.
+  class write_turn {
+   public:
+    explicit write_turn(database& db);
+    ~write_turn();
+    write_turn(const write_turn&) = delete;
+    write_turn& operator=(const write_turn&) = delete;
+
+   private:
+    std::timed_mutex* writers_ = nullptr;
+  };
+
   class lease {
    public:
     explicit lease(database& db);
@@ -127,6 +150,10 @@ class database {
 
   database_url url_;
   database_options opts_;
+  std::timed_mutex writers_;  // whose turn it is to write (SQLite)
+  // One per SQLite session: the state of its busy handler, which must outlive the connection.
+  struct busy_wait;
+  std::vector<std::unique_ptr<busy_wait>> busy_waits_;
   std::unique_ptr<soci::connection_pool> pool_;
   struct counters;
   std::unique_ptr<counters> counters_;
