@@ -447,6 +447,24 @@ TEST_SUITE("db.database") {
     CHECK(scalar(db, "SELECT count(*) FROM products") == 3);
   }
 
+  TEST_CASE("database sqlite: a WAL past 1,000 pages is checkpointed into the database file") {
+    temp_dir dir;
+    const auto file = dir.path() / "shop.db";
+    database db(database_url::parse("sqlite:" + file.string()), {.pool_size = 2});
+    db.in_transaction([](soci::session& s) {
+      s << "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)";
+      // ~6 MB in 1,500 rows: well over 1,000 pages of 4 KiB in the WAL.
+      for (int i = 0; i < 1500; ++i) s << "INSERT INTO blobs (data) VALUES (randomblob(4000))";
+    });
+    // The pages reach the database file only through a checkpoint; nothing here runs one.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::filesystem::file_size(file) < 5'000'000 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    CHECK(std::filesystem::file_size(file) >= 5'000'000);
+    CHECK(scalar(db, "SELECT count(*) FROM blobs") == 1500);
+  }
+
   TEST_CASE("database sqlite: in-memory uses one session") {
     database db(database_url::parse("sqlite::memory:"), {.pool_size = 8});
     CHECK(db.size() == 1);

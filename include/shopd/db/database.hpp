@@ -51,7 +51,10 @@ class database {
   /// SQLite sessions run with journal_mode=WAL, synchronous=NORMAL and foreign_keys=ON, and a busy
   /// handler that retries a locked database every millisecond at most until opts.busy_timeout has
   /// passed (SQLite's own, set by `PRAGMA busy_timeout`, sleeps up to 100 ms between tries, long after
-  /// the lock is free). A PostgreSQL session whose connection was lost (server restart,
+  /// the lock is free). A file database's WAL is checkpointed by a thread of its own with a
+  /// connection of its own once it holds 1,000 pages (as SQLite's auto-checkpoint would, but not in
+  /// the committing writer's turn: the checkpoint's fsync no longer holds up this process's other
+  /// writers). A PostgreSQL session whose connection was lost (server restart,
   /// pg_terminate_backend) is reconnected when it is next leased, so the pool heals by itself; the
   /// call that met the broken connection gets a transient_error.
   database(database_url url, database_options opts = {});
@@ -154,6 +157,9 @@ class database {
   // One per SQLite session: the state of its busy handler, which must outlive the connection.
   struct busy_wait;
   std::vector<std::unique_ptr<busy_wait>> busy_waits_;
+  // SQLite file databases: checkpoints the WAL when a commit tells it to; outlives the pool.
+  class checkpointer;
+  std::unique_ptr<checkpointer> checkpointer_;
   std::unique_ptr<soci::connection_pool> pool_;
   struct counters;
   std::unique_ptr<counters> counters_;
