@@ -242,22 +242,22 @@ database::database(database_url url, database_options opts)
     for (std::size_t i = 0; i < opts_.pool_size; ++i) {
       soci::session& s = pool_->at(i);
       if (url_.kind == dialect::sqlite) {
-        s.open(*soci::factory_sqlite3(), url_.connect_string);
-        auto& wait =
-            *busy_waits_.emplace_back(std::make_unique<busy_wait>(busy_wait{opts_.busy_timeout, {}}));
-        sqlite_api::sqlite3_busy_handler(sqlite_connection(s), &busy_wait::retry, &wait);
-        configure_sqlite(s, in_memory);
+        open_sqlite(s, in_memory);
       } else {
         s.open(*soci::factory_postgresql(), url_.connect_string);
         route_pg_notices(s);
       }
     }
     if (url_.kind == dialect::sqlite && !in_memory) {
+      writer_ = std::make_unique<soci::session>();
+      open_sqlite(*writer_, false);
       checkpointer_ = std::make_unique<checkpointer>(url_, opts_.busy_timeout);
       for (std::size_t i = 0; i < opts_.pool_size; ++i) {
         sqlite_api::sqlite3_wal_hook(sqlite_connection(pool_->at(i)), &checkpointer::on_commit,
                                      checkpointer_.get());
       }
+      sqlite_api::sqlite3_wal_hook(sqlite_connection(*writer_), &checkpointer::on_commit,
+                                   checkpointer_.get());
     }
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open database " + url_.redacted + ": " + one_line(e.what()));
@@ -284,6 +284,13 @@ database::database(database_url url, database_options opts)
 }
 
 database::~database() = default;
+
+void database::open_sqlite(soci::session& s, bool in_memory) {
+  s.open(*soci::factory_sqlite3(), url_.connect_string);
+  auto& wait = *busy_waits_.emplace_back(std::make_unique<busy_wait>(busy_wait{opts_.busy_timeout, {}}));
+  sqlite_api::sqlite3_busy_handler(sqlite_connection(s), &busy_wait::retry, &wait);
+  configure_sqlite(s, in_memory);
+}
 
 bool database::ping() noexcept {
   try {

@@ -45,7 +45,8 @@ struct database_options {
 
 class database {
  public:
-  /// Opens every pooled session (creating the SQLite file and its directory). Throws
+  /// Opens every pooled session (creating the SQLite file and its directory) and, on a SQLite file,
+  /// the writer connection and the checkpointer's. Throws
   /// std::runtime_error naming the redacted URL when the database cannot be opened, and
   /// std::invalid_argument when opts.pool_size is 0.
   /// SQLite sessions run with journal_mode=WAL, synchronous=NORMAL and foreign_keys=ON, and a busy
@@ -76,37 +77,27 @@ class database {
 
   /// Run f(soci::session&) inside one transaction: committed when f returns, rolled back when it
   /// throws. SQLite transactions start with BEGIN IMMEDIATE (the write lock up front, so two writers
-  /// never deadlock on lock upgrade), and this process's SQLite transactions take turns on an
-  /// in-process lock first, so a writer waiting for another one of this process is woken as soon as
-  /// that one ends instead of polling SQLite's lock; waiting longer than the busy timeout for the turn
-  /// is a transient_error. Other processes on the same file still meet the busy handler. A
-  /// transaction must not start another one (it would wait for its own turn until the busy timeout).
+  /// never deadlock on lock upgrade). This process's SQLite transactions take turns on an in-process
+  /// lock first, so a writer waiting for another one of this process is woken as soon as that one
+  /// ends instead of polling SQLite's lock; waiting longer than the busy timeout for the turn is a
+  /// transient_error. Other processes on the same file still meet the busy handler. On a SQLite file
+  /// they all run on one writer connection outside the pool, whose page cache therefore stays valid
+  /// from one transaction to the next (SQLite drops a connection's whole cache when another
+  /// connection has written since its last transaction). A transaction must not start another one
+  /// (it would wait for its own turn until the busy timeout).
   template <typename F>
   decltype(auto) in_transaction(F&& f) {
     const write_turn turn(*this);
+    if (writer_) return run_transaction(*writer_, std::forward<F>(f));
     lease l(*this);
-    return guard_transient(l.session(), [&]() -> decltype(auto) {
-      begin(l.session());
-      try {
-        if constexpr (std::is_void_v<decltype(f(l.session()))>) {
-          std::forward<F>(f)(l.session());
-          l.session().commit();
-        } else {
-          decltype(auto) r = std::forward<F>(f)(l.session());
-          l.session().commit();
-          return r;
-        }
-      } catch (...) {
-        rollback_quietly(l.session());
-        throw;
-      }
-    });
+    return run_transaction(l.session(), std::forward<F>(f));
   }
 
   /// True when a trivial query succeeds within the busy timeout. Never throws.
   [[nodiscard]] bool ping() noexcept;
 
-  /// Sessions in use right now and in total (for metrics).
+  /// Pooled sessions in use right now and in total (for metrics; a SQLite file's writer connection
+  /// is not one of them).
   [[nodiscard]] std::size_t in_use() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept { return opts_.pool_size; }
 
@@ -137,6 +128,26 @@ class database {
   };
 
   template <typename F>
+  decltype(auto) run_transaction(soci::session& s, F&& f) {
+    return guard_transient(s, [&]() -> decltype(auto) {
+      begin(s);
+      try {
+        if constexpr (std::is_void_v<decltype(f(s))>) {
+          std::forward<F>(f)(s);
+          s.commit();
+        } else {
+          decltype(auto) r = std::forward<F>(f)(s);
+          s.commit();
+          return r;
+        }
+      } catch (...) {
+        rollback_quietly(s);
+        throw;
+      }
+    });
+  }
+
+  template <typename F>
   decltype(auto) guard_transient(soci::session& s, F&& f) {
     try {
       return std::forward<F>(f)();
@@ -146,6 +157,7 @@ class database {
     }
   }
   void begin(soci::session& s);
+  void open_sqlite(soci::session& s, bool in_memory);
   static void rollback_quietly(soci::session& s) noexcept;
   /// Throws transient_error (with e's message) when e means busy/locked/connection lost; `s` is the
   /// session e came from, whose connection state tells a lost connection from a failed statement.
@@ -161,6 +173,7 @@ class database {
   class checkpointer;
   std::unique_ptr<checkpointer> checkpointer_;
   std::unique_ptr<soci::connection_pool> pool_;
+  std::unique_ptr<soci::session> writer_;  // SQLite files: every in_transaction, in turn
   struct counters;
   std::unique_ptr<counters> counters_;
 };
