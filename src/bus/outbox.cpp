@@ -1,27 +1,11 @@
 #include "shopd/bus/outbox.hpp"
 
 #include "shopd/db/database.hpp"
+#include "shopd/db/row.hpp"
 
 #include <soci/soci.h>
 
 namespace shopd::bus {
-
-namespace {
-
-// SOCI reports an SQLite INTEGER column as int or long long depending on the declared type, and
-// PostgreSQL's BIGINT as long long: read either.
-std::int64_t get_int64(const soci::row& r, std::size_t i) {
-  switch (r.get_properties(i).get_data_type()) {
-    case soci::dt_integer:
-      return r.get<int>(i);
-    case soci::dt_unsigned_long_long:
-      return static_cast<std::int64_t>(r.get<unsigned long long>(i));
-    default:
-      return r.get<long long>(i);
-  }
-}
-
-}  // namespace
 
 namespace outbox {
 
@@ -47,27 +31,17 @@ std::vector<pending_event> next_batch(db::database& db, std::string_view produce
     std::vector<pending_event> out;
     for (const auto& r : rows) {
       pending_event p;
-      p.id = get_int64(r, 0);
+      p.id = db::int_at(r, 0);
       p.event.event_id = r.get<std::string>(1);
       p.event.event_type = r.get<std::string>(2);
       p.event.destination = r.get<std::string>(3);
       p.event.body = r.get<std::string>(4);
       p.event.headers = r.get<std::string>(5);
-      p.attempts = static_cast<int>(get_int64(r, 6));
-      p.created_at_ms = get_int64(r, 7);
+      p.attempts = static_cast<int>(db::int_at(r, 6));
+      p.created_at_ms = db::int_at(r, 7);
       out.push_back(std::move(p));
     }
     return out;
-  });
-}
-
-void mark_sent(db::database& db, std::int64_t id, std::string_view message_id, std::int64_t now_ms) {
-  db.with_session([&](soci::session& s) {
-    const std::string message_id_s(message_id);
-    s << "UPDATE outbox SET sent_at_ms = :now, message_id = :message_id, attempts = attempts + 1, last_error "
-         "= NULL "
-         "WHERE id = :id",
-        soci::use(now_ms), soci::use(message_id_s), soci::use(id);
   });
 }
 

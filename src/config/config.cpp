@@ -166,7 +166,8 @@ const key_spec key_table[] = {
            "tests) or `postgresql://user:password@host:port/dbname`.",
    .target = &settings::database_url, .group = "Database"},
   {.name = "DATABASE_POOL_SIZE", .type = kind::integer, .default_value = "8", .min = 1, .max = 256,
-   .help = "Number of database connections each process keeps open.",
+   .help = "Number of database connections each process keeps open. On a SQLite file they serve reads: "
+           "transactions run on one more connection of their own, and WAL checkpoints on another.",
    .target = &settings::database_pool_size, .group = "Database"},
   {.name = "DATABASE_BUSY_TIMEOUT_MS", .type = kind::integer, .default_value = "5000",
    .min = 0, .max = 600000,

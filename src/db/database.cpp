@@ -11,11 +11,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <condition_variable>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace shopd::db {
 
@@ -38,6 +41,105 @@ struct database::counters {
   void wait_ended(std::chrono::steady_clock::duration d) const noexcept {
     if (wait_duration != nullptr) wait_duration->observe(std::chrono::duration<double>(d).count());
   }
+};
+
+// SQLite's default busy handler (set by PRAGMA busy_timeout) sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25,
+// 50, 50 and then 100 ms between tries: with many writers, each holding the lock for well under a
+// millisecond, a waiter sleeps long after the lock is free, and the lock sits idle while work waits.
+// This one retries every 50 us at first, doubling up to 1 ms, until the timeout has passed.
+struct database::busy_wait {
+  std::chrono::milliseconds timeout;
+  std::chrono::steady_clock::time_point first_try;
+
+  static int retry(void* self, int tries) noexcept {
+    auto& w = *static_cast<busy_wait*>(self);
+    const auto now = std::chrono::steady_clock::now();
+    if (tries == 0) w.first_try = now;  // a new lock attempt (SQLite counts per attempt)
+    const auto left = w.first_try + w.timeout - now;
+    if (left <= std::chrono::steady_clock::duration::zero()) return 0;  // SQLITE_BUSY to the caller
+    const auto pause = std::chrono::microseconds(50 << std::min(tries, 5));
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, left));
+    return 1;
+  }
+};
+
+namespace {
+
+sqlite_api::sqlite3* sqlite_connection(soci::session& s) noexcept {
+  auto* backend = s.get_backend();
+  return backend == nullptr ? nullptr : static_cast<soci::sqlite3_session_backend*>(backend)->conn_;
+}
+
+}  // namespace
+
+// SQLite's auto-checkpoint runs inside the COMMIT that pushes the WAL past 1,000 pages, fsync
+// included (milliseconds), while that writer still holds its turn; one e2e run spent a fifth of the
+// write lock's time there. Commits here only signal this thread, which checkpoints on a connection
+// of its own. A PASSIVE checkpoint never waits for the writer, so writers go on meanwhile.
+class database::checkpointer {
+ public:
+  static constexpr int wal_pages = 1000;  // SQLite's default auto-checkpoint threshold
+
+  checkpointer(const database_url& url, std::chrono::milliseconds busy_timeout) : wait_{busy_timeout, {}} {
+    session_.open(*soci::factory_sqlite3(), url.connect_string);
+    sqlite_api::sqlite3_busy_handler(sqlite_connection(session_), &busy_wait::retry, &wait_);
+    // A connection opens the WAL at its first read; until then a checkpoint on it does nothing.
+    std::string mode;
+    session_ << "PRAGMA journal_mode", soci::into(mode);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~checkpointer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+  checkpointer(const checkpointer&) = delete;
+  checkpointer& operator=(const checkpointer&) = delete;
+
+  /// Installed on each pooled connection with sqlite3_wal_hook (which also turns its auto-checkpoint
+  /// off); called by SQLite after each commit, in the committing thread.
+  static int on_commit(void* self, sqlite_api::sqlite3* /*db*/, const char* /*name*/, int pages) noexcept {
+    if (pages >= wal_pages) static_cast<checkpointer*>(self)->request();
+    return SQLITE_OK;
+  }
+
+ private:
+  void request() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      requested_ = true;
+    }
+    wake_.notify_one();
+  }
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [this] { return requested_ || stopping_; });
+      if (stopping_) return;
+      requested_ = false;
+      lock.unlock();
+      const int rc = sqlite_api::sqlite3_wal_checkpoint_v2(sqlite_connection(session_), nullptr,
+                                                           SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      // SQLITE_BUSY: another process is checkpointing; the next commit over the threshold asks again.
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        obs::warn("sqlite checkpoint failed; the WAL grows until one succeeds",
+                  {{"error", sqlite_api::sqlite3_errstr(rc)}});
+      }
+      lock.lock();
+    }
+  }
+
+  busy_wait wait_;
+  soci::session session_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool requested_ = false;
+  bool stopping_ = false;
+  std::thread thread_;  // last: started once everything it uses is built
 };
 
 namespace {
@@ -113,9 +215,7 @@ bool is_transient_sqlstate(std::string_view state) noexcept {
          || state == "57P03";        // cannot connect now (starting up, in recovery)
 }
 
-void configure_sqlite(soci::session& s, std::chrono::milliseconds busy_timeout, bool in_memory) {
-  // SOCI's own `timeout=` connect parameter takes whole seconds; the pragma takes milliseconds.
-  s << "PRAGMA busy_timeout = " + std::to_string(to_timeout_ms(busy_timeout));
+void configure_sqlite(soci::session& s, bool in_memory) {
   std::string mode;
   s << "PRAGMA journal_mode = WAL", soci::into(mode);
   std::transform(mode.begin(), mode.end(), mode.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -142,12 +242,22 @@ database::database(database_url url, database_options opts)
     for (std::size_t i = 0; i < opts_.pool_size; ++i) {
       soci::session& s = pool_->at(i);
       if (url_.kind == dialect::sqlite) {
-        s.open(*soci::factory_sqlite3(), url_.connect_string);
-        configure_sqlite(s, opts_.busy_timeout, in_memory);
+        open_sqlite(s, in_memory);
       } else {
         s.open(*soci::factory_postgresql(), url_.connect_string);
         route_pg_notices(s);
       }
+    }
+    if (url_.kind == dialect::sqlite && !in_memory) {
+      writer_ = std::make_unique<soci::session>();
+      open_sqlite(*writer_, false);
+      checkpointer_ = std::make_unique<checkpointer>(url_, opts_.busy_timeout);
+      for (std::size_t i = 0; i < opts_.pool_size; ++i) {
+        sqlite_api::sqlite3_wal_hook(sqlite_connection(pool_->at(i)), &checkpointer::on_commit,
+                                     checkpointer_.get());
+      }
+      sqlite_api::sqlite3_wal_hook(sqlite_connection(*writer_), &checkpointer::on_commit,
+                                   checkpointer_.get());
     }
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open database " + url_.redacted + ": " + one_line(e.what()));
@@ -174,6 +284,13 @@ database::database(database_url url, database_options opts)
 }
 
 database::~database() = default;
+
+void database::open_sqlite(soci::session& s, bool in_memory) {
+  s.open(*soci::factory_sqlite3(), url_.connect_string);
+  auto& wait = *busy_waits_.emplace_back(std::make_unique<busy_wait>(busy_wait{opts_.busy_timeout, {}}));
+  sqlite_api::sqlite3_busy_handler(sqlite_connection(s), &busy_wait::retry, &wait);
+  configure_sqlite(s, in_memory);
+}
 
 bool database::ping() noexcept {
   try {
@@ -227,6 +344,20 @@ void database::rethrow_if_transient(const soci::soci_error& e, soci::session& s)
   // The backend's message without SOCI's context: that names the statement and its bound values,
   // customer data that must not reach the logs a retried event writes.
   if (transient) throw transient_error(one_line(e.get_error_message()));
+}
+
+database::write_turn::write_turn(database& db) {
+  if (db.url_.kind != dialect::sqlite) return;
+  if (!db.writers_.try_lock_for(db.opts_.busy_timeout)) {
+    throw transient_error("database busy: no turn to write within " +
+                          std::to_string(to_timeout_ms(db.opts_.busy_timeout)) +
+                          " ms (another transaction of this process holds the write lock)");
+  }
+  writers_ = &db.writers_;
+}
+
+database::write_turn::~write_turn() {
+  if (writers_ != nullptr) writers_->unlock();
 }
 
 database::lease::lease(database& db) : db_(db), pos_(0) {

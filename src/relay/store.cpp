@@ -2,6 +2,7 @@
 
 #include "shopd/bus/crypto.hpp"
 #include "shopd/db/database.hpp"
+#include "shopd/db/row.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -20,6 +21,11 @@ namespace shopd::relay {
 namespace {
 
 namespace json = boost::json;
+using db::int_at;
+using db::is_null;
+using db::opt_int_at;
+using db::opt_text_at;
+using db::text_at;
 
 // At most this many saturated origins are excluded by SQL; messages of the others still never
 // take a slot they do not have (the claim checks every candidate), they only cost a candidate.
@@ -101,46 +107,6 @@ class bound_query {
   std::deque<long long> integers_;
   std::vector<slot> order_;
 };
-
-// ---------------------------------------------------------------------------------------------
-// Reading rows whatever integer type the backend reports (SQLite and PostgreSQL differ for
-// INTEGER, BIGINT and computed columns).
-
-bool is_null(const soci::row& r, std::size_t i) {
-  return r.get_indicator(i) == soci::i_null;
-}
-
-long long int_at(const soci::row& r, std::size_t i) {
-  switch (r.get_properties(i).get_data_type()) {
-    case soci::dt_integer:
-      return r.get<int>(i);
-    case soci::dt_long_long:
-      return r.get<long long>(i);
-    case soci::dt_unsigned_long_long:
-      return static_cast<long long>(r.get<unsigned long long>(i));
-    case soci::dt_double:
-      return static_cast<long long>(r.get<double>(i));
-    case soci::dt_string:
-      return std::stoll(r.get<std::string>(i));
-    default:
-      throw std::runtime_error("relay store: column " + std::to_string(i) + " is not an integer");
-  }
-}
-
-std::optional<long long> opt_int_at(const soci::row& r, std::size_t i) {
-  if (is_null(r, i)) return std::nullopt;
-  return int_at(r, i);
-}
-
-std::string text_at(const soci::row& r, std::size_t i) {
-  if (is_null(r, i)) return {};
-  return r.get<std::string>(i);
-}
-
-std::optional<std::string> opt_text_at(const soci::row& r, std::size_t i) {
-  if (is_null(r, i)) return std::nullopt;
-  return r.get<std::string>(i);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Bodies are bytes: a BLOB on SQLite (bound as is), a BYTEA on PostgreSQL (hex both ways, since

@@ -48,9 +48,6 @@ void enqueue(soci::session& tx, std::string_view producer, const outbox_event& e
 [[nodiscard]] std::vector<pending_event> next_batch(db::database& db, std::string_view producer, int limit,
                                                     std::int64_t now_ms);
 
-/// Record a successful publish.
-void mark_sent(db::database& db, std::int64_t id, std::string_view message_id, std::int64_t now_ms);
-
 /// One row the relay or QStash accepted, with the message id it gave.
 struct sent_row {
   std::int64_t id = 0;

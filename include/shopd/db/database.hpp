@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace shopd::obs {
 class registry;
@@ -31,7 +33,9 @@ struct database_options {
   /// Sessions opened up front (at least 1). An in-memory SQLite database (`sqlite::memory:`) is private
   /// to its connection, so it always gets exactly one session whatever is asked here.
   std::size_t pool_size = 8;
-  std::chrono::milliseconds busy_timeout{5'000};  ///< SQLite busy handler; pool lease wait
+  /// How long a call waits for a locked SQLite database (its busy handler, and the turn among this
+  /// process's writers) and for a free pooled session.
+  std::chrono::milliseconds busy_timeout{5'000};
   /// When set, the pool reports shopd_db_pool_connections (size), shopd_db_pool_connections_in_use
   /// (both read when scraped), shopd_db_pool_waits_total and shopd_db_pool_wait_duration_seconds
   /// (leases that found no free session, and how long they waited, timed out ones included). The
@@ -41,11 +45,17 @@ struct database_options {
 
 class database {
  public:
-  /// Opens every pooled session (creating the SQLite file and its directory). Throws
+  /// Opens every pooled session (creating the SQLite file and its directory) and, on a SQLite file,
+  /// the writer connection and the checkpointer's. Throws
   /// std::runtime_error naming the redacted URL when the database cannot be opened, and
   /// std::invalid_argument when opts.pool_size is 0.
-  /// SQLite sessions run with journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON and
-  /// busy_timeout=opts.busy_timeout. A PostgreSQL session whose connection was lost (server restart,
+  /// SQLite sessions run with journal_mode=WAL, synchronous=NORMAL and foreign_keys=ON, and a busy
+  /// handler that retries a locked database every millisecond at most until opts.busy_timeout has
+  /// passed (SQLite's own, set by `PRAGMA busy_timeout`, sleeps up to 100 ms between tries, long after
+  /// the lock is free). A file database's WAL is checkpointed by a thread of its own with a
+  /// connection of its own once it holds 1,000 pages (as SQLite's auto-checkpoint would, but not in
+  /// the committing writer's turn: the checkpoint's fsync no longer holds up this process's other
+  /// writers). A PostgreSQL session whose connection was lost (server restart,
   /// pg_terminate_backend) is reconnected when it is next leased, so the pool heals by itself; the
   /// call that met the broken connection gets a transient_error.
   database(database_url url, database_options opts = {});
@@ -67,36 +77,43 @@ class database {
 
   /// Run f(soci::session&) inside one transaction: committed when f returns, rolled back when it
   /// throws. SQLite transactions start with BEGIN IMMEDIATE (the write lock up front, so two writers
-  /// never deadlock on lock upgrade).
+  /// never deadlock on lock upgrade). This process's SQLite transactions take turns on an in-process
+  /// lock first, so a writer waiting for another one of this process is woken as soon as that one
+  /// ends instead of polling SQLite's lock; waiting longer than the busy timeout for the turn is a
+  /// transient_error. Other processes on the same file still meet the busy handler. On a SQLite file
+  /// they all run on one writer connection outside the pool, whose page cache therefore stays valid
+  /// from one transaction to the next (SQLite drops a connection's whole cache when another
+  /// connection has written since its last transaction). A transaction must not start another one
+  /// (it would wait for its own turn until the busy timeout).
   template <typename F>
   decltype(auto) in_transaction(F&& f) {
+    const write_turn turn(*this);
+    if (writer_) return run_transaction(*writer_, std::forward<F>(f));
     lease l(*this);
-    return guard_transient(l.session(), [&]() -> decltype(auto) {
-      begin(l.session());
-      try {
-        if constexpr (std::is_void_v<decltype(f(l.session()))>) {
-          std::forward<F>(f)(l.session());
-          l.session().commit();
-        } else {
-          decltype(auto) r = std::forward<F>(f)(l.session());
-          l.session().commit();
-          return r;
-        }
-      } catch (...) {
-        rollback_quietly(l.session());
-        throw;
-      }
-    });
+    return run_transaction(l.session(), std::forward<F>(f));
   }
 
   /// True when a trivial query succeeds within the busy timeout. Never throws.
   [[nodiscard]] bool ping() noexcept;
 
-  /// Sessions in use right now and in total (for metrics).
+  /// Pooled sessions in use right now and in total (for metrics; a SQLite file's writer connection
+  /// is not one of them).
   [[nodiscard]] std::size_t in_use() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept { return opts_.pool_size; }
 
  private:
+  // Holds this process's turn to write (SQLite only; a no-op on PostgreSQL) for its lifetime.
+  class write_turn {
+   public:
+    explicit write_turn(database& db);
+    ~write_turn();
+    write_turn(const write_turn&) = delete;
+    write_turn& operator=(const write_turn&) = delete;
+
+   private:
+    std::timed_mutex* writers_ = nullptr;
+  };
+
   class lease {
    public:
     explicit lease(database& db);
@@ -111,6 +128,26 @@ class database {
   };
 
   template <typename F>
+  decltype(auto) run_transaction(soci::session& s, F&& f) {
+    return guard_transient(s, [&]() -> decltype(auto) {
+      begin(s);
+      try {
+        if constexpr (std::is_void_v<decltype(f(s))>) {
+          std::forward<F>(f)(s);
+          s.commit();
+        } else {
+          decltype(auto) r = std::forward<F>(f)(s);
+          s.commit();
+          return r;
+        }
+      } catch (...) {
+        rollback_quietly(s);
+        throw;
+      }
+    });
+  }
+
+  template <typename F>
   decltype(auto) guard_transient(soci::session& s, F&& f) {
     try {
       return std::forward<F>(f)();
@@ -120,6 +157,7 @@ class database {
     }
   }
   void begin(soci::session& s);
+  void open_sqlite(soci::session& s, bool in_memory);
   static void rollback_quietly(soci::session& s) noexcept;
   /// Throws transient_error (with e's message) when e means busy/locked/connection lost; `s` is the
   /// session e came from, whose connection state tells a lost connection from a failed statement.
@@ -127,7 +165,15 @@ class database {
 
   database_url url_;
   database_options opts_;
+  std::timed_mutex writers_;  // whose turn it is to write (SQLite)
+  // One per SQLite session: the state of its busy handler, which must outlive the connection.
+  struct busy_wait;
+  std::vector<std::unique_ptr<busy_wait>> busy_waits_;
+  // SQLite file databases: checkpoints the WAL when a commit tells it to; outlives the pool.
+  class checkpointer;
+  std::unique_ptr<checkpointer> checkpointer_;
   std::unique_ptr<soci::connection_pool> pool_;
+  std::unique_ptr<soci::session> writer_;  // SQLite files: every in_transaction, in turn
   struct counters;
   std::unique_ptr<counters> counters_;
 };
