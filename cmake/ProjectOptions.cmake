@@ -5,8 +5,8 @@ add_library(shopd_warnings INTERFACE)
 # -Wnull-dereference (io_context::basic_executor_type, std::string) and -Wrestrict on std::string
 # concatenation (GCC bug 105329). The other presets keep -Wnull-dereference.
 target_compile_options(shopd_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-  -Wcast-align -Wunused -Woverloaded-virtual -Wimplicit-fallthrough
-  $<IF:$<CONFIG:Release>,-Wno-restrict,-Wnull-dereference>)
+  -Wcast-align -Wunused -Woverloaded-virtual $<$<NOT:$<CONFIG:Release>>:-Wnull-dereference>
+  -Wimplicit-fallthrough $<$<CONFIG:Release>:-Wno-restrict>)
 
 add_library(shopd_sanitizers INTERFACE)
 if(SHOPD_SANITIZE STREQUAL "address")
