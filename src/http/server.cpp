@@ -328,6 +328,7 @@ struct server::impl {
   void watch_signals();
   void wait_stopped();
   [[nodiscard]] bool on_server_thread();
+  [[nodiscard]] bool on_io_thread() const noexcept;
 
   void spawn_accept_loop(listener& l);
   net::awaitable<void> accept_loop(listener& l);
@@ -787,9 +788,13 @@ void server::impl::record(const listener_info& info, verb method, std::string_vi
 }
 
 bool server::impl::on_server_thread() {
+  return on_io_thread() || workers_.get_executor().running_in_this_thread() ||
+         std::this_thread::get_id() == stopper_id_.load();
+}
+
+bool server::impl::on_io_thread() const noexcept {
   return std::any_of(io_contexts_.begin(), io_contexts_.end(),
-                     [](const auto& ioc) { return ioc->get_executor().running_in_this_thread(); }) ||
-         workers_.get_executor().running_in_this_thread() || std::this_thread::get_id() == stopper_id_.load();
+                     [](const auto& ioc) { return ioc->get_executor().running_in_this_thread(); });
 }
 
 void server::impl::request_stop(bool drain) {
@@ -1002,8 +1007,7 @@ void server::post_blocking(std::function<void()> fn) {
 }
 
 bool server::on_io_thread() const noexcept {
-  return std::any_of(impl_->io_contexts_.begin(), impl_->io_contexts_.end(),
-                     [](const auto& ioc) { return ioc->get_executor().running_in_this_thread(); });
+  return impl_->on_io_thread();
 }
 
 boost::asio::io_context& server::io_context() noexcept {
