@@ -101,12 +101,6 @@ void webhook::add_route(http::router& routes) {
                        [this](http::request_context& ctx) { return screen(ctx); });
 }
 
-http::response webhook::handle(http::request_context& ctx) {
-  auto first = screen(ctx);
-  if (auto* rest = std::get_if<http::deferred>(&first)) return (*rest)();
-  return std::get<http::response>(std::move(first));
-}
-
 std::variant<http::response, http::deferred> webhook::screen(http::request_context& ctx) {
   const instruments& m = *instruments_;
 

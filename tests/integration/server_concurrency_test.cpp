@@ -27,33 +27,27 @@ using shopd::http::status;
 using shopd::http::verb;
 using shopd::test::http_client;
 using shopd::test::test_server;
+using shopd::test::text_response;
 
 namespace {
-
-response text(std::string body) {
-  response res{status::ok, 11};
-  res.set(field::content_type, "text/plain");
-  res.body() = std::move(body);
-  return res;
-}
 
 std::shared_ptr<router> load_routes(shopd::obs::registry& metrics) {
   auto r = std::make_shared<router>();
   r->add(
-      verb::get, "/io/{n}", [](request_context& ctx) { return text(std::string(ctx.param("n"))); },
+      verb::get, "/io/{n}", [](request_context& ctx) { return text_response(std::string(ctx.param("n"))); },
       execution::io);
   r->add(
-      verb::get, "/blocking/{n}", [](request_context& ctx) { return text(std::string(ctx.param("n"))); },
-      execution::blocking);
+      verb::get, "/blocking/{n}",
+      [](request_context& ctx) { return text_response(std::string(ctx.param("n"))); }, execution::blocking);
   // The first stage reads the request on the I/O thread, the second on a worker.
   r->add_deferring(
       verb::get, "/deferred/{n}", [](request_context& ctx) -> std::variant<response, shopd::http::deferred> {
         std::string first(ctx.param("n"));
         return shopd::http::deferred(
-            [&ctx, first]() -> response { return text(first + "/" + std::string(ctx.param("n"))); });
+            [&ctx, first]() -> response { return text_response(first + "/" + std::string(ctx.param("n"))); });
       });
   r->add(
-      verb::get, "/metrics", [&metrics](request_context&) { return text(metrics.render()); },
+      verb::get, "/metrics", [&metrics](request_context&) { return text_response(metrics.render()); },
       execution::blocking);
   return r;
 }

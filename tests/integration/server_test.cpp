@@ -26,15 +26,9 @@ using shopd::http::status;
 using shopd::http::verb;
 using shopd::test::http_client;
 using shopd::test::test_server;
+using shopd::test::text_response;
 
 namespace {
-
-response text(std::string body, status st = status::ok) {
-  response res{st, 11};
-  res.set(field::content_type, "text/plain");
-  res.body() = std::move(body);
-  return res;
-}
 
 /// Where the handler ran, as seen from inside it.
 std::string where(shopd::http::server& srv) {
@@ -47,7 +41,7 @@ std::string where(shopd::http::server& srv) {
 std::shared_ptr<router> api_routes(shopd::http::server& srv) {
   auto r = std::make_shared<router>();
   r->add(
-      verb::get, "/hello", [](request_context&) { return text("hello world"); }, execution::io);
+      verb::get, "/hello", [](request_context&) { return text_response("hello world"); }, execution::io);
   r->add(
       verb::get, "/orders/{id}",
       [](request_context& ctx) {
@@ -55,19 +49,19 @@ std::shared_ptr<router> api_routes(shopd::http::server& srv) {
       },
       execution::blocking);
   r->add(
-      verb::post, "/echo", [](request_context& ctx) { return text(ctx.req.body()); }, execution::io);
+      verb::post, "/echo", [](request_context& ctx) { return text_response(ctx.req.body()); }, execution::io);
   r->add(
       verb::get, "/bye",
       [](request_context&) {
-        auto res = text("bye");
+        auto res = text_response("bye");
         res.set(field::connection, "close");
         return res;
       },
       execution::io);
   r->add(
-      verb::get, "/where/io", [&srv](request_context&) { return text(where(srv)); }, execution::io);
+      verb::get, "/where/io", [&srv](request_context&) { return text_response(where(srv)); }, execution::io);
   r->add(
-      verb::get, "/where/blocking", [&srv](request_context&) { return text(where(srv)); },
+      verb::get, "/where/blocking", [&srv](request_context&) { return text_response(where(srv)); },
       execution::blocking);
   r->add(
       verb::get, "/http-error",
@@ -85,7 +79,7 @@ std::shared_ptr<router> api_routes(shopd::http::server& srv) {
       verb::get, "/correlate",
       [](request_context& ctx) {
         if (ctx.correlation_id.empty()) ctx.correlation_id = "chk_from_handler";
-        return text(ctx.correlation_id);
+        return text_response(ctx.correlation_id);
       },
       execution::io);
   return r;
@@ -348,13 +342,13 @@ TEST_SUITE("integration/http_server") {
                           [&server](request_context& ctx) -> std::variant<response, shopd::http::deferred> {
                             const std::string first = where(server);
                             const auto mode = ctx.param("mode");
-                            if (mode == "now") return text(first);
+                            if (mode == "now") return text_response(first);
                             if (mode == "throw-now") throw std::runtime_error("first stage failed");
                             return shopd::http::deferred([&server, &ctx, first]() -> response {
                               if (ctx.param("mode") == "throw-later") {
                                 throw shopd::http::http_error(status::conflict, "conflict", "second stage");
                               }
-                              return text(first + "," + where(server));
+                              return text_response(first + "," + where(server));
                             });
                           });
     srv.listen("api", routes);
@@ -386,7 +380,7 @@ TEST_SUITE("integration/http_server") {
         [](request_context&) {
           std::ostringstream id;
           id << std::this_thread::get_id();
-          return text(id.str());
+          return text_response(id.str());
         },
         execution::io);
     srv.listen("api", routes);
@@ -556,11 +550,11 @@ TEST_SUITE("integration/http_server") {
         [&started](request_context&) {
           started.set_value();
           std::this_thread::sleep_for(std::chrono::milliseconds{300});
-          return text("done");
+          return text_response("done");
         },
         execution::blocking);
     r->add(
-        verb::get, "/hello", [](request_context&) { return text("hello world"); }, execution::io);
+        verb::get, "/hello", [](request_context&) { return text_response("hello world"); }, execution::io);
     const auto port = srv.listen("api", r);
     bool on_stop_ran = false;
     srv.server().on_stop([&] { on_stop_ran = srv.server().stopping(); });
@@ -600,7 +594,7 @@ TEST_SUITE("integration/http_server") {
         [&started, released](request_context&) {
           started.set_value();
           released.wait_for(std::chrono::seconds{10});
-          return text("too late");
+          return text_response("too late");
         },
         execution::blocking);
     const auto port = srv.listen("api", r);
@@ -623,7 +617,7 @@ TEST_SUITE("integration/http_server") {
         verb::post, "/shutdown",
         [&srv](request_context&) {
           srv.server().stop();
-          return text("stopping");
+          return text_response("stopping");
         },
         execution::io);
     const auto port = srv.listen("admin", r);
@@ -642,10 +636,10 @@ TEST_SUITE("integration/http_server") {
     test_server srv;
     auto orders = std::make_shared<router>();
     orders->add(
-        verb::get, "/api/orders", [](request_context&) { return text("orders"); }, execution::io);
+        verb::get, "/api/orders", [](request_context&) { return text_response("orders"); }, execution::io);
     auto email = std::make_shared<router>();
     email->add(
-        verb::get, "/api/emails", [](request_context&) { return text("emails"); }, execution::io);
+        verb::get, "/api/emails", [](request_context&) { return text_response("emails"); }, execution::io);
     const auto orders_port = srv.listen("orders", orders);
     const auto email_port = srv.listen("email", email);
     srv.start();

@@ -134,6 +134,13 @@ http::response http_client::request(http::verb method, std::string target, std::
   return read(method == http::verb::head);
 }
 
+http::response text_response(std::string body, http::status st) {
+  http::response res{st, 11};
+  res.set(http::field::content_type, "text/plain");
+  res.body() = std::move(body);
+  return res;
+}
+
 bool can_connect(std::uint16_t port) {
   net::io_context ioc;
   tcp::socket socket(ioc);

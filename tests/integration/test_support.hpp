@@ -64,6 +64,9 @@ class http_client {
   std::chrono::milliseconds timeout_;
 };
 
+/// A text/plain response with `body`: what the servers under test answer.
+[[nodiscard]] http::response text_response(std::string body, http::status st = http::status::ok);
+
 /// True when a TCP connection to 127.0.0.1:port is accepted by the kernel (refused: false).
 [[nodiscard]] bool can_connect(std::uint16_t port);
 

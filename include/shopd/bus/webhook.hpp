@@ -52,9 +52,6 @@ class webhook {
   /// Register `POST /api/webhook` on `routes`.
   void add_route(http::router& routes);
 
-  /// Everything the route does for one request, on the calling thread (for tests).
-  http::response handle(http::request_context& ctx);
-
  private:
   struct instruments;
 

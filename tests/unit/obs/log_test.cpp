@@ -1,13 +1,12 @@
 #include "shopd/obs/log.hpp"
 
-#include <doctest/doctest.h>
+#include "capture_stderr.hpp"
 
-#include <unistd.h>
+#include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -44,31 +43,6 @@ std::string json_without_ts(const std::string& line) {
   return std::string(prefix) + "T" + line.substr(prefix.size() + 24);
 }
 
-/// Runs f(so_far) with stderr sent to a temporary file (so_far() returns what the file holds now);
-/// returns everything written.
-template <typename F>
-std::string capture_stderr(F f) {
-  std::FILE* tmp = std::tmpfile();
-  REQUIRE(tmp != nullptr);
-  const int saved = ::dup(STDERR_FILENO);
-  REQUIRE(saved >= 0);
-  REQUIRE(::dup2(::fileno(tmp), STDERR_FILENO) >= 0);
-  const auto so_far = [tmp] {
-    std::string out;
-    std::rewind(tmp);
-    char buf[512];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, tmp)) > 0) out.append(buf, n);
-    return out;
-  };
-  f(so_far);
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
-  auto out = so_far();
-  std::fclose(tmp);
-  return out;
-}
-
 std::size_t count_lines(const std::string& s) {
   return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
 }
@@ -79,7 +53,7 @@ TEST_SUITE("obs/log") {
   TEST_CASE("log: batching keeps info lines until flushed, writes warnings at once and in order") {
     shopd::obs::configure(level::info, format::text);
     int scheduled = 0;
-    const auto out = capture_stderr([&](const auto& so_far) {
+    const auto out = shopd::test::capture_stderr([&](const auto& so_far) {
       shopd::obs::begin_batching([&] { ++scheduled; });
       shopd::obs::info("first");
       shopd::obs::info("second");
@@ -107,7 +81,7 @@ TEST_SUITE("obs/log") {
 
   TEST_CASE("log: a batch over 64 KiB is written without waiting for the flush") {
     shopd::obs::configure(level::info, format::text);
-    capture_stderr([&](const auto& so_far) {
+    shopd::test::capture_stderr([&](const auto& so_far) {
       shopd::obs::begin_batching([] {});
       const std::string big(1024, 'x');
       for (int i = 0; i < 70; ++i) shopd::obs::info("big", {{"payload", big}});

@@ -2,11 +2,10 @@
 
 #include "shopd/obs/log.hpp"
 
+#include "capture_stderr.hpp"
+
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <set>
 #include <string>
 #include <thread>
@@ -19,26 +18,6 @@ constexpr std::string_view example = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067
 
 bool lower_hex(std::string_view s) {
   return s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
-/// Runs `f` with stderr sent to a temporary file; returns what was written.
-template <typename F>
-std::string capture_stderr(F f) {
-  std::FILE* tmp = std::tmpfile();
-  REQUIRE(tmp != nullptr);
-  const int saved = ::dup(STDERR_FILENO);
-  REQUIRE(saved >= 0);
-  REQUIRE(::dup2(::fileno(tmp), STDERR_FILENO) >= 0);
-  f();
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
-  std::rewind(tmp);
-  std::string out;
-  char buf[512];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, tmp)) > 0) out.append(buf, n);
-  std::fclose(tmp);
-  return out;
 }
 
 }  // namespace
@@ -145,7 +124,7 @@ TEST_SUITE("obs/trace") {
   TEST_CASE("log lines written under a trace_scope carry its trace_id") {
     shopd::obs::configure(shopd::obs::level::info, shopd::obs::format::text);
     const auto t = *trace_context::parse(example);
-    const std::string out = capture_stderr([&] {
+    const std::string out = shopd::test::capture_stderr([&](const auto&) {
       shopd::obs::info("outside");
       const shopd::obs::trace_scope scope(t);
       shopd::obs::info("inside", {{"k", "v"}});
