@@ -12,7 +12,9 @@
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -24,11 +26,13 @@ namespace shopd::db {
 
 struct database::counters {
   std::atomic<std::size_t> in_use{0};
+  std::atomic<std::size_t> writers_waiting{0};
   // Set when the database reports metrics (database_options::metrics).
   obs::registry* registry = nullptr;
   obs::registry::collector_id collector = 0;
   obs::counter* waits = nullptr;
   obs::histogram* wait_duration = nullptr;
+  obs::histogram* group_size = nullptr;
 
   ~counters() {
     if (registry != nullptr) registry->remove_collector(collector);
@@ -40,6 +44,9 @@ struct database::counters {
   }
   void wait_ended(std::chrono::steady_clock::duration d) const noexcept {
     if (wait_duration != nullptr) wait_duration->observe(std::chrono::duration<double>(d).count());
+  }
+  void committed(std::size_t transactions) const noexcept {
+    if (group_size != nullptr && transactions > 0) group_size->observe(static_cast<double>(transactions));
   }
 };
 
@@ -228,6 +235,166 @@ void configure_sqlite(soci::session& s, bool in_memory) {
 
 }  // namespace
 
+// The writer connection's group commit (see in_transaction). The members of the open group are the
+// transactions whose savepoints were released into it; they wait for its COMMIT on `done`. Everything
+// but `mutex`, `done` and the groups' outcome fields is touched only by the holder of the write turn.
+class database::group_commit {
+ public:
+  struct group {
+    std::chrono::steady_clock::time_point opened;
+    std::size_t members = 0;
+    // Set under group_commit::mutex.
+    bool finished = false;
+    std::exception_ptr error;
+  };
+
+  group_commit(soci::session& writer, std::size_t max_size, std::chrono::microseconds max_age)
+      : conn_(sqlite_connection(writer)), max_size_(std::max<std::size_t>(max_size, 1)), max_age_(max_age) {
+    try {
+      begin_ = prepare("BEGIN IMMEDIATE");
+      savepoint_ = prepare("SAVEPOINT shopd_member");
+      release_ = prepare("RELEASE shopd_member");
+      rollback_to_ = prepare("ROLLBACK TO shopd_member");
+      commit_ = prepare("COMMIT");
+      rollback_ = prepare("ROLLBACK");
+    } catch (...) {
+      finalize();
+      throw;
+    }
+  }
+  // Before the writer connection closes (SQLite does not close a connection with live statements).
+  ~group_commit() { finalize(); }
+  group_commit(const group_commit&) = delete;
+  group_commit& operator=(const group_commit&) = delete;
+
+  /// The open group, opening one (BEGIN IMMEDIATE) when there is none.
+  std::shared_ptr<group> join() {
+    if (!open_) {
+      run(begin_, "BEGIN IMMEDIATE");
+      open_ = std::make_shared<group>();
+      open_->opened = std::chrono::steady_clock::now();
+    }
+    return open_;
+  }
+  [[nodiscard]] bool is_open(const std::shared_ptr<group>& g) const noexcept { return open_ == g; }
+  void savepoint() { run(savepoint_, "SAVEPOINT"); }
+  void release() { run(release_, "RELEASE"); }
+
+  /// Undo a member whose body threw. When the savepoint cannot be rolled back, or SQLite already
+  /// rolled the whole transaction back, the group ends: its members fail with `cause`.
+  void undo(const std::string& cause) {
+    if (!open_) return;
+    if (sqlite_api::sqlite3_get_autocommit(conn_) == 0) {
+      try {
+        run(rollback_to_, "ROLLBACK TO");
+        run(release_, "RELEASE");
+        return;
+      } catch (const std::exception&) {
+        // Fall through: end the whole transaction.
+      }
+    }
+    abort(cause);
+  }
+
+  /// Whether the turn holder should commit now rather than leave the group open for the writers
+  /// waiting for their turn.
+  [[nodiscard]] bool due(std::size_t waiting) const noexcept {
+    if (!open_) return false;
+    return waiting == 0 || open_->members == 0 || open_->members >= max_size_ ||
+           std::chrono::steady_clock::now() - open_->opened >= max_age_;
+  }
+
+  /// COMMIT the open group and wake its members; returns how many it made durable (0 when it failed).
+  std::size_t commit() {
+    auto g = std::move(open_);
+    std::exception_ptr error;
+    try {
+      run(commit_, "COMMIT");
+    } catch (...) {
+      error = std::current_exception();
+      rollback_quietly();
+    }
+    const std::size_t durable = error ? 0 : g->members;
+    finish(*g, std::move(error));
+    return durable;
+  }
+
+  /// Wait until `g` is committed (or failed); rethrows its error. A member whose group stays open
+  /// longer than expected (the writer the group was left open for gave up waiting for its turn)
+  /// takes the turn itself and commits it.
+  void wait(const std::shared_ptr<group>& g, const std::function<void()>& flush) {
+    std::unique_lock lock(mutex_);
+    while (!g->finished) {
+      if (!done_.wait_for(lock, max_age_ * 4 + std::chrono::milliseconds(1), [&] { return g->finished; })) {
+        lock.unlock();
+        flush();
+        lock.lock();
+      }
+    }
+    if (g->error) std::rethrow_exception(g->error);
+  }
+
+ private:
+  void finalize() noexcept {
+    for (auto* st : {begin_, savepoint_, release_, rollback_to_, commit_, rollback_})
+      sqlite_api::sqlite3_finalize(st);
+  }
+
+  sqlite_api::sqlite3_stmt* prepare(const char* sql) {
+    sqlite_api::sqlite3_stmt* st = nullptr;
+    if (sqlite_api::sqlite3_prepare_v2(conn_, sql, -1, &st, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(std::string("cannot prepare ") + sql + ": " +
+                               sqlite_api::sqlite3_errmsg(conn_));
+    }
+    return st;
+  }
+
+  void run(sqlite_api::sqlite3_stmt* st, const char* what) {
+    const int rc = sqlite_api::sqlite3_step(st);
+    sqlite_api::sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return;
+    const std::string message = std::string(what) + " failed: " + sqlite_api::sqlite3_errmsg(conn_);
+    const int primary = rc & 0xff;
+    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) throw transient_error(message);
+    throw std::runtime_error(message);
+  }
+
+  void rollback_quietly() noexcept {
+    if (sqlite_api::sqlite3_get_autocommit(conn_) != 0) return;
+    sqlite_api::sqlite3_step(rollback_);
+    sqlite_api::sqlite3_reset(rollback_);
+  }
+
+  void abort(const std::string& cause) {
+    rollback_quietly();
+    auto g = std::move(open_);
+    finish(*g, std::make_exception_ptr(transient_error(
+                   "database transaction rolled back with another one of its commit group: " + cause)));
+  }
+
+  void finish(group& g, std::exception_ptr error) {
+    {
+      std::lock_guard lock(mutex_);
+      g.finished = true;
+      g.error = std::move(error);
+    }
+    done_.notify_all();
+  }
+
+  sqlite_api::sqlite3* conn_;
+  std::size_t max_size_;
+  std::chrono::microseconds max_age_;
+  sqlite_api::sqlite3_stmt* begin_ = nullptr;
+  sqlite_api::sqlite3_stmt* savepoint_ = nullptr;
+  sqlite_api::sqlite3_stmt* release_ = nullptr;
+  sqlite_api::sqlite3_stmt* rollback_to_ = nullptr;
+  sqlite_api::sqlite3_stmt* commit_ = nullptr;
+  sqlite_api::sqlite3_stmt* rollback_ = nullptr;
+  std::shared_ptr<group> open_;
+  std::mutex mutex_;
+  std::condition_variable done_;
+};
+
 database::database(database_url url, database_options opts)
     : url_(std::move(url)), opts_(opts), counters_(std::make_unique<counters>()) {
   if (opts_.pool_size == 0) throw std::invalid_argument("database pool size must be at least 1");
@@ -258,6 +425,7 @@ database::database(database_url url, database_options opts)
       }
       sqlite_api::sqlite3_wal_hook(sqlite_connection(*writer_), &checkpointer::on_commit,
                                    checkpointer_.get());
+      group_ = std::make_unique<group_commit>(*writer_, opts_.commit_group_size, opts_.commit_group_age);
     }
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open database " + url_.redacted + ": " + one_line(e.what()));
@@ -275,10 +443,23 @@ database::database(database_url url, database_options opts)
                                                    "Time a lease waited for a free session (only leases that "
                                                    "waited; the timed out ones too)")
                                     .get();
-    counters_->collector = r.add_collector([&size, &in_use, c = counters_.get(), n = opts_.pool_size] {
-      size.set(static_cast<double>(n));
-      in_use.set(static_cast<double>(c->in_use.load(std::memory_order_relaxed)));
-    });
+    auto& writers_waiting = r.gauge_family("shopd_db_writers_waiting",
+                                           "Transactions of this process waiting for their turn to write "
+                                           "(SQLite)")
+                                .get();
+    if (group_) {
+      counters_->group_size =
+          &r.histogram_family("shopd_db_commit_group_transactions",
+                              "Transactions made durable by one COMMIT (SQLite group commit)", {},
+                              {1, 2, 4, 8, 16, 32, 64})
+               .get();
+    }
+    counters_->collector =
+        r.add_collector([&size, &in_use, &writers_waiting, c = counters_.get(), n = opts_.pool_size] {
+          size.set(static_cast<double>(n));
+          in_use.set(static_cast<double>(c->in_use.load(std::memory_order_relaxed)));
+          writers_waiting.set(static_cast<double>(c->writers_waiting.load(std::memory_order_relaxed)));
+        });
     counters_->registry = &r;
   }
 }
@@ -346,13 +527,68 @@ void database::rethrow_if_transient(const soci::soci_error& e, soci::session& s)
   if (transient) throw transient_error(one_line(e.get_error_message()));
 }
 
+bool database::take_turn() {
+  counters_->writers_waiting.fetch_add(1, std::memory_order_relaxed);
+  const bool taken = writers_.try_lock_for(opts_.busy_timeout);
+  counters_->writers_waiting.fetch_sub(1, std::memory_order_relaxed);
+  return taken;
+}
+
+transient_error database::no_turn_error() const {
+  return transient_error("database busy: no turn to write within " +
+                         std::to_string(to_timeout_ms(opts_.busy_timeout)) +
+                         " ms (another transaction of this process holds the write lock)");
+}
+
+std::size_t database::writers_waiting() const noexcept {
+  return counters_->writers_waiting.load(std::memory_order_relaxed);
+}
+
+void database::run_grouped(void (*body)(void*, soci::session&), void* context) {
+  if (!take_turn()) throw no_turn_error();
+  std::unique_lock turn(writers_, std::adopt_lock);
+  auto& g = *group_;
+  std::shared_ptr<group_commit::group> mine;
+  std::exception_ptr failure;
+  try {
+    auto open = g.join();
+    try {
+      g.savepoint();
+      body(context, *writer_);
+      g.release();
+      ++open->members;
+      mine = std::move(open);
+    } catch (const std::exception& e) {
+      failure = std::current_exception();
+      g.undo(one_line(e.what()));
+    } catch (...) {
+      failure = std::current_exception();
+      g.undo("unknown exception");
+    }
+  } catch (...) {
+    failure = std::current_exception();  // BEGIN failed, or so did ending a broken transaction
+  }
+  if (g.due(counters_->writers_waiting.load(std::memory_order_relaxed))) counters_->committed(g.commit());
+  turn.unlock();
+
+  if (failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const soci::soci_error& e) {
+      rethrow_if_transient(e, *writer_);
+      throw;
+    }
+  }
+  g.wait(mine, [&] {
+    if (!writers_.try_lock_for(opts_.busy_timeout)) return;
+    const std::unique_lock flush(writers_, std::adopt_lock);
+    if (g.is_open(mine)) counters_->committed(g.commit());
+  });
+}
+
 database::write_turn::write_turn(database& db) {
   if (db.url_.kind != dialect::sqlite) return;
-  if (!db.writers_.try_lock_for(db.opts_.busy_timeout)) {
-    throw transient_error("database busy: no turn to write within " +
-                          std::to_string(to_timeout_ms(db.opts_.busy_timeout)) +
-                          " ms (another transaction of this process holds the write lock)");
-  }
+  if (!db.take_turn()) throw db.no_turn_error();
   writers_ = &db.writers_;
 }
 

@@ -452,6 +452,123 @@ TEST_SUITE("db.database") {
     CHECK(scalar(db, "SELECT count(*) FROM products") == 3);
   }
 
+  // Group commit: `holder` keeps its turn until `writers` more transactions wait for theirs, so they
+  // all land in its group (the group's age and size limits are out of reach here).
+  void hold_until_waiting(database & db, std::size_t writers) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (db.writers_waiting() < writers && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+    REQUIRE(db.writers_waiting() == writers);
+  }
+
+  TEST_CASE("database sqlite: transactions waiting for their turn share one COMMIT") {
+    temp_dir dir;
+    const auto url = database_url::parse("sqlite:" + (dir.path() / "shop.db").string());
+    shopd::obs::registry metrics;
+    database db(url, {.pool_size = 2, .busy_timeout = 30s, .metrics = &metrics, .commit_group_age = 60s});
+    database other_process(url, {.pool_size = 1});
+    shopd::db::migrate(db);
+    // A sample's value; the migrations' commits came before the subcases, so they compare differences.
+    const auto sample = [&](const std::string& name) {
+      const auto text = metrics.render();
+      const auto at = text.find("\n" + name + " ");
+      REQUIRE(at != std::string::npos);
+      return std::stod(text.substr(at + name.size() + 2));
+    };
+    const auto commits0 = sample("shopd_db_commit_group_transactions_count");
+    const auto transactions0 = sample("shopd_db_commit_group_transactions_sum");
+    const auto commits = [&] { return sample("shopd_db_commit_group_transactions_count") - commits0; };
+    const auto transactions = [&] {
+      return sample("shopd_db_commit_group_transactions_sum") - transactions0;
+    };
+    const auto count = [&](const std::string& sku) {
+      return scalar(other_process, "SELECT count(*) FROM products WHERE sku = '" + sku + "'");
+    };
+    const auto before = scalar(db, "SELECT count(*) FROM products");
+
+    SUBCASE("each call returns once the group is committed, and not before") {
+      std::vector<std::thread> writers;
+      std::vector<long long> seen(2, -1);
+      db.in_transaction([&](soci::session& s) {
+        insert_product(s, "SKU-H", 1);
+        for (std::size_t i = 0; i < 2; ++i) {
+          writers.emplace_back([&, i] {
+            const auto sku = "SKU-" + std::to_string(i);
+            db.in_transaction([&](soci::session& t) { insert_product(t, sku, 1); });
+            seen[i] = count(sku);  // read by another connection right after the call returned
+          });
+        }
+        hold_until_waiting(db, 2);
+        CHECK(count("SKU-H") == 0);  // not committed while the group is open
+      });
+      CHECK(count("SKU-H") == 1);
+      for (auto& w : writers) w.join();
+      CHECK(seen == std::vector<long long>{1, 1});
+      CHECK(scalar(other_process, "SELECT count(*) FROM products") == before + 3);
+      CHECK(commits() == 1);
+      CHECK(transactions() == 3);
+      CHECK(sample("shopd_db_writers_waiting") == 0);
+    }
+
+    SUBCASE("a member that throws is rolled back alone; the others commit") {
+      std::thread failing;
+      std::thread passing;
+      db.in_transaction([&](soci::session& s) {
+        insert_product(s, "SKU-H", 1);
+        failing = std::thread([&] {
+          CHECK_THROWS_WITH_AS(db.in_transaction([](soci::session& t) {
+            insert_product(t, "SKU-F", 1);
+            throw std::invalid_argument("no such customer");
+          }),
+                               "no such customer", std::invalid_argument);
+        });
+        passing =
+            std::thread([&] { db.in_transaction([](soci::session& t) { insert_product(t, "SKU-P", 1); }); });
+        hold_until_waiting(db, 2);
+      });
+      failing.join();
+      passing.join();
+      CHECK(count("SKU-H") == 1);
+      CHECK(count("SKU-F") == 0);
+      CHECK(count("SKU-P") == 1);
+      CHECK(commits() == 1);
+      CHECK(transactions() == 2);
+    }
+
+    SUBCASE("a COMMIT that fails fails every member, and none of their writes remain") {
+      // A deferred foreign key is checked at COMMIT: one member's dangling reference fails the group.
+      db.in_transaction([](soci::session& s) {
+        s << "CREATE TABLE notes (id INTEGER PRIMARY KEY, sku TEXT REFERENCES products (sku) "
+             "DEFERRABLE INITIALLY DEFERRED)";
+      });
+      std::thread dangling;
+      std::thread fine;
+      CHECK_THROWS_WITH_AS(db.in_transaction([&](soci::session& s) {
+        insert_product(s, "SKU-H", 1);
+        dangling = std::thread([&] {
+          CHECK_THROWS_AS(
+              db.in_transaction([](soci::session& t) { t << "INSERT INTO notes (sku) VALUES ('SKU-NONE')"; }),
+              std::runtime_error);
+        });
+        fine = std::thread([&] {
+          CHECK_THROWS_AS(db.in_transaction([](soci::session& t) { insert_product(t, "SKU-P", 1); }),
+                          std::runtime_error);
+        });
+        hold_until_waiting(db, 2);
+      }),
+                           doctest::Contains("FOREIGN KEY"), std::runtime_error);
+      dangling.join();
+      fine.join();
+      CHECK(count("SKU-H") == 0);
+      CHECK(count("SKU-P") == 0);
+      CHECK(scalar(other_process, "SELECT count(*) FROM notes") == 0);
+      CHECK(commits() == 1);  // the CREATE TABLE's; the failed group is not counted
+      // The connection is usable again.
+      db.in_transaction([](soci::session& s) { insert_product(s, "SKU-AFTER", 1); });
+      CHECK(count("SKU-AFTER") == 1);
+    }
+  }
+
   TEST_CASE("database sqlite: a WAL past 1,000 pages is checkpointed into the database file") {
     temp_dir dir;
     const auto file = dir.path() / "shop.db";
