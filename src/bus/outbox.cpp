@@ -1,5 +1,7 @@
 #include "shopd/bus/outbox.hpp"
 
+#include "shopd/db/execute.hpp"
+
 #include "shopd/db/database.hpp"
 #include "shopd/db/row.hpp"
 
@@ -11,11 +13,13 @@ namespace outbox {
 
 void enqueue(soci::session& tx, std::string_view producer, const outbox_event& ev, std::int64_t now_ms) {
   const std::string producer_s(producer);
-  tx << "INSERT INTO outbox (producer, event_id, event_type, destination, body, headers, created_at_ms, "
-        "next_attempt_at_ms) VALUES (:producer, :event_id, :event_type, :destination, :body, :headers, :now, "
-        ":now2)",
+  db::execute(
+      tx,
+      "INSERT INTO outbox (producer, event_id, event_type, destination, body, headers, created_at_ms, "
+      "next_attempt_at_ms) VALUES (:producer, :event_id, :event_type, :destination, :body, :headers, :now, "
+      ":now2)",
       soci::use(producer_s), soci::use(ev.event_id), soci::use(ev.event_type), soci::use(ev.destination),
-      soci::use(ev.body), soci::use(ev.headers), soci::use(now_ms), soci::use(now_ms);
+      soci::use(ev.body), soci::use(ev.headers), soci::use(now_ms), soci::use(now_ms));
 }
 
 std::vector<pending_event> next_batch(db::database& db, std::string_view producer, int limit,
@@ -98,12 +102,11 @@ bool record_once(soci::session& tx, std::string_view consumer, std::string_view 
   const std::string event_type_s(event_type);
   // ON CONFLICT DO NOTHING (SQLite >= 3.24 and PostgreSQL alike) keeps the transaction usable on a
   // redelivery, where a failed INSERT would abort it on PostgreSQL.
-  soci::statement st =
-      (tx.prepare << "INSERT INTO inbox (consumer, event_id, event_type, received_at_ms) "
+  return db::execute(tx,
+                     "INSERT INTO inbox (consumer, event_id, event_type, received_at_ms) "
                      "VALUES (:consumer, :event_id, :event_type, :now) ON CONFLICT DO NOTHING",
-       soci::use(consumer_s), soci::use(event_id_s), soci::use(event_type_s), soci::use(now_ms));
-  st.execute(true);
-  return st.get_affected_rows() == 1;
+                     soci::use(consumer_s), soci::use(event_id_s), soci::use(event_type_s),
+                     soci::use(now_ms)) == 1;
 }
 
 }  // namespace inbox

@@ -1,5 +1,7 @@
 #include "shopd/db/database.hpp"
 
+#include "shopd/db/execute.hpp"
+
 #include "shopd/obs/log.hpp"
 #include "shopd/obs/metrics.hpp"
 
@@ -23,6 +25,19 @@
 #include <thread>
 
 namespace shopd::db {
+
+namespace detail {
+thread_local cache_binding current_cache;
+}
+
+soci::statement* statement_cache::get(const std::string& sql) {
+  if (const auto it = statements_.find(sql); it != statements_.end()) return it->second.get();
+  if (statements_.size() >= capacity) return nullptr;
+  auto st = std::make_unique<soci::statement>(session_);
+  st->alloc();
+  st->prepare(sql);
+  return statements_.emplace(sql, std::move(st)).first->second.get();
+}
 
 struct database::counters {
   std::atomic<std::size_t> in_use{0};
@@ -426,6 +441,7 @@ database::database(database_url url, database_options opts)
       sqlite_api::sqlite3_wal_hook(sqlite_connection(*writer_), &checkpointer::on_commit,
                                    checkpointer_.get());
       group_ = std::make_unique<group_commit>(*writer_, opts_.commit_group_size, opts_.commit_group_age);
+      statements_ = std::make_unique<statement_cache>(*writer_);
     }
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open database " + url_.redacted + ": " + one_line(e.what()));
@@ -554,6 +570,7 @@ void database::run_grouped(void (*body)(void*, soci::session&), void* context) {
     auto open = g.join();
     try {
       g.savepoint();
+      const detail::cache_scope cached(*writer_, *statements_);
       body(context, *writer_);
       g.release();
       ++open->members;

@@ -1,10 +1,12 @@
 #include "shopd/db/database.hpp"
 
+#include "shopd/db/execute.hpp"
 #include "shopd/db/migrations.hpp"
 #include "shopd/obs/metrics.hpp"
 
 #include <doctest/doctest.h>
 #include <soci/postgresql/soci-postgresql.h>
+#include <soci/sqlite3/soci-sqlite3.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -282,6 +284,28 @@ void common_contract(const database_url& url) {
     // The session is clean for the next caller.
     db.in_transaction([](soci::session& s) { insert_product(s, "SKU-2", 1); });
     CHECK(scalar(db, "SELECT count(*) FROM products") == 1);
+  }
+
+  SUBCASE("db::execute runs a statement, in a transaction or not, and returns the rows it changed") {
+    database db(url);
+    shopd::db::migrate(db);
+    const auto add = [](soci::session& s, long long delta) {
+      const std::string sku = "SKU-1";
+      return shopd::db::execute(s, "UPDATE products SET stock = stock + :delta WHERE sku = :sku",
+                                soci::use(delta), soci::use(sku));
+    };
+    db.in_transaction([](soci::session& s) { insert_product(s, "SKU-1", 5); });
+    CHECK(db.in_transaction([&](soci::session& s) { return add(s, 2); }) == 1);
+    CHECK(db.in_transaction([&](soci::session& s) { return add(s, 3); }) == 1);
+    CHECK(db.with_session([&](soci::session& s) { return add(s, 4); }) == 1);
+    CHECK(scalar(db, "SELECT stock FROM products WHERE sku = 'SKU-1'") == 14);
+    // A statement that fails (stock below zero) leaves the next call unharmed.
+    CHECK_THROWS_AS(db.in_transaction([&](soci::session& s) { return add(s, -100); }), soci::soci_error);
+    CHECK(db.in_transaction([&](soci::session& s) { return add(s, -4); }) == 1);
+    CHECK(db.in_transaction([](soci::session& s) {
+      return shopd::db::execute(s, "DELETE FROM products WHERE sku = 'SKU-NONE'");
+    }) == 0);
+    CHECK(scalar(db, "SELECT stock FROM products WHERE sku = 'SKU-1'") == 10);
   }
 
   SUBCASE("constraints hold: stock never below zero, known reasons, real SKUs") {
@@ -567,6 +591,49 @@ TEST_SUITE("db.database") {
       db.in_transaction([](soci::session& s) { insert_product(s, "SKU-AFTER", 1); });
       CHECK(count("SKU-AFTER") == 1);
     }
+  }
+
+  // The live prepared statements of the connection `s` runs on whose text is `sql`.
+  int live_statements(soci::session & s, const std::string& sql) {
+    auto* conn = static_cast<soci::sqlite3_session_backend*>(s.get_backend())->conn_;
+    int n = 0;
+    for (auto* st = sqlite_api::sqlite3_next_stmt(conn, nullptr); st != nullptr;
+         st = sqlite_api::sqlite3_next_stmt(conn, st)) {
+      if (sql == sqlite_api::sqlite3_sql(st)) ++n;
+    }
+    return n;
+  }
+
+  TEST_CASE("database sqlite: db::execute prepares a statement once per writer connection and reuses it") {
+    temp_dir dir;
+    database db(database_url::parse("sqlite:" + (dir.path() / "shop.db").string()), {.pool_size = 2});
+    shopd::db::migrate(db);
+    const std::string sql =
+        "INSERT INTO checkouts (checkout_id, status, event_id, correlation_id, created_at_ms) "
+        "VALUES (:id, 'accepted', :event, :correlation, 0)";
+    const auto insert = [&](soci::session& s, const std::string& id) {
+      const std::string event = "evt-" + id;
+      const std::string correlation = "chk-" + id;
+      return shopd::db::execute(s, sql, soci::use(id), soci::use(event), soci::use(correlation));
+    };
+    for (int i = 0; i < 3; ++i) {
+      db.in_transaction([&](soci::session& s) {
+        CHECK(insert(s, std::to_string(i)) == 1);
+        CHECK(live_statements(s, sql) == 1);  // the same one each time, kept between transactions
+      });
+    }
+    // A duplicate key fails that call only; the kept statement serves the next one.
+    CHECK_THROWS_AS(db.in_transaction([&](soci::session& s) { insert(s, "1"); }), soci::soci_error);
+    db.in_transaction([&](soci::session& s) { CHECK(insert(s, "3") == 1); });
+    CHECK(scalar(db, "SELECT count(*) FROM checkouts") == 4);
+    CHECK(scalar(db,
+                 "SELECT count(*) FROM checkouts WHERE event_id = 'evt-' || checkout_id AND "
+                 "correlation_id = 'chk-' || checkout_id") == 4);
+    // Outside a transaction (a pooled session) the statement is prepared for the call and finalized.
+    db.with_session([&](soci::session& s) {
+      CHECK(insert(s, "4") == 1);
+      CHECK(live_statements(s, sql) == 0);
+    });
   }
 
   TEST_CASE("database sqlite: a WAL past 1,000 pages is checkpointed into the database file") {

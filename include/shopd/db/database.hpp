@@ -49,6 +49,8 @@ struct database_options {
   std::chrono::microseconds commit_group_age{2'000};
 };
 
+class statement_cache;
+
 class database {
  public:
   /// Opens every pooled session (creating the SQLite file and its directory) and, on a SQLite file,
@@ -217,6 +219,7 @@ class database {
   // The writer connection's group commit: the open group, its prepared statements, who waits.
   class group_commit;
   std::unique_ptr<group_commit> group_;
+  std::unique_ptr<statement_cache> statements_;  // the writer connection's, for db::execute
   struct counters;
   std::unique_ptr<counters> counters_;
 };

@@ -1,5 +1,7 @@
 #include "shopd/roles/analytics/analytics_repository.hpp"
 
+#include "shopd/db/execute.hpp"
+
 #include <soci/soci.h>
 
 #include <algorithm>
@@ -22,12 +24,6 @@ struct nullable {
     return ind == soci::i_ok ? std::optional<T>(value) : std::nullopt;
   }
 };
-
-// Runs an INSERT ... ON CONFLICT DO NOTHING; true when it inserted.
-bool inserted(soci::statement& st) {
-  st.execute(true);
-  return st.get_affected_rows() > 0;
-}
 
 constexpr const char* dead_letter_columns =
     "SELECT id, event_id, dlq_id, source_message_id, destination, last_status, last_response, attempts, body,"
@@ -80,30 +76,29 @@ struct dead_letter_buffer {
 bool insert_audit(soci::session& tx, const audit_row& row) {
   nullable<std::string> correlation(row.correlation_id);
   nullable<std::string> causation(row.causation_id);
-  soci::statement st =
-      (tx.prepare
-           << "INSERT INTO audit_log (event_id, correlation_id, causation_id, action, actor, entity_type,"
-              " entity_id, outcome, detail, occurred_at_ms, recorded_at_ms)"
-              " VALUES (:event_id, :correlation_id, :causation_id, :action, :actor, :entity_type,"
-              " :entity_id, :outcome, :detail, :occurred_at_ms, :recorded_at_ms)"
-              " ON CONFLICT DO NOTHING",
-       soci::use(row.event_id), soci::use(correlation.value, correlation.ind),
-       soci::use(causation.value, causation.ind), soci::use(row.action), soci::use(row.actor),
-       soci::use(row.entity_type), soci::use(row.entity_id), soci::use(row.outcome), soci::use(row.detail),
-       soci::use(row.occurred_at_ms), soci::use(row.recorded_at_ms));
-  return inserted(st);
+  return db::execute(
+             tx,
+             "INSERT INTO audit_log (event_id, correlation_id, causation_id, action, actor, entity_type,"
+             " entity_id, outcome, detail, occurred_at_ms, recorded_at_ms)"
+             " VALUES (:event_id, :correlation_id, :causation_id, :action, :actor, :entity_type,"
+             " :entity_id, :outcome, :detail, :occurred_at_ms, :recorded_at_ms)"
+             " ON CONFLICT DO NOTHING",
+             soci::use(row.event_id), soci::use(correlation.value, correlation.ind),
+             soci::use(causation.value, causation.ind), soci::use(row.action), soci::use(row.actor),
+             soci::use(row.entity_type), soci::use(row.entity_id), soci::use(row.outcome),
+             soci::use(row.detail), soci::use(row.occurred_at_ms), soci::use(row.recorded_at_ms)) > 0;
 }
 
 bool insert_metric(soci::session& tx, const metric_row& row) {
   nullable<std::string> unit(row.unit);
-  soci::statement st =
-      (tx.prepare
-           << "INSERT INTO metric_points (event_id, name, value, unit, tags, occurred_at_ms, recorded_at_ms)"
-              " VALUES (:event_id, :name, :value, :unit, :tags, :occurred_at_ms, :recorded_at_ms)"
-              " ON CONFLICT DO NOTHING",
-       soci::use(row.event_id), soci::use(row.name), soci::use(row.value), soci::use(unit.value, unit.ind),
-       soci::use(row.tags), soci::use(row.occurred_at_ms), soci::use(row.recorded_at_ms));
-  return inserted(st);
+  return db::execute(
+             tx,
+             "INSERT INTO metric_points (event_id, name, value, unit, tags, occurred_at_ms, recorded_at_ms)"
+             " VALUES (:event_id, :name, :value, :unit, :tags, :occurred_at_ms, :recorded_at_ms)"
+             " ON CONFLICT DO NOTHING",
+             soci::use(row.event_id), soci::use(row.name), soci::use(row.value),
+             soci::use(unit.value, unit.ind), soci::use(row.tags), soci::use(row.occurred_at_ms),
+             soci::use(row.recorded_at_ms)) > 0;
 }
 
 bool insert_dead_letter(soci::session& tx, const dead_letter_row& row) {
@@ -115,33 +110,31 @@ bool insert_dead_letter(soci::session& tx, const dead_letter_row& row) {
   nullable<std::int64_t> attempts(row.attempts);
   nullable<std::string> body(row.body);
   nullable<std::string> correlation(row.correlation_id);
-  soci::statement st =
-      (tx.prepare
-           << "INSERT INTO dead_letters (event_id, dlq_id, source_message_id, destination, last_status,"
-              " last_response, attempts, body, correlation_id, occurred_at_ms, recorded_at_ms)"
-              " VALUES (:event_id, :dlq_id, :source_message_id, :destination, :last_status,"
-              " :last_response, :attempts, :body, :correlation_id, :occurred_at_ms, :recorded_at_ms)"
-              " ON CONFLICT DO NOTHING",
-       soci::use(row.event_id), soci::use(dlq_id.value, dlq_id.ind),
-       soci::use(source_message_id.value, source_message_id.ind),
-       soci::use(destination.value, destination.ind), soci::use(last_status.value, last_status.ind),
-       soci::use(last_response.value, last_response.ind), soci::use(attempts.value, attempts.ind),
-       soci::use(body.value, body.ind), soci::use(correlation.value, correlation.ind),
-       soci::use(row.occurred_at_ms), soci::use(row.recorded_at_ms));
-  return inserted(st);
+  return db::execute(
+             tx,
+             "INSERT INTO dead_letters (event_id, dlq_id, source_message_id, destination, last_status,"
+             " last_response, attempts, body, correlation_id, occurred_at_ms, recorded_at_ms)"
+             " VALUES (:event_id, :dlq_id, :source_message_id, :destination, :last_status,"
+             " :last_response, :attempts, :body, :correlation_id, :occurred_at_ms, :recorded_at_ms)"
+             " ON CONFLICT DO NOTHING",
+             soci::use(row.event_id), soci::use(dlq_id.value, dlq_id.ind),
+             soci::use(source_message_id.value, source_message_id.ind),
+             soci::use(destination.value, destination.ind), soci::use(last_status.value, last_status.ind),
+             soci::use(last_response.value, last_response.ind), soci::use(attempts.value, attempts.ind),
+             soci::use(body.value, body.ind), soci::use(correlation.value, correlation.ind),
+             soci::use(row.occurred_at_ms), soci::use(row.recorded_at_ms)) > 0;
 }
 
 bool insert_sale(soci::session& tx, const sale_row& row) {
   // No conflict target: a second event for the same order (order_id) is as much a duplicate as a
   // redelivered one (event_id).
-  soci::statement st =
-      (tx.prepare
-           << "INSERT INTO sales (order_id, event_id, subtotal_cents, currency, item_count, created_at_ms)"
-              " VALUES (:order_id, :event_id, :subtotal_cents, :currency, :item_count, :created_at_ms)"
-              " ON CONFLICT DO NOTHING",
-       soci::use(row.order_id), soci::use(row.event_id), soci::use(row.subtotal_cents),
-       soci::use(row.currency), soci::use(row.item_count), soci::use(row.created_at_ms));
-  return inserted(st);
+  return db::execute(
+             tx,
+             "INSERT INTO sales (order_id, event_id, subtotal_cents, currency, item_count, created_at_ms)"
+             " VALUES (:order_id, :event_id, :subtotal_cents, :currency, :item_count, :created_at_ms)"
+             " ON CONFLICT DO NOTHING",
+             soci::use(row.order_id), soci::use(row.event_id), soci::use(row.subtotal_cents),
+             soci::use(row.currency), soci::use(row.item_count), soci::use(row.created_at_ms)) > 0;
 }
 
 std::vector<audit_row> find_audit(soci::session& s, const audit_query& q) {

@@ -1,5 +1,7 @@
 #include "roles/email/email_repository.hpp"
 
+#include "shopd/db/execute.hpp"
+
 #include <soci/soci.h>
 
 #include <stdexcept>
@@ -97,11 +99,13 @@ email_record ensure_email(soci::session& tx, const new_email& e) {
   const std::string pending(to_string(email_status::pending));
   const long long created = e.created_at_ms;
   // ON CONFLICT DO NOTHING keeps a PostgreSQL transaction usable when the row exists already.
-  tx << "INSERT INTO emails (event_id, order_id, to_address, template, subject, status, attempts, "
-        "correlation_id, created_at_ms) VALUES (:event_id, :order_id, :to_address, :template, :subject, "
-        ":status, 0, :correlation_id, :created_at_ms) ON CONFLICT (event_id) DO NOTHING",
+  db::execute(
+      tx,
+      "INSERT INTO emails (event_id, order_id, to_address, template, subject, status, attempts, "
+      "correlation_id, created_at_ms) VALUES (:event_id, :order_id, :to_address, :template, :subject, "
+      ":status, 0, :correlation_id, :created_at_ms) ON CONFLICT (event_id) DO NOTHING",
       soci::use(e.event_id), soci::use(order_id, order_id_ind), soci::use(e.to), soci::use(e.template_name),
-      soci::use(e.subject), soci::use(pending), soci::use(e.correlation_id), soci::use(created);
+      soci::use(e.subject), soci::use(pending), soci::use(e.correlation_id), soci::use(created));
 
   row_buffer b;
   soci::statement st(tx);
@@ -117,8 +121,8 @@ email_record ensure_email(soci::session& tx, const new_email& e) {
 void record_transient_failure(soci::session& tx, std::int64_t id, std::string_view reason) {
   const std::string error = bounded(reason);
   const long long row = id;
-  tx << "UPDATE emails SET attempts = attempts + 1, error = :error WHERE id = :id", soci::use(error),
-      soci::use(row);
+  db::execute(tx, "UPDATE emails SET attempts = attempts + 1, error = :error WHERE id = :id",
+              soci::use(error), soci::use(row));
 }
 
 void mark_sent(soci::session& tx, std::int64_t id, std::string_view message_id, std::string_view transport,
@@ -128,9 +132,11 @@ void mark_sent(soci::session& tx, std::int64_t id, std::string_view message_id, 
   const std::string transport_s(transport);
   const long long at = sent_at_ms;
   const long long row = id;
-  tx << "UPDATE emails SET status = :status, message_id = :message_id, transport = :transport, "
-        "sent_at_ms = :sent_at_ms, attempts = attempts + 1, error = NULL WHERE id = :id",
-      soci::use(status), soci::use(message_id_s), soci::use(transport_s), soci::use(at), soci::use(row);
+  db::execute(tx,
+              "UPDATE emails SET status = :status, message_id = :message_id, transport = :transport, "
+              "sent_at_ms = :sent_at_ms, attempts = attempts + 1, error = NULL WHERE id = :id",
+              soci::use(status), soci::use(message_id_s), soci::use(transport_s), soci::use(at),
+              soci::use(row));
 }
 
 void mark_failed(soci::session& tx, std::int64_t id, std::string_view reason, bool attempted) {
@@ -138,8 +144,10 @@ void mark_failed(soci::session& tx, std::int64_t id, std::string_view reason, bo
   const std::string error = bounded(reason);
   const int increment = attempted ? 1 : 0;
   const long long row = id;
-  tx << "UPDATE emails SET status = :status, error = :error, attempts = attempts + :increment WHERE id = :id",
-      soci::use(status), soci::use(error), soci::use(increment), soci::use(row);
+  db::execute(
+      tx,
+      "UPDATE emails SET status = :status, error = :error, attempts = attempts + :increment WHERE id = :id",
+      soci::use(status), soci::use(error), soci::use(increment), soci::use(row));
 }
 
 std::optional<email_record> find_email(soci::session& s, std::int64_t id) {

@@ -1,5 +1,7 @@
 #include "shopd/roles/inventory/inventory_repository.hpp"
 
+#include "shopd/db/execute.hpp"
+
 #include "shopd/roles/inventory/stock_rules.hpp"
 
 #include <soci/soci.h>
@@ -166,12 +168,11 @@ bool inventory_repository::add_stock(std::string_view sku, std::int64_t delta, s
   const long long ceiling = max_stock;
   // The guard is the last line of defence against oversell: whatever a caller decided, the row
   // never leaves [0, max_stock] (and the CHECK (stock >= 0) constraint backs it once more).
-  soci::statement st =
-      (s_.prepare << "UPDATE products SET stock = stock + :delta, updated_at_ms = :now "
+  return db::execute(s_,
+                     "UPDATE products SET stock = stock + :delta, updated_at_ms = :now "
                      "WHERE sku = :sku AND stock + :delta2 >= 0 AND stock + :delta3 <= :ceiling",
-       soci::use(d), soci::use(now), soci::use(key), soci::use(d), soci::use(d), soci::use(ceiling));
-  st.execute(true);
-  return st.get_affected_rows() == 1;
+                     soci::use(d), soci::use(now), soci::use(key), soci::use(d), soci::use(d),
+                     soci::use(ceiling)) == 1;
 }
 
 ledger_row inventory_repository::append_movement(ledger_row row) {

@@ -1,5 +1,7 @@
 #include "shopd/roles/orders/orders_repository.hpp"
 
+#include "shopd/db/execute.hpp"
+
 #include <soci/soci.h>
 #include <boost/json.hpp>
 
@@ -135,16 +137,14 @@ bool insert_checkout(soci::session& tx, const checkout_record& record) {
   const std::string reason = record.reason.value_or("");
   soci::indicator reason_ind = record.reason ? soci::i_ok : soci::i_null;
   const long long created_at_ms = record.created_at_ms;
-  soci::statement st =
-      (tx.prepare
-           << "INSERT INTO checkouts (checkout_id, status, order_id, reason, event_id, correlation_id, "
-              "created_at_ms) VALUES (:checkout_id, :status, :order_id, :reason, :event_id, :correlation_id, "
-              ":created_at_ms) ON CONFLICT (checkout_id) DO NOTHING",
-       soci::use(record.checkout_id), soci::use(status), soci::use(order_id, order_id_ind),
-       soci::use(reason, reason_ind), soci::use(record.event_id), soci::use(record.correlation_id),
-       soci::use(created_at_ms));
-  st.execute(true);
-  return st.get_affected_rows() == 1;
+  return db::execute(
+             tx,
+             "INSERT INTO checkouts (checkout_id, status, order_id, reason, event_id, correlation_id, "
+             "created_at_ms) VALUES (:checkout_id, :status, :order_id, :reason, :event_id, :correlation_id, "
+             ":created_at_ms) ON CONFLICT (checkout_id) DO NOTHING",
+             soci::use(record.checkout_id), soci::use(status), soci::use(order_id, order_id_ind),
+             soci::use(reason, reason_ind), soci::use(record.event_id), soci::use(record.correlation_id),
+             soci::use(created_at_ms)) == 1;
 }
 
 void insert_order(soci::session& tx, const stored_order& order) {
@@ -155,36 +155,29 @@ void insert_order(soci::session& tx, const stored_order& order) {
   soci::indicator shipping_address_ind = order.shipping_address ? soci::i_ok : soci::i_null;
   const std::string note = order.note.value_or("");
   soci::indicator note_ind = order.note ? soci::i_ok : soci::i_null;
-  tx << "INSERT INTO orders (order_id, checkout_id, customer_email, customer_name, currency, subtotal_cents, "
-        "status, shipping_address, note, correlation_id, created_at_ms) VALUES (:order_id, :checkout_id, "
-        ":email, "
-        ":name, :currency, :subtotal_cents, :status, :shipping_address, :note, :correlation_id, "
-        ":created_at_ms)",
+  db::execute(
+      tx,
+      "INSERT INTO orders (order_id, checkout_id, customer_email, customer_name, currency, subtotal_cents, "
+      "status, shipping_address, note, correlation_id, created_at_ms) VALUES (:order_id, :checkout_id, "
+      ":email, :name, :currency, :subtotal_cents, :status, :shipping_address, :note, :correlation_id, "
+      ":created_at_ms)",
       soci::use(o.order_id), soci::use(o.checkout_id), soci::use(o.customer.email),
       soci::use(o.customer.name), soci::use(o.currency), soci::use(subtotal_cents), soci::use(order.status),
       soci::use(shipping_address, shipping_address_ind), soci::use(note, note_ind),
-      soci::use(order.correlation_id), soci::use(created_at_ms);
+      soci::use(order.correlation_id), soci::use(created_at_ms));
 
   int line_no = 0;
-  std::string sku;
-  std::string name;
-  long long quantity = 0;
-  long long unit_price = 0;
-  long long line_total = 0;
-  soci::statement st =
-      (tx.prepare << "INSERT INTO order_items (order_id, line_no, sku, name, quantity, unit_price_cents, "
-                     "line_total_cents) VALUES (:order_id, :line_no, :sku, :name, :quantity, :unit_price, "
-                     ":line_total)",
-       soci::use(o.order_id), soci::use(line_no), soci::use(sku), soci::use(name), soci::use(quantity),
-       soci::use(unit_price), soci::use(line_total));
   for (const bus::order_line& l : o.items) {
     ++line_no;
-    sku = l.sku;
-    name = l.name;
-    quantity = l.quantity;
-    unit_price = l.unit_price_cents;
-    line_total = l.line_total_cents;
-    st.execute(true);
+    const long long quantity = l.quantity;
+    const long long unit_price = l.unit_price_cents;
+    const long long line_total = l.line_total_cents;
+    db::execute(
+        tx,
+        "INSERT INTO order_items (order_id, line_no, sku, name, quantity, unit_price_cents, "
+        "line_total_cents) VALUES (:order_id, :line_no, :sku, :name, :quantity, :unit_price, :line_total)",
+        soci::use(o.order_id), soci::use(line_no), soci::use(l.sku), soci::use(l.name), soci::use(quantity),
+        soci::use(unit_price), soci::use(line_total));
   }
 }
 
