@@ -25,10 +25,12 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -51,6 +53,10 @@ std::int64_t now_ms() {
 // gives up and lets the lease expire (the message is then delivered again: at least once).
 constexpr int record_attempts = 5;
 constexpr std::chrono::milliseconds record_backoff{200};
+
+// Outcomes that finish while one is being recorded wait and are recorded together, at most this
+// many to one transaction.
+constexpr std::size_t max_record_batch = 256;
 
 // After a failed claim (database down), the loop waits this long at least before the next one.
 constexpr std::chrono::milliseconds claim_error_pause{1'000};
@@ -135,6 +141,23 @@ struct engine::impl : std::enable_shared_from_this<impl> {
   std::set<std::string> in_flight_ids;
   bool scheduler_running = false;
   bool maintenance_running = false;
+
+  // An attempt waiting, suspended, for its outcome to be recorded; it lives in the attempt's frame.
+  struct record_waiter {
+    explicit record_waiter(const asio::strand<asio::io_context::executor_type>& ex)
+        : signal(ex, steady::time_point::max()) {}
+    std::optional<recorded_outcome> result;  // nullopt: not recorded, for the reason in `error`
+    std::string error;
+    bool done = false;
+    asio::steady_timer signal;  // cancelled when done
+  };
+  struct queued_outcome {
+    attempt_outcome outcome;
+    record_waiter* waiter;
+  };
+  // Owned by the strand: outcomes waiting for the recorder, and whether it runs.
+  std::deque<queued_outcome> to_record;
+  bool recorder_running = false;
 
   /// Run f() on the worker pool and resume on the strand with its result (or exception).
   template <typename F>
@@ -268,7 +291,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
   }
 
   std::vector<message_spec> follow_ups(const stored_message& m, const attempt_record& rec, std::int64_t now,
-                                       const std::string* dlq_id) {
+                                       std::optional<std::string_view> dlq_id) const {
     std::vector<message_spec> out;
     if (m.spec.callback) {
       auto body = boost::json::serialize(callback_body(m.message_id, m.spec, rec.response, m.retried));
@@ -276,7 +299,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
                                        opts.limits))
         out.push_back(std::move(*cb));
     }
-    if (dlq_id != nullptr && m.spec.failure_callback) {
+    if (dlq_id && m.spec.failure_callback) {
       auto body = boost::json::serialize(
           failure_callback_body(m.message_id, m.spec, rec.response, m.retried, *dlq_id));
       if (auto fcb = make_callback_spec(m.spec, m.message_id, message_kind::failure_callback, std::move(body),
@@ -300,76 +323,133 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
     if (decision.non_retryable) rec.error = "non-retryable error (489)";
 
-    for (int i = 1;; ++i) {
+    attempt_outcome outcome{.message_id = m.message_id,
+                            .verdict = decision.verdict,
+                            .attempt = rec,
+                            .next_attempt_ms = now + decision.retry_delay_ms,
+                            .now_ms = now};
+    if (m.spec.callback || m.spec.failure_callback) {
+      // `m` and `rec` stay put in this frame until the outcome is recorded.
+      outcome.follow_ups = [this, &m, &rec, now](std::optional<std::string_view> dlq_id) {
+        return follow_ups(m, rec, now, dlq_id);
+      };
+    }
+    record_waiter waiter(strand);
+    to_record.push_back({std::move(outcome), &waiter});
+    if (!recorder_running) {
+      recorder_running = true;
+      spawn(recorder(shared_from_this()), "relay recorder failed");
+    }
+    while (!waiter.done) {
+      boost::system::error_code ec;
+      co_await waiter.signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (!waiter.result) {
+      obs::error("relay could not record an outcome; the message will be delivered again",
+                 {{"message_id", m.message_id}, {"error", waiter.error}});
+      co_return;
+    }
+
+    const bool held = waiter.result->held;
+    switch (decision.verdict) {
+      case attempt_verdict::delivered:
+        if (held) metrics.delivered.inc();
+        log_for(m, [&] {
+          obs::debug("relay delivered", {{"message_id", m.message_id},
+                                         {"url", m.spec.destination},
+                                         {"status", rec.response.status},
+                                         {"retried", m.retried}});
+        });
+        break;
+      case attempt_verdict::retry:
+        if (held) metrics.retries.inc();
+        log_for(m, [&] {
+          obs::debug("relay attempt failed; retry scheduled",
+                     {{"message_id", m.message_id},
+                      {"url", m.spec.destination},
+                      {"error", rec.error},
+                      {"retried", m.retried + 1},
+                      {"delay_ms", decision.retry_delay_ms},
+                      {"delay_source", to_string(decision.delay_source)}});
+        });
+        break;
+      case attempt_verdict::failed:
+        if (held) {
+          metrics.failed.inc();
+          log_for(m, [&] {
+            obs::warn("relay message failed; moved to the DLQ", {{"message_id", m.message_id},
+                                                                 {"dlq_id", *waiter.result->dlq_id},
+                                                                 {"url", m.spec.destination},
+                                                                 {"error", rec.error},
+                                                                 {"retried", m.retried}});
+          });
+        }
+        break;
+    }
+    if (!held) {
+      obs::info("relay lease lost before the outcome was recorded (cancelled, or taken over)",
+                {{"message_id", m.message_id}, {"outcome", to_string(decision.verdict)}});
+    }
+  }
+
+  // -- recording outcomes ------------------------------------------------------------------------
+
+  // One recording transaction at a time: the outcomes that finish while it runs queue up and go
+  // together into the next one, so the database's single write turn is taken once per batch
+  // instead of once per message. Runs while outcomes are queued; finish() starts it.
+  asio::awaitable<void> recorder(std::shared_ptr<impl> /*self*/) {
+    while (!to_record.empty()) {
+      const auto n = std::min(to_record.size(), max_record_batch);
+      std::vector<attempt_outcome> outcomes;
+      std::vector<record_waiter*> waiters;
+      outcomes.reserve(n);
+      waiters.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        outcomes.push_back(std::move(to_record.front().outcome));
+        waiters.push_back(to_record.front().waiter);
+        to_record.pop_front();
+      }
       try {
-        bool held = true;
-        switch (decision.verdict) {
-          case attempt_verdict::delivered: {
-            const auto extra = follow_ups(m, rec, now, nullptr);
-            held =
-                co_await on_workers([&] { return store->record_delivered(m.message_id, rec, extra, now); });
-            if (held) metrics.delivered.inc();
-            log_for(m, [&] {
-              obs::debug("relay delivered", {{"message_id", m.message_id},
-                                             {"url", m.spec.destination},
-                                             {"status", rec.response.status},
-                                             {"retried", m.retried}});
-            });
-            break;
-          }
-          case attempt_verdict::retry: {
-            const std::int64_t next = now + decision.retry_delay_ms;
-            held = co_await on_workers([&] { return store->record_retry(m.message_id, rec, next, now); });
-            if (held) metrics.retries.inc();
-            log_for(m, [&] {
-              obs::debug("relay attempt failed; retry scheduled",
-                         {{"message_id", m.message_id},
-                          {"url", m.spec.destination},
-                          {"error", rec.error},
-                          {"retried", m.retried + 1},
-                          {"delay_ms", decision.retry_delay_ms},
-                          {"delay_source", to_string(decision.delay_source)}});
-            });
-            break;
-          }
-          case attempt_verdict::failed: {
-            auto dlq_id = co_await on_workers([&] {
-              return store->record_failed(
-                  m.message_id, rec,
-                  [&](std::string_view id) {
-                    const std::string dlq(id);
-                    return follow_ups(m, rec, now, &dlq);
-                  },
-                  now);
-            });
-            held = dlq_id.has_value();
-            if (held) {
-              metrics.failed.inc();
-              log_for(m, [&] {
-                obs::warn("relay message failed; moved to the DLQ", {{"message_id", m.message_id},
-                                                                     {"dlq_id", *dlq_id},
-                                                                     {"url", m.spec.destination},
-                                                                     {"error", rec.error},
-                                                                     {"retried", m.retried}});
-              });
-            }
-            break;
-          }
-        }
-        if (!held) {
-          obs::info("relay lease lost before the outcome was recorded (cancelled, or taken over)",
-                    {{"message_id", m.message_id}, {"outcome", to_string(decision.verdict)}});
-        }
+        co_await record_batch(outcomes, waiters);
+      } catch (const std::exception& e) {
+        for (auto* w : waiters) w->error = e.what();
+      }
+      // The attempts resume after this coroutine next suspends; a waiter is not touched again.
+      for (auto* w : waiters) {
+        w->done = true;
+        w->signal.cancel();
+      }
+    }
+    recorder_running = false;
+  }
+
+  // Records the batch in one transaction, retried on transient errors with the back-off. A batch
+  // that fails otherwise is recorded again one outcome at a time, so that one outcome the database
+  // refuses does not lose the others'.
+  asio::awaitable<void> record_batch(std::span<const attempt_outcome> outcomes,
+                                     std::span<record_waiter* const> waiters) {
+    for (int i = 1;; ++i) {
+      std::string error;
+      bool transient = false;
+      try {
+        auto results = co_await on_workers([&] { return store->record_outcomes(outcomes); });
+        for (std::size_t k = 0; k < waiters.size(); ++k) waiters[k]->result = std::move(results[k]);
         co_return;
       } catch (const db::transient_error& e) {
-        if (i >= record_attempts || stopping.load()) {
-          obs::error("relay could not record an outcome; the message will be delivered again",
-                     {{"message_id", m.message_id}, {"error", e.what()}});
-          co_return;
-        }
+        error = e.what();
+        transient = true;
       } catch (const std::exception& e) {
-        obs::error("relay could not record an outcome; the message will be delivered again",
-                   {{"message_id", m.message_id}, {"error", e.what()}});
+        error = e.what();
+      }
+      if (!transient && outcomes.size() > 1) {
+        obs::warn("relay could not record a batch of outcomes; recording them one at a time",
+                  {{"count", outcomes.size()}, {"error", error}});
+        for (std::size_t k = 0; k < outcomes.size(); ++k)
+          co_await record_batch(outcomes.subspan(k, 1), waiters.subspan(k, 1));
+        co_return;
+      }
+      if (!transient || i >= record_attempts || stopping.load()) {
+        for (auto* w : waiters) w->error = error;
         co_return;
       }
       asio::steady_timer pause(strand, record_backoff * i);

@@ -317,26 +317,146 @@ bool update_leased(soci::session& s, bound_query& q, std::string_view message_id
   return q.execute(s) == 1;
 }
 
-void add_attempt_columns(bound_query& q, const attempt_record& a, std::int64_t now_ms) {
-  q.sql(", last_status = ");
-  if (a.response.status > 0) {
-    q.integer(a.response.status);
-  } else {
-    q.sql("NULL");
+// ---------------------------------------------------------------------------------------------
+// Recording outcomes. A batch prepares each statement it needs once, on first use, and re-executes
+// it per message with the bound variables re-assigned: preparing is most of what one small UPDATE
+// costs. The bound variables are declared before the statements, which are therefore destroyed first.
+class outcome_statements {
+ public:
+  outcome_statements(soci::session& s, const std::string& node) : s_(s), node_(node) {}
+  outcome_statements(const outcome_statements&) = delete;
+  outcome_statements& operator=(const outcome_statements&) = delete;
+
+  // The outcome's state change, under the lease condition; true when this node held the lease.
+  bool update(const attempt_outcome& o) {
+    id_ = o.message_id;
+    now_ = o.now_ms;
+    const auto& a = o.attempt;
+    status_ = a.response.status;
+    status_ind_ = a.response.status > 0 ? soci::i_ok : soci::i_null;
+    error_ = a.error.empty() ? std::string() : printable(a.error);
+    error_ind_ = a.error.empty() ? soci::i_null : soci::i_ok;
+    response_ = a.response.status > 0 ? base64_encode(a.response.body) : std::string();
+    response_ind_ = status_ind_;
+    soci::statement* st = nullptr;
+    switch (o.verdict) {
+      case attempt_verdict::delivered:
+      case attempt_verdict::failed:
+        state_ = o.verdict == attempt_verdict::delivered ? "DELIVERED" : "FAILED";
+        st = &prepared(finished_, "state = :state", true);
+        break;
+      case attempt_verdict::retry:
+        next_ = o.next_attempt_ms;
+        st = &prepared(retry_, "state = 'RETRY', retried = retried + 1, not_before_ms = :next", false);
+        break;
+    }
+    st->execute(true);
+    return st->get_affected_rows() == 1;
   }
-  q.sql(", last_error = ");
-  if (a.error.empty()) {
-    q.sql("NULL");
-  } else {
-    q.text(printable(a.error));
+
+  bool dlq_id_taken(const std::string& dlq_id) {
+    dlq_id_ = dlq_id;
+    if (!dlq_taken_) {
+      dlq_taken_ = (s_.prepare << "SELECT COUNT(*) FROM relay_dlq WHERE dlq_id = :id", soci::into(taken_),
+                    soci::use(dlq_id_));
+    }
+    dlq_taken_->execute(true);
+    return taken_ != 0;
   }
-  q.sql(", last_response = ");
-  if (a.response.status > 0) {
-    q.text(base64_encode(a.response.body));
-  } else {
-    q.sql("NULL");
+
+  // The DLQ row of `o`, whose message row update() has just marked FAILED.
+  void insert_dlq(const attempt_outcome& o, const std::string& dlq_id, std::int64_t failed_at_ms) {
+    dlq_id_ = dlq_id;
+    id_ = o.message_id;
+    failed_at_ = failed_at_ms;
+    status_ = o.attempt.response.status;
+    status_ind_ = status_ > 0 ? soci::i_ok : soci::i_null;
+    dlq_body_ = base64_encode(o.attempt.response.body);
+    dlq_headers_ = json::serialize(headers_to_json(o.attempt.response.headers));
+    if (!dlq_insert_) {
+      dlq_insert_ =
+          (s_.prepare
+               << "INSERT INTO relay_dlq (dlq_id, message_id, failed_at_ms, response_status, "
+                  "response_body, response_headers) VALUES (:dlq_id, :message_id, :failed_at, :status, "
+                  ":body, :headers)",
+           soci::use(dlq_id_), soci::use(id_), soci::use(failed_at_), soci::use(status_, status_ind_),
+           soci::use(dlq_body_, status_ind_), soci::use(dlq_headers_));
+    }
+    dlq_insert_->execute(true);
   }
-  q.sql(", lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = ").integer(now_ms);
+
+ private:
+  soci::statement& prepared(std::optional<soci::statement>& slot, std::string_view set, bool with_state) {
+    if (slot) return *slot;
+    const std::string sql = "UPDATE relay_messages SET " + std::string(set) +
+                            ", last_status = :status, last_error = :error, last_response = :response, "
+                            "lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = :now "
+                            "WHERE message_id = :id AND state = 'ACTIVE' AND lease_owner = :node";
+    soci::statement st(s_);
+    if (with_state) {
+      st.exchange(soci::use(state_));
+    } else {
+      st.exchange(soci::use(next_));
+    }
+    st.exchange(soci::use(status_, status_ind_));
+    st.exchange(soci::use(error_, error_ind_));
+    st.exchange(soci::use(response_, response_ind_));
+    st.exchange(soci::use(now_));
+    st.exchange(soci::use(id_));
+    st.exchange(soci::use(node_));
+    st.alloc();
+    st.prepare(sql);
+    st.define_and_bind();
+    return slot.emplace(std::move(st));
+  }
+
+  soci::session& s_;
+  // The bound variables.
+  std::string node_;
+  std::string id_;
+  std::string state_;
+  long long next_ = 0;
+  long long now_ = 0;
+  int status_ = 0;
+  soci::indicator status_ind_ = soci::i_null;
+  std::string error_;
+  soci::indicator error_ind_ = soci::i_null;
+  std::string response_;
+  soci::indicator response_ind_ = soci::i_null;
+  std::string dlq_id_;
+  long long taken_ = 0;
+  long long failed_at_ = 0;
+  std::string dlq_body_;
+  std::string dlq_headers_;
+  // The statements, prepared on first use.
+  std::optional<soci::statement> finished_;
+  std::optional<soci::statement> retry_;
+  std::optional<soci::statement> dlq_taken_;
+  std::optional<soci::statement> dlq_insert_;
+};
+
+recorded_outcome record_one(soci::session& s, db::dialect d, outcome_statements& st,
+                            dlq_id_generator& dlq_ids, const attempt_outcome& o) {
+  recorded_outcome out;
+  if (!st.update(o)) return out;
+  out.held = true;
+  std::optional<std::string_view> follow_up_dlq_id;
+  if (o.verdict == attempt_verdict::failed) {
+    // Instances sharing a database draw DLQ ids independently; a clash is improbable but cheap to
+    // rule out inside the transaction.
+    std::string dlq_id;
+    do {
+      dlq_id = dlq_ids.next(o.now_ms);
+    } while (st.dlq_id_taken(dlq_id));
+    st.insert_dlq(o, dlq_id, parse_dlq_id(dlq_id)->ms);
+    out.dlq_id = std::move(dlq_id);
+    follow_up_dlq_id = *out.dlq_id;
+  }
+  if (o.follow_ups && o.verdict != attempt_verdict::retry) {
+    for (const auto& m : o.follow_ups(follow_up_dlq_id))
+      insert_message(s, d, new_message_id(), m, o.now_ms, false);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,61 +674,53 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
   });
 }
 
+std::vector<recorded_outcome> relay_store::record_outcomes(std::span<const attempt_outcome> outcomes) {
+  if (outcomes.empty()) return {};
+  return db_.in_transaction([&](soci::session& s) {
+    outcome_statements st(s, node_id_);
+    std::vector<recorded_outcome> out;
+    out.reserve(outcomes.size());
+    for (const auto& o : outcomes) out.push_back(record_one(s, db_.kind(), st, dlq_ids_, o));
+    return out;
+  });
+}
+
 bool relay_store::record_delivered(std::string_view message_id, const attempt_record& attempt,
                                    std::span<const message_spec> follow_ups, std::int64_t now_ms) {
-  return db_.in_transaction([&](soci::session& s) {
-    bound_query q("UPDATE relay_messages SET state = 'DELIVERED'");
-    add_attempt_columns(q, attempt, now_ms);
-    if (!update_leased(s, q, message_id, node_id_)) return false;
-    for (const auto& m : follow_ups) insert_message(s, db_.kind(), new_message_id(), m, now_ms, false);
-    return true;
-  });
+  attempt_outcome o{.message_id = std::string(message_id),
+                    .verdict = attempt_verdict::delivered,
+                    .attempt = attempt,
+                    .now_ms = now_ms};
+  if (!follow_ups.empty()) {
+    o.follow_ups = [follow_ups](std::optional<std::string_view>) {
+      return std::vector<message_spec>(follow_ups.begin(), follow_ups.end());
+    };
+  }
+  return record_outcomes(std::span(&o, 1)).front().held;
 }
 
 bool relay_store::record_retry(std::string_view message_id, const attempt_record& attempt,
                                std::int64_t next_attempt_ms, std::int64_t now_ms) {
-  return db_.in_transaction([&](soci::session& s) {
-    bound_query q("UPDATE relay_messages SET state = 'RETRY', retried = retried + 1, not_before_ms = ");
-    q.integer(next_attempt_ms);
-    add_attempt_columns(q, attempt, now_ms);
-    return update_leased(s, q, message_id, node_id_);
-  });
+  const attempt_outcome o{.message_id = std::string(message_id),
+                          .verdict = attempt_verdict::retry,
+                          .attempt = attempt,
+                          .next_attempt_ms = next_attempt_ms,
+                          .now_ms = now_ms};
+  return record_outcomes(std::span(&o, 1)).front().held;
 }
 
 std::optional<std::string> relay_store::record_failed(
     std::string_view message_id, const attempt_record& attempt,
     const std::function<std::vector<message_spec>(std::string_view dlq_id)>& follow_ups,
     std::int64_t now_ms) {
-  return db_.in_transaction([&](soci::session& s) -> std::optional<std::string> {
-    bound_query q("UPDATE relay_messages SET state = 'FAILED'");
-    add_attempt_columns(q, attempt, now_ms);
-    if (!update_leased(s, q, message_id, node_id_)) return std::nullopt;
-
-    // Instances sharing a database draw DLQ ids independently; a clash is improbable but cheap to
-    // rule out inside the transaction.
-    std::string dlq_id;
-    for (;;) {
-      dlq_id = dlq_ids_.next(now_ms);
-      long long taken = 0;
-      s << "SELECT COUNT(*) FROM relay_dlq WHERE dlq_id = :id", soci::into(taken), soci::use(dlq_id);
-      if (taken == 0) break;
-    }
-    long long failed_at = parse_dlq_id(dlq_id)->ms;
-    std::string id(message_id);
-    int status = attempt.response.status;
-    soci::indicator status_ind = status > 0 ? soci::i_ok : soci::i_null;
-    std::string body = base64_encode(attempt.response.body);
-    soci::indicator body_ind = status > 0 ? soci::i_ok : soci::i_null;
-    std::string headers = json::serialize(headers_to_json(attempt.response.headers));
-    s << "INSERT INTO relay_dlq (dlq_id, message_id, failed_at_ms, response_status, response_body, "
-         "response_headers) "
-         "VALUES (:dlq_id, :message_id, :failed_at, :status, :body, :headers)",
-        soci::use(dlq_id), soci::use(id), soci::use(failed_at), soci::use(status, status_ind),
-        soci::use(body, body_ind), soci::use(headers);
-    for (const auto& m : follow_ups(dlq_id))
-      insert_message(s, db_.kind(), new_message_id(), m, now_ms, false);
-    return dlq_id;
-  });
+  attempt_outcome o{.message_id = std::string(message_id),
+                    .verdict = attempt_verdict::failed,
+                    .attempt = attempt,
+                    .now_ms = now_ms};
+  if (follow_ups) {
+    o.follow_ups = [&follow_ups](std::optional<std::string_view> dlq_id) { return follow_ups(*dlq_id); };
+  }
+  return std::move(record_outcomes(std::span(&o, 1)).front().dlq_id);
 }
 
 std::size_t relay_store::release_leases(std::int64_t now_ms) {

@@ -7,8 +7,11 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -406,6 +409,131 @@ TEST_SUITE("relay/store") {
         CHECK(store.cancel(id, t0 + 3) == relay::relay_store::cancel_outcome::finished);
         CHECK(store.cancel("msg_nope", t0 + 3) == relay::relay_store::cancel_outcome::not_found);
       }
+    }
+  }
+
+  TEST_CASE("a batch of outcomes is recorded in one transaction") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      std::vector<std::string> ids;
+      for (const char* path : {"delivered", "no-answer", "answered-503", "cancelled", "failed", "plain"})
+        ids.push_back(store.insert(spec(std::string("http://h/") + path), t0, window).message_id);
+      REQUIRE(claim(store, t0).messages.size() == ids.size());
+      CHECK(store.cancel(ids[3], t0 + 1) == relay::relay_store::cancel_outcome::cancelled);
+
+      int follow_up_calls = 0;
+      const auto outcome = [&](std::size_t i, relay::attempt_verdict v, relay::attempt_record a) {
+        relay::attempt_outcome o{.message_id = ids[i],
+                                 .verdict = v,
+                                 .attempt = std::move(a),
+                                 .next_attempt_ms = 0,
+                                 .now_ms = t0 + 2};
+        if (v == relay::attempt_verdict::retry) o.next_attempt_ms = t0 + 5'000 + static_cast<std::int64_t>(i);
+        o.follow_ups = [&, i, v](std::optional<std::string_view> dlq_id) {
+          ++follow_up_calls;
+          CHECK(dlq_id.has_value() == (v == relay::attempt_verdict::failed));
+          auto cb = spec("http://h/cb",
+                         "{\"for\":\"" + ids[i] + "\",\"dlq\":\"" + std::string(dlq_id.value_or("")) + "\"}");
+          cb.kind = relay::message_kind::callback;
+          cb.options.source_message_id = ids[i];
+          return std::vector<relay::message_spec>{cb};
+        };
+        return o;
+      };
+      relay::attempt_record refused;
+      refused.error = "connect 127.0.0.1:9: Connection refused";
+      std::vector<relay::attempt_outcome> batch;
+      batch.push_back(outcome(0, relay::attempt_verdict::delivered, answered(200, "fine")));
+      batch.push_back(outcome(1, relay::attempt_verdict::retry, refused));
+      batch.push_back(outcome(2, relay::attempt_verdict::retry, answered(503, "busy")));
+      batch.push_back(outcome(3, relay::attempt_verdict::delivered, answered(200)));  // its lease is gone
+      batch.push_back(outcome(4, relay::attempt_verdict::failed, answered(500, std::string("boom\x00", 5))));
+      batch.push_back(outcome(5, relay::attempt_verdict::delivered, answered(204)));
+      batch.back().follow_ups = nullptr;
+
+      const auto results = store.record_outcomes(batch);
+      REQUIRE(results.size() == batch.size());
+      CHECK(results[0].held);
+      CHECK(results[1].held);
+      CHECK(results[2].held);
+      CHECK_FALSE(results[3].held);
+      CHECK(results[4].held);
+      CHECK(results[5].held);
+      for (std::size_t i : {0, 1, 2, 3, 5}) CHECK_FALSE(results[i].dlq_id.has_value());
+      REQUIRE(results[4].dlq_id.has_value());
+      CHECK(follow_up_calls == 2);  // the delivered and the failed one that held their leases
+
+      const auto delivered = store.get(ids[0]);
+      CHECK(delivered->state == relay::message_state::delivered);
+      CHECK(delivered->last_status == 200);
+      CHECK_FALSE(delivered->last_error.has_value());
+      CHECK_FALSE(delivered->lease_owner.has_value());
+      CHECK(delivered->updated_at_ms == t0 + 2);
+      // One statement re-executed with a NULL status, then with a value.
+      const auto no_answer = store.get(ids[1]);
+      CHECK(no_answer->state == relay::message_state::retry);
+      CHECK(no_answer->retried == 1);
+      CHECK(no_answer->spec.not_before_ms == t0 + 5'001);
+      CHECK_FALSE(no_answer->last_status.has_value());
+      CHECK(no_answer->last_error == refused.error);
+      const auto answered_503 = store.get(ids[2]);
+      CHECK(answered_503->state == relay::message_state::retry);
+      CHECK(answered_503->spec.not_before_ms == t0 + 5'002);
+      CHECK(answered_503->last_status == 503);
+      CHECK(answered_503->last_error == "HTTP 503");
+      CHECK(store.get(ids[3])->state == relay::message_state::cancelled);
+      CHECK(store.get(ids[4])->state == relay::message_state::failed);
+      CHECK(store.get(ids[5])->last_status == 204);
+
+      const auto item = store.dlq_get(*results[4].dlq_id);
+      REQUIRE(item.has_value());
+      CHECK(item->entry.message_id == ids[4]);
+      CHECK(item->entry.response_status == 500);
+      CHECK(item->entry.response_body == std::string("boom\x00", 5));
+      CHECK(store.counts().dlq == 1);
+
+      // The follow-ups, inserted with their outcomes: due now, while the retries are not.
+      const auto next = claim(store, t0 + 10);
+      std::set<std::string> bodies;
+      for (const auto& m : next.messages) bodies.insert(m.spec.body);
+      CHECK(bodies ==
+            std::set<std::string>{"{\"for\":\"" + ids[0] + "\",\"dlq\":\"\"}",
+                                  "{\"for\":\"" + ids[4] + "\",\"dlq\":\"" + *results[4].dlq_id + "\"}"});
+
+      CHECK(store.record_outcomes({}).empty());
+    }
+  }
+
+  TEST_CASE("a batch with an outcome the database refuses records nothing; the others can go again") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      std::vector<std::string> ids;
+      for (int i = 0; i < 3; ++i) ids.push_back(store.insert(spec("http://h/x"), t0, window).message_id);
+      REQUIRE(claim(store, t0).messages.size() == 3);
+      std::vector<relay::attempt_outcome> batch;
+      for (const auto& id : ids) {
+        batch.push_back({.message_id = id,
+                         .verdict = relay::attempt_verdict::failed,
+                         .attempt = answered(500),
+                         .next_attempt_ms = 0,
+                         .now_ms = t0 + 1});
+      }
+      batch[1].follow_ups = [](std::optional<std::string_view>) -> std::vector<relay::message_spec> {
+        throw std::runtime_error("refused");
+      };
+      CHECK_THROWS_WITH_AS(store.record_outcomes(batch), "refused", std::runtime_error);
+      CHECK(store.counts().active == 3);
+      CHECK(store.counts().dlq == 0);
+
+      batch.erase(batch.begin() + 1);
+      const auto results = store.record_outcomes(batch);
+      CHECK((results.size() == 2 && results[0].held && results[1].held));
+      CHECK(store.counts().dlq == 2);
+      CHECK(store.get(ids[1])->state == relay::message_state::active);
     }
   }
 

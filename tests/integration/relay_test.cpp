@@ -9,8 +9,11 @@
 #include "shopd/config/config.hpp"
 #include "shopd/http/server.hpp"
 #include "shopd/obs/metrics.hpp"
+#include "shopd/relay/store.hpp"
 
 #include <boost/json.hpp>
+
+#include <soci/soci.h>
 
 #include <doctest/doctest.h>
 
@@ -62,6 +65,17 @@ void check_signed(const captured_request& r, const std::string& url) {
                                          std::chrono::system_clock::now(), opts);
   REQUIRE_MESSAGE(claims.has_value(), shopd::bus::to_string(claims.error()));
   CHECK(claims->key == shopd::bus::signing_key_slot::current);
+}
+
+/// POST /v2/batch; returns the message ids, in order (and checks every element was accepted).
+std::vector<std::string> publish_batch(relay_fixture& relay, const json::array& elements) {
+  const auto res =
+      relay.call(verb::post, "/v2/batch", json::serialize(elements), {{"Content-Type", "application/json"}});
+  REQUIRE_MESSAGE(res.result_int() == 200, res.body());
+  std::vector<std::string> ids;
+  const auto answer = json::parse(res.body());
+  for (const auto& o : answer.as_array()) ids.push_back(str(o, "messageId"));
+  return ids;
 }
 
 std::size_t count_metric(shopd::obs::registry& r, std::string_view line_start) {
@@ -353,6 +367,82 @@ TEST_SUITE("relay") {
         CHECK(r.body.empty());
       }
     }
+  }
+
+  TEST_CASE("many concurrent attempts: every outcome is recorded once, with its follow-ups") {
+    capture_server dest;
+    dest.set_handler([](const captured_request& r) {
+      return scripted_reply::respond(r.target.starts_with("/bad/") ? 500 : 200);
+    });
+    relay_fixture relay(dialect::sqlite,
+                        {{"RELAY_CONCURRENCY", "64"}, {"RELAY_PER_DESTINATION_CONCURRENCY", "64"}});
+    json::array elements;
+    for (int i = 0; i < 200; ++i)
+      elements.push_back(
+          {{"destination", dest.url("/ok/" + std::to_string(i))}, {"body", std::to_string(i)}});
+    for (int i = 0; i < 20; ++i) {
+      elements.push_back(
+          {{"destination", dest.url("/bad/" + std::to_string(i))},
+           {"headers",
+            {{"upstash-retries", "0"}, {"upstash-failure-callback", dest.url("/failure-callback")}}}});
+    }
+    const auto ids = publish_batch(relay, elements);
+    REQUIRE(ids.size() == 220);
+
+    // 200 delivered, 20 failed into the DLQ, and their 20 failure callbacks delivered.
+    REQUIRE(eventually([&] {
+      return count_metric(relay.metrics(), "shopd_relay_delivered_total") == 220 &&
+             count_metric(relay.metrics(), "shopd_relay_failed_total") == 20;
+    }));
+    shopd::relay::relay_store store(relay.db(), "test-reader");
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const auto m = store.get(ids[i]);
+      REQUIRE(m.has_value());
+      CHECK(m->state ==
+            (i < 200 ? shopd::relay::message_state::delivered : shopd::relay::message_state::failed));
+      CHECK(m->retried == 0);
+      CHECK_FALSE(m->lease_owner.has_value());
+    }
+    const auto c = store.counts();
+    CHECK(c.created == 0);
+    CHECK(c.active == 0);
+    CHECK(c.retry == 0);
+    CHECK(c.dlq == 20);
+    const auto reqs = dest.requests();
+    CHECK(reqs.size() == 240);  // each once
+    std::set<std::string> dlq_ids;
+    for (const auto& r : reqs) {
+      if (r.target == "/failure-callback") dlq_ids.insert(str(json::parse(r.body), "dlqId"));
+    }
+    CHECK(dlq_ids.size() == 20);
+    CHECK(count_metric(relay.metrics(), "shopd_relay_retries_total") == 0);
+  }
+
+  TEST_CASE("an outcome the database refuses does not lose the others recorded with it") {
+    capture_server dest;
+    relay_fixture relay(dialect::sqlite,
+                        {{"RELAY_CONCURRENCY", "64"}, {"RELAY_PER_DESTINATION_CONCURRENCY", "64"}});
+    // A real refusal by the database (SQLITE_CONSTRAINT) for one message's outcome only.
+    relay.db().in_transaction([](soci::session& s) {
+      s << "CREATE TRIGGER refuse_poison BEFORE UPDATE OF state ON relay_messages "
+           "WHEN NEW.state = 'DELIVERED' AND NEW.destination LIKE '%/poison' "
+           "BEGIN SELECT RAISE(ABORT, 'poisoned outcome'); END";
+    });
+    json::array elements;
+    for (int i = 0; i < 60; ++i) {
+      elements.push_back(
+          json::object{{"destination", dest.url(i == 30 ? "/poison" : "/ok/" + std::to_string(i))}});
+    }
+    const auto ids = publish_batch(relay, elements);
+    REQUIRE(ids.size() == 60);
+    REQUIRE(eventually([&] { return count_metric(relay.metrics(), "shopd_relay_delivered_total") == 59; }));
+    shopd::relay::relay_store store(relay.db(), "test-reader");
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      CAPTURE(i);
+      CHECK(store.get(ids[i])->state ==
+            (i == 30 ? shopd::relay::message_state::active : shopd::relay::message_state::delivered));
+    }
+    CHECK(dest.requests().size() == 60);
   }
 
   TEST_CASE("a callback after success carries the response") {

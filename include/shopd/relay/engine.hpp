@@ -12,6 +12,14 @@
 /// claimed again by any node. At start-up the node first hands back its own leases, so what a
 /// killed predecessor had in flight is re-sent at once.
 ///
+/// Outcomes are recorded in batches: one recording transaction runs at a time, and the outcomes of
+/// attempts that finish meanwhile are recorded together in the next one (at most 256), so the
+/// database's write turn is taken once per batch rather than once per message. An attempt holds
+/// its slot until its own outcome is recorded. A batch that meets a transient database error is
+/// retried with back-off; after the last try (or any other error for a single outcome) the outcome
+/// is logged as not recorded and the message is delivered again once its lease runs out. A batch
+/// failing otherwise is recorded again one outcome at a time, so one refused outcome loses no other.
+///
 /// Threading: the loops and attempts are coroutines on a strand of the given io_context; every
 /// database call runs on the given worker pool, never on an I/O thread. notify() may be called
 /// from any thread. start() and stop() block on the database: call them from a thread that runs

@@ -61,6 +61,25 @@ struct attempt_record {
   std::string error{};          ///< what went wrong, for logs and last_error; empty on success
 };
 
+/// One finished attempt's outcome, for relay_store::record_outcomes.
+struct attempt_outcome {
+  std::string message_id{};
+  attempt_verdict verdict = attempt_verdict::delivered;
+  attempt_record attempt{};
+  std::int64_t next_attempt_ms = 0;  ///< retry: when the next attempt is due
+  std::int64_t now_ms = 0;           ///< when the attempt finished (updated_at_ms, the DLQ entry's time)
+  /// Delivered and failed: the callback messages to insert with the outcome, given the new DLQ id of
+  /// a failed one (nullopt for a delivered one). Runs inside the transaction, maybe more than once
+  /// when the transaction is retried: pure computation only. Empty: none.
+  std::function<std::vector<message_spec>(std::optional<std::string_view> dlq_id)> follow_ups{};
+};
+
+/// What record_outcomes did with one outcome.
+struct recorded_outcome {
+  bool held = false;                    ///< false: the lease was lost and nothing changed
+  std::optional<std::string> dlq_id{};  ///< failed and held: the new DLQ entry's id
+};
+
 /// What a claim picked.
 struct claim_result {
   std::vector<stored_message> messages{};  ///< now ACTIVE and leased to this node
@@ -146,9 +165,16 @@ class relay_store {
                      std::int64_t default_timeout_ms);
 
   /// Outcomes. Each applies only while this node holds the message's lease (ACTIVE, lease_owner =
-  /// this node) and returns false, changing nothing, otherwise (the message was cancelled, or its
-  /// lease expired and another node took it). `follow_ups` (callback messages) are inserted in the
-  /// same transaction.
+  /// this node) and otherwise changes nothing (the message was cancelled, or its lease expired and
+  /// another node took it). Per outcome: delivered → DELIVERED; retry → RETRY, retried + 1, due at
+  /// `next_attempt_ms`; failed → FAILED plus a relay_dlq row with a new DLQ id. Its follow-ups
+  /// (callback messages) are inserted with it. All of `outcomes` are recorded in one transaction,
+  /// in order, each distinct statement prepared once: one result per outcome, in the same order.
+  /// On any error nothing is recorded (a message's outcome that the database refuses fails the
+  /// whole batch: record the others again without it).
+  std::vector<recorded_outcome> record_outcomes(std::span<const attempt_outcome> outcomes);
+
+  /// The same for one outcome: true when the lease was held. `follow_ups` are inserted with it.
   bool record_delivered(std::string_view message_id, const attempt_record& attempt,
                         std::span<const message_spec> follow_ups, std::int64_t now_ms);
   /// RETRY: retried + 1, due at `next_attempt_ms`.
