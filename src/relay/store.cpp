@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <deque>
 #include <limits>
+#include <map>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
@@ -545,16 +546,6 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
   std::string next_cursor;
   out = db_.in_transaction([&](soci::session& s) {
     claim_result r;
-    std::vector<stored_message> candidates;
-    // Runs one candidate query asking for `wanted` rows; a full answer means more may be due.
-    const auto select_into = [&](bound_query& q, std::size_t wanted) {
-      q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(wanted));
-      if (d.skip_locked) q.sql(" FOR UPDATE SKIP LOCKED");
-      const auto before = candidates.size();
-      q.for_each_row(s, [&](const soci::row& row) { candidates.push_back(message_from_row(row)); });
-      if (candidates.size() - before == wanted) r.more_due = true;
-    };
-
     // Due messages are read origin by origin through relay_messages_origin_due, each origin's
     // oldest first and no more than its free slots, so the backlog of a saturated origin is never
     // read at all. The origins come from a loose index scan that resumes after the last origin the
@@ -569,58 +560,107 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       next_cursor = origins.back();
       r.more_due = true;  // origins past the cursor were not looked at
     }
+
+    // All candidate queries go in one statement (preparing a statement costs more than its index
+    // seeks here), each selecting ids only: one part per origin with free slots, one for the
+    // messages stored without an origin (by an older relay; found by destination, and their origin
+    // is written when claimed), one for expired leases (index (state, lease_until_ms)). Each row
+    // carries its part's number. Only the picked messages are then read in full.
+    std::vector<std::size_t> wanted;  // the LIMIT of each part
+    bound_query q;
+    const auto add_part = [&](std::string_view index, std::size_t limit_of_part) {
+      if (!wanted.empty()) q.sql(" UNION ALL ");
+      q.sql("SELECT * FROM (SELECT message_id, not_before_ms, destination, " + std::to_string(wanted.size()) +
+            " AS part FROM relay_messages");
+      q.sql(index).sql(" WHERE ");
+      wanted.push_back(limit_of_part);
+    };
+    const auto end_part = [&] {
+      q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(wanted.back()));
+      if (d.skip_locked) q.sql(" FOR UPDATE SKIP LOCKED");
+      q.sql(") AS c" + std::to_string(wanted.size() - 1));
+    };
     for (const auto& origin : origins) {
       const std::size_t in_flight = slots.in_flight(origin);
       if (in_flight >= slots.per_origin_limit()) continue;
-      bound_query q("SELECT " + message_columns(d) + " FROM relay_messages");
-      q.sql(d.origin_index).sql(" WHERE state IN ('CREATED', 'RETRY') AND origin = ").text(origin);
+      add_part(d.origin_index, std::min(limit, slots.per_origin_limit() - in_flight));
+      q.sql("state IN ('CREATED', 'RETRY') AND origin = ").text(origin);
       q.sql(" AND not_before_ms <= ").integer(now_ms);
-      select_into(q, std::min(limit, slots.per_origin_limit() - in_flight));
+      end_part();
     }
+    add_part(d.origin_index, limit);
+    q.sql("state IN ('CREATED', 'RETRY') AND origin IS NULL AND not_before_ms <= ").integer(now_ms);
+    exclude_origins(q, saturated);
+    end_part();
+    add_part("", limit);
+    q.sql("state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
+    exclude_origins(q, saturated);
+    end_part();
 
-    // Messages stored without an origin (before the migration that added it, or by an older relay)
-    // are found by destination, as before; claiming one writes its origin.
-    {
-      bound_query q("SELECT " + message_columns(d) + " FROM relay_messages");
-      q.sql(d.origin_index).sql(" WHERE state IN ('CREATED', 'RETRY') AND origin IS NULL");
-      q.sql(" AND not_before_ms <= ").integer(now_ms);
-      exclude_origins(q, saturated);
-      select_into(q, limit);
+    struct candidate {
+      std::string message_id;
+      std::int64_t not_before_ms;
+      std::string origin;
+    };
+    std::vector<candidate> candidates;
+    std::vector<std::size_t> got(wanted.size(), 0);
+    q.for_each_row(s, [&](const soci::row& row) {
+      candidates.push_back({text_at(row, 0), int_at(row, 1), origin_of(text_at(row, 2))});
+      const auto part = static_cast<std::size_t>(int_at(row, 3));
+      if (part < got.size()) ++got[part];
+    });
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+      if (got[i] == wanted[i]) r.more_due = true;  // that part may have left due rows behind
     }
-
-    // Expired leases have their own index (state, lease_until_ms).
-    {
-      bound_query q("SELECT " + message_columns(d) + " FROM relay_messages");
-      q.sql(" WHERE state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
-      exclude_origins(q, saturated);
-      select_into(q, limit);
-    }
-
-    std::sort(candidates.begin(), candidates.end(), [](const stored_message& a, const stored_message& b) {
-      return std::tie(a.spec.not_before_ms, a.message_id) < std::tie(b.spec.not_before_ms, b.message_id);
+    std::sort(candidates.begin(), candidates.end(), [](const candidate& a, const candidate& b) {
+      return std::tie(a.not_before_ms, a.message_id) < std::tie(b.not_before_ms, b.message_id);
     });
     if (candidates.size() > limit) {
       candidates.resize(limit);
       r.more_due = true;
     }
-
-    for (auto& m : candidates) {
-      std::string origin = origin_of(m.spec.destination);
-      if (!slots.try_take(origin)) {
+    std::vector<const candidate*> picked;
+    for (const auto& c : candidates) {
+      if (slots.try_take(c.origin)) {
+        picked.push_back(&c);
+      } else {
         r.more_due = true;
-        continue;
       }
-      const long long until =
-          now_ms + (m.spec.timeout_ms > 0 ? m.spec.timeout_ms : default_timeout_ms) + lease_margin_ms;
-      long long now = now_ms;
-      long long until_v = until;
-      s << "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
-           "updated_at_ms = :now, origin = :origin WHERE message_id = :id",
-          soci::use(node_id_), soci::use(until_v), soci::use(now), soci::use(origin), soci::use(m.message_id);
-      m.state = message_state::active;
-      m.lease_owner = node_id_;
-      m.lease_until_ms = until;
-      r.messages.push_back(std::move(m));
+    }
+    if (!picked.empty()) {
+      bound_query rows("SELECT " + message_columns(d) + " FROM relay_messages WHERE message_id IN (");
+      for (std::size_t i = 0; i < picked.size(); ++i) {
+        if (i > 0) rows.sql(", ");
+        rows.text(picked[i]->message_id);
+      }
+      rows.sql(")");
+      std::map<std::string, stored_message, std::less<>> by_id;
+      rows.for_each_row(s, [&](const soci::row& row) {
+        auto m = message_from_row(row);
+        auto id = m.message_id;
+        by_id.emplace(std::move(id), std::move(m));
+      });
+      for (const candidate* c : picked) {
+        const auto it = by_id.find(c->message_id);
+        if (it == by_id.end()) {  // selected and locked in this transaction: cannot happen
+          slots.give_back(c->origin);
+          continue;
+        }
+        auto& m = it->second;
+        const long long until =
+            now_ms + (m.spec.timeout_ms > 0 ? m.spec.timeout_ms : default_timeout_ms) + lease_margin_ms;
+        long long now = now_ms;
+        long long until_v = until;
+        std::string origin = c->origin;
+        s << "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
+             "updated_at_ms = :now, origin = :origin WHERE message_id = :id",
+            soci::use(node_id_), soci::use(until_v), soci::use(now), soci::use(origin),
+            soci::use(m.message_id);
+        m.state = message_state::active;
+        m.lease_owner = node_id_;
+        m.lease_until_ms = until;
+        r.messages.push_back(std::move(m));
+      }
     }
 
     long long next = 0;
