@@ -565,7 +565,8 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     // seeks here), each selecting ids only: one part per origin with free slots, one for the
     // messages stored without an origin (by an older relay; found by destination, and their origin
     // is written when claimed), one for expired leases (index (state, lease_until_ms)). Each row
-    // carries its part's number. Only the picked messages are then read in full.
+    // carries its part's number (at most max_origins_per_claim + 2 parts, within SQLite's limit of
+    // 500 compound terms). Only the picked messages are then read in full.
     std::vector<std::size_t> wanted;  // the LIMIT of each part
     bound_query q;
     const auto add_part = [&](std::string_view index, std::size_t limit_of_part) {
