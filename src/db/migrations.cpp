@@ -225,8 +225,18 @@ CREATE TABLE relay_dedup (
 CREATE INDEX relay_dedup_expires_at ON relay_dedup (expires_at_ms);
 )sql";
 
-constexpr std::array<migration, 1> all_migrations{{
+// Each relay message's delivery origin (relay::origin_of its destination), so a claim can find the
+// origins with pending work by a loose index scan and read each origin's due messages in order,
+// instead of walking the due messages of origins whose slots are full. Rows written before this
+// migration, or by an older relay sharing the database, have none.
+constexpr std::string_view relay_message_origin = R"sql(
+ALTER TABLE relay_messages ADD COLUMN origin TEXT;
+CREATE INDEX relay_messages_origin_due ON relay_messages (origin, not_before_ms) WHERE state IN ('CREATED', 'RETRY');
+)sql";
+
+constexpr std::array<migration, 2> all_migrations{{
     {1, "initial_schema", initial_schema},
+    {2, "relay_message_origin", relay_message_origin},
 }};
 
 // Any constant unique to shopd: every migrator of one database serialises on it ('shopdmig').

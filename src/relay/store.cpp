@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <deque>
 #include <limits>
+#include <map>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
@@ -27,7 +28,8 @@ using db::opt_int_at;
 using db::opt_text_at;
 using db::text_at;
 
-// At most this many saturated origins are excluded by SQL; messages of the others still never
+// At most this many saturated origins are excluded by SQL from the queries that cannot select by
+// origin (expired leases, messages stored without an origin); messages of the others still never
 // take a slot they do not have (the claim checks every candidate), they only cost a candidate.
 constexpr std::size_t max_excluded_origins = 100;
 
@@ -143,14 +145,16 @@ struct dialect_sql {
   bool skip_locked;
   // After "FROM relay_messages" in the queries for waiting messages. SQLite, without statistics,
   // prefers relay_messages_state_lease (state = ?) and then reads and sorts every waiting row, body
-  // included, inside the write transaction of each claim; the partial index on not_before_ms reads
-  // the due rows in order and stops at the LIMIT.
+  // included, inside the write transaction of each claim; the partial indexes on not_before_ms and on
+  // (origin, not_before_ms) read the rows in order and stop at the LIMIT.
   std::string_view due_index;
+  std::string_view origin_index;
 };
 
 dialect_sql sql_for(db::dialect d) {
-  if (d == db::dialect::postgresql) return {"decode(%, 'hex')", "encode(body, 'hex')", true, ""};
-  return {"CAST(% AS BLOB)", "hex(body)", false, " INDEXED BY relay_messages_due"};
+  if (d == db::dialect::postgresql) return {"decode(%, 'hex')", "encode(body, 'hex')", true, "", ""};
+  return {"CAST(% AS BLOB)", "hex(body)", false, " INDEXED BY relay_messages_due",
+          " INDEXED BY relay_messages_origin_due"};
 }
 
 std::string body_value(db::dialect d, std::string_view body) {
@@ -265,19 +269,21 @@ void insert_message(soci::session& s, db::dialect d, const std::string& message_
   long long created = m.created_at_ms > 0 ? m.created_at_ms : now_ms;
   long long updated = now_ms;
   std::string id = message_id;
+  std::string origin = origin_of(m.destination);
 
   s << "INSERT INTO relay_messages (message_id, kind, destination, method, headers, body, state, "
        "max_retries, "
        "retried, retry_delay_expr, timeout_ms, callback, failure_callback, options, dedup_id, caller_ip, "
-       "not_before_ms, created_at_ms, updated_at_ms) VALUES (:id, :kind, :destination, :method, :headers, " +
+       "not_before_ms, created_at_ms, updated_at_ms, origin) VALUES (:id, :kind, :destination, :method, "
+       ":headers, " +
            body_in +
            ", 'CREATED', :max_retries, 0, :retry_delay, :timeout_ms, :callback, :failure_callback, :options, "
-           ":dedup_id, :caller_ip, :not_before, :created, :updated)",
+           ":dedup_id, :caller_ip, :not_before, :created, :updated, :origin)",
       soci::use(id), soci::use(kind), soci::use(destination), soci::use(method), soci::use(headers),
       soci::use(body), soci::use(max_retries), soci::use(retry_delay, retry_delay_ind),
       soci::use(timeout_ms, timeout_ind), soci::use(callback, callback_ind),
       soci::use(failure_callback, failure_callback_ind), soci::use(options), soci::use(dedup_id, dedup_ind),
-      soci::use(caller_ip), soci::use(not_before), soci::use(created), soci::use(updated);
+      soci::use(caller_ip), soci::use(not_before), soci::use(created), soci::use(updated), soci::use(origin);
 }
 
 accepted_message insert_one(soci::session& s, db::dialect d, const message_spec& m, std::int64_t now_ms,
@@ -544,6 +550,47 @@ void delete_dlq_entry(soci::session& s, const std::string& dlq_id, const std::st
       soci::use(message_id);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Claims.
+
+// Excludes the messages of `saturated` origins, recognised by their destination: the origin of a
+// destination is its lower-cased prefix up to the first '/', '?' or '#' after "://" (origin_of);
+// destinations are ASCII URLs, so lengths in characters are lengths in bytes.
+void exclude_origins(bound_query& q, const std::vector<std::string>& saturated) {
+  for (std::size_t i = 0; i < saturated.size() && i < max_excluded_origins; ++i) {
+    const auto& origin = saturated[i];
+    const auto len = static_cast<long long>(origin.size());
+    q.sql(" AND NOT (lower(substr(destination, 1, ").integer(len).sql(")) = ").text(origin);
+    q.sql(" AND (length(destination) = ").integer(len).sql(" OR substr(destination, ").integer(len + 1);
+    q.sql(", 1) IN ('/', '?', '#')))");
+  }
+}
+
+// The origins with CREATED or RETRY messages (due or not) greater than `after` (and at most
+// `up_to`, when given), ascending, at most `max` of them: a loose index scan of
+// relay_messages_origin_due, one index seek per origin however many messages each has.
+std::vector<std::string> pending_origins(soci::session& s, const dialect_sql& d, const std::string& after,
+                                         const std::optional<std::string>& up_to, std::size_t max) {
+  std::vector<std::string> out;
+  if (max == 0) return out;
+  const auto next_after = [&](bound_query& q, std::string_view previous) {
+    q.sql("(SELECT origin FROM relay_messages").sql(d.origin_index);
+    q.sql(" WHERE state IN ('CREATED', 'RETRY') AND origin > ").sql(previous);
+    if (up_to) q.sql(" AND origin <= ").text(*up_to);
+    q.sql(" ORDER BY origin LIMIT 1)");
+  };
+  bound_query q("WITH RECURSIVE o (origin, n) AS (SELECT ");
+  q.sql("(SELECT origin FROM relay_messages").sql(d.origin_index);
+  q.sql(" WHERE state IN ('CREATED', 'RETRY') AND origin > ").text(after);
+  if (up_to) q.sql(" AND origin <= ").text(*up_to);
+  q.sql(" ORDER BY origin LIMIT 1), 1 UNION ALL SELECT ");
+  next_after(q, "o.origin");
+  q.sql(", o.n + 1 FROM o WHERE o.origin IS NOT NULL AND o.n < ").integer(static_cast<long long>(max));
+  q.sql(") SELECT origin FROM o WHERE origin IS NOT NULL");
+  q.for_each_row(s, [&](const soci::row& r) { out.push_back(text_at(r, 0)); });
+  return out;
+}
+
 std::string retry_entry(soci::session& s, db::dialect d, const dlq_item& item, std::int64_t now_ms) {
   message_spec m = item.message.spec;
   m.not_before_ms = now_ms;
@@ -612,55 +659,129 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
   if (limit == 0) return out;
   const auto d = sql_for(db_.kind());
   const auto saturated = slots.saturated_origins();
-  return db_.in_transaction([&](soci::session& s) {
-    // Due messages and expired leases are two queries, each able to use its own index, merged here.
-    const auto select_candidates = [&](bool expired_leases, std::vector<stored_message>& into) {
-      bound_query q("SELECT " + message_columns(d) + " FROM relay_messages");
-      if (expired_leases) {
-        q.sql(" WHERE state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
-      } else {
-        q.sql(d.due_index).sql(" WHERE state IN ('CREATED', 'RETRY') AND not_before_ms <= ").integer(now_ms);
-      }
-      // The origin of a destination is its lower-cased prefix up to the first '/', '?' or '#' after
-      // "://" (origin_of); destinations are ASCII URLs, so lengths in characters are lengths in bytes.
-      for (std::size_t i = 0; i < saturated.size() && i < max_excluded_origins; ++i) {
-        const auto& origin = saturated[i];
-        const auto len = static_cast<long long>(origin.size());
-        q.sql(" AND NOT (lower(substr(destination, 1, ").integer(len).sql(")) = ").text(origin);
-        q.sql(" AND (length(destination) = ").integer(len).sql(" OR substr(destination, ").integer(len + 1);
-        q.sql(", 1) IN ('/', '?', '#')))");
-      }
-      q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(limit));
-      if (d.skip_locked) q.sql(" FOR UPDATE SKIP LOCKED");
-      const auto before = into.size();
-      q.for_each_row(s, [&](const soci::row& r) { into.push_back(message_from_row(r)); });
-      return into.size() - before;
-    };
-    std::vector<stored_message> candidates;
-    const auto due = select_candidates(false, candidates);
-    const auto expired = select_candidates(true, candidates);
-    std::sort(candidates.begin(), candidates.end(), [](const stored_message& a, const stored_message& b) {
-      return std::tie(a.spec.not_before_ms, a.message_id) < std::tie(b.spec.not_before_ms, b.message_id);
-    });
-    out.more_due = due == limit || expired == limit;
-    if (candidates.size() > limit) candidates.resize(limit);
+  const std::string cursor = [&] {
+    std::lock_guard lock(cursor_mutex_);
+    return origin_cursor_;
+  }();
+  std::string next_cursor;
+  out = db_.in_transaction([&](soci::session& s) {
+    claim_result r;
+    // Due messages are read origin by origin through relay_messages_origin_due, each origin's
+    // oldest first and no more than its free slots, so the backlog of a saturated origin is never
+    // read at all. The origins come from a loose index scan that resumes after the last origin the
+    // previous claim visited, so that beyond max_origins_per_claim all are served in turn.
+    auto origins = pending_origins(s, d, cursor, std::nullopt, max_origins_per_claim);
+    if (!cursor.empty() && origins.size() < max_origins_per_claim) {
+      auto wrapped = pending_origins(s, d, "", cursor, max_origins_per_claim - origins.size());
+      origins.insert(origins.end(), std::make_move_iterator(wrapped.begin()),
+                     std::make_move_iterator(wrapped.end()));
+    }
+    if (origins.size() == max_origins_per_claim) {
+      next_cursor = origins.back();
+      r.more_due = true;  // origins past the cursor were not looked at
+    }
 
-    for (auto& m : candidates) {
-      if (!slots.try_take(origin_of(m.spec.destination))) {
-        out.more_due = true;
-        continue;
+    // All candidate queries go in one statement (preparing a statement costs more than its index
+    // seeks here), each selecting ids only: one part per origin with free slots, one for the
+    // messages stored without an origin (by an older relay; found by destination, and their origin
+    // is written when claimed), one for expired leases (index (state, lease_until_ms)). Each row
+    // carries its part's number (at most max_origins_per_claim + 2 parts, within SQLite's limit of
+    // 500 compound terms). Only the picked messages are then read in full.
+    std::vector<std::size_t> wanted;  // the LIMIT of each part
+    bound_query q;
+    const auto add_part = [&](std::string_view index, std::size_t limit_of_part) {
+      if (!wanted.empty()) q.sql(" UNION ALL ");
+      q.sql("SELECT * FROM (SELECT message_id, not_before_ms, destination, " + std::to_string(wanted.size()) +
+            " AS part FROM relay_messages");
+      q.sql(index).sql(" WHERE ");
+      wanted.push_back(limit_of_part);
+    };
+    const auto end_part = [&] {
+      q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(wanted.back()));
+      if (d.skip_locked) q.sql(" FOR UPDATE SKIP LOCKED");
+      q.sql(") AS c" + std::to_string(wanted.size() - 1));
+    };
+    for (const auto& origin : origins) {
+      const std::size_t in_flight = slots.in_flight(origin);
+      if (in_flight >= slots.per_origin_limit()) continue;
+      add_part(d.origin_index, std::min(limit, slots.per_origin_limit() - in_flight));
+      q.sql("state IN ('CREATED', 'RETRY') AND origin = ").text(origin);
+      q.sql(" AND not_before_ms <= ").integer(now_ms);
+      end_part();
+    }
+    add_part(d.origin_index, limit);
+    q.sql("state IN ('CREATED', 'RETRY') AND origin IS NULL AND not_before_ms <= ").integer(now_ms);
+    exclude_origins(q, saturated);
+    end_part();
+    add_part("", limit);
+    q.sql("state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
+    exclude_origins(q, saturated);
+    end_part();
+
+    struct candidate {
+      std::string message_id;
+      std::int64_t not_before_ms;
+      std::string origin;
+    };
+    std::vector<candidate> candidates;
+    std::vector<std::size_t> got(wanted.size(), 0);
+    q.for_each_row(s, [&](const soci::row& row) {
+      candidates.push_back({text_at(row, 0), int_at(row, 1), origin_of(text_at(row, 2))});
+      const auto part = static_cast<std::size_t>(int_at(row, 3));
+      if (part < got.size()) ++got[part];
+    });
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+      if (got[i] == wanted[i]) r.more_due = true;  // that part may have left due rows behind
+    }
+    std::sort(candidates.begin(), candidates.end(), [](const candidate& a, const candidate& b) {
+      return std::tie(a.not_before_ms, a.message_id) < std::tie(b.not_before_ms, b.message_id);
+    });
+    if (candidates.size() > limit) {
+      candidates.resize(limit);
+      r.more_due = true;
+    }
+    std::vector<const candidate*> picked;
+    for (const auto& c : candidates) {
+      if (slots.try_take(c.origin)) {
+        picked.push_back(&c);
+      } else {
+        r.more_due = true;
       }
-      const long long until =
-          now_ms + (m.spec.timeout_ms > 0 ? m.spec.timeout_ms : default_timeout_ms) + lease_margin_ms;
-      long long now = now_ms;
-      long long until_v = until;
-      s << "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
-           "updated_at_ms = :now WHERE message_id = :id",
-          soci::use(node_id_), soci::use(until_v), soci::use(now), soci::use(m.message_id);
-      m.state = message_state::active;
-      m.lease_owner = node_id_;
-      m.lease_until_ms = until;
-      out.messages.push_back(std::move(m));
+    }
+    if (!picked.empty()) {
+      bound_query rows("SELECT " + message_columns(d) + " FROM relay_messages WHERE message_id IN (");
+      for (std::size_t i = 0; i < picked.size(); ++i) {
+        if (i > 0) rows.sql(", ");
+        rows.text(picked[i]->message_id);
+      }
+      rows.sql(")");
+      std::map<std::string, stored_message, std::less<>> by_id;
+      rows.for_each_row(s, [&](const soci::row& row) {
+        auto m = message_from_row(row);
+        auto id = m.message_id;
+        by_id.emplace(std::move(id), std::move(m));
+      });
+      for (const candidate* c : picked) {
+        const auto it = by_id.find(c->message_id);
+        if (it == by_id.end()) {  // selected and locked in this transaction: cannot happen
+          slots.give_back(c->origin);
+          continue;
+        }
+        auto& m = it->second;
+        const long long until =
+            now_ms + (m.spec.timeout_ms > 0 ? m.spec.timeout_ms : default_timeout_ms) + lease_margin_ms;
+        long long now = now_ms;
+        long long until_v = until;
+        std::string origin = c->origin;
+        s << "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
+             "updated_at_ms = :now, origin = :origin WHERE message_id = :id",
+            soci::use(node_id_), soci::use(until_v), soci::use(now), soci::use(origin),
+            soci::use(m.message_id);
+        m.state = message_state::active;
+        m.lease_owner = node_id_;
+        m.lease_until_ms = until;
+        r.messages.push_back(std::move(m));
+      }
     }
 
     long long next = 0;
@@ -669,9 +790,14 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     s << "SELECT MIN(not_before_ms) FROM relay_messages" + std::string(d.due_index) +
              " WHERE state IN ('CREATED', 'RETRY') AND not_before_ms > :now",
         soci::into(next, next_ind), soci::use(now);
-    if (next_ind == soci::i_ok) out.next_due_ms = next;
-    return out;
+    if (next_ind == soci::i_ok) r.next_due_ms = next;
+    return r;
   });
+  {
+    std::lock_guard lock(cursor_mutex_);
+    origin_cursor_ = std::move(next_cursor);
+  }
+  return out;
 }
 
 std::vector<recorded_outcome> relay_store::record_outcomes(std::span<const attempt_outcome> outcomes) {

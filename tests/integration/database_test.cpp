@@ -191,8 +191,9 @@ void common_contract(const database_url& url) {
     CHECK(shopd::db::migrate(db) == all_versions());
     CHECK(table_names(db) == expected_tables);
     const auto indexes = index_names(db);
-    for (const char* idx : {"stock_movements_sku_id", "orders_customer_email", "outbox_unsent",
-                            "audit_log_entity_id", "relay_messages_due", "relay_messages_state_lease"}) {
+    for (const char* idx :
+         {"stock_movements_sku_id", "orders_customer_email", "outbox_unsent", "audit_log_entity_id",
+          "relay_messages_due", "relay_messages_state_lease", "relay_messages_origin_due"}) {
       CAPTURE(idx);
       CHECK(indexes.count(idx) == 1);
     }
@@ -211,6 +212,23 @@ void common_contract(const database_url& url) {
     CHECK(scalar(db, "SELECT count(*) FROM schema_migrations") ==
           static_cast<long long>(all_versions().size()));
     CHECK(db.in_use() == 0);
+  }
+
+  SUBCASE("upgrading from version 1 keeps relay messages, without an origin") {
+    database db(url);
+    const auto& initial = shopd::db::migrations().front();
+    db.in_transaction([&](soci::session& s) {
+      s << "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+           "applied_at_ms BIGINT NOT NULL)";
+      for (const auto& stmt : shopd::db::statements_for(initial, db.kind())) s << stmt;
+      s << "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (1, 'initial_schema', 0)";
+      s << "INSERT INTO relay_messages (message_id, destination, body, state, max_retries, not_before_ms, "
+           "created_at_ms, updated_at_ms) VALUES ('msg_old', 'http://h:1/x', '', 'CREATED', 3, 0, 0, 0)";
+    });
+    CHECK(shopd::db::status(db).current == 1);
+    CHECK(shopd::db::migrate(db) == std::vector<int>{2});
+    CHECK(index_names(db).count("relay_messages_origin_due") == 1);
+    CHECK(scalar(db, "SELECT count(*) FROM relay_messages WHERE origin IS NULL") == 1);
   }
 
   SUBCASE("a database newer than this binary is refused") {

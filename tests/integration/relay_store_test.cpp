@@ -61,6 +61,25 @@ relay::claim_result claim(relay::relay_store& s, std::int64_t now, std::size_t g
 
 const dialect both[] = {dialect::sqlite, dialect::postgresql};
 
+// The origin column of a stored message: nullopt when NULL.
+std::optional<std::string> stored_origin(shopd::db::database& db, const std::string& message_id) {
+  return db.with_session([&](soci::session& s) -> std::optional<std::string> {
+    std::string origin;
+    soci::indicator ind = soci::i_null;
+    s << "SELECT origin FROM relay_messages WHERE message_id = :id", soci::into(origin, ind),
+        soci::use(message_id);
+    if (ind != soci::i_ok) return std::nullopt;
+    return origin;
+  });
+}
+
+// What an older relay, or one from before the origin column, leaves behind.
+void forget_origin(shopd::db::database& db, const std::string& message_id) {
+  db.in_transaction([&](soci::session& s) {
+    s << "UPDATE relay_messages SET origin = NULL WHERE message_id = :id", soci::use(message_id);
+  });
+}
+
 }  // namespace
 
 TEST_SUITE("relay/store") {
@@ -286,6 +305,117 @@ TEST_SUITE("relay/store") {
         full.try_take("x");
         CHECK(store.claim(t0, full, margin, 30'000).messages.empty());
       }
+    }
+  }
+
+  TEST_CASE("a saturated origin's backlog does not hide another origin's due message") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      // Thousands of due messages to one origin, all older than the one message to another.
+      std::vector<relay::message_spec> backlog;
+      for (int i = 0; i < 2'000; ++i)
+        backlog.push_back(spec("http://orders:1/api/checkout", "{}", t0 - 5'000 + i));
+      const auto backlog_ids = store.insert_all(backlog, t0, window);
+      const auto mail = store.insert(spec("http://Email:2/api/send", "{}", t0), t0, window).message_id;
+      CHECK(stored_origin(fdb.db(), mail) == "http://email:2");
+      CHECK(stored_origin(fdb.db(), backlog_ids.front().message_id) == "http://orders:1");
+
+      SUBCASE("the saturated origin is passed over, the other one's message is claimed") {
+        relay::delivery_slots slots(100, 16);
+        for (int i = 0; i < 16; ++i) REQUIRE(slots.try_take("http://orders:1"));
+        const auto r = store.claim(t0, slots, margin, 30'000);
+        REQUIRE(r.messages.size() == 1);
+        CHECK(r.messages[0].message_id == mail);
+        CHECK_FALSE(r.more_due);
+        CHECK(slots.in_flight("http://orders:1") == 16);
+        CHECK(slots.in_flight("http://email:2") == 1);
+        CHECK(store.get(mail)->state == relay::message_state::active);
+        CHECK(store.counts().active == 1);
+      }
+      SUBCASE("an origin with one free slot gives its oldest message, and more are due") {
+        relay::delivery_slots slots(100, 16);
+        for (int i = 0; i < 15; ++i) REQUIRE(slots.try_take("http://orders:1"));
+        const auto r = store.claim(t0, slots, margin, 30'000);
+        REQUIRE(r.messages.size() == 2);
+        CHECK(r.messages[0].message_id == backlog_ids.front().message_id);  // oldest first
+        CHECK(r.messages[1].message_id == mail);
+        CHECK(r.more_due);
+        CHECK(slots.in_flight("http://orders:1") == 16);
+      }
+    }
+  }
+
+  TEST_CASE("messages stored without an origin are still claimed, within their origin's slots") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      std::vector<std::string> old_ids;
+      for (int i = 0; i < 3; ++i) {
+        old_ids.push_back(store.insert(spec("http://Old:1/a", "{}", t0 - 100 + i), t0, window).message_id);
+        forget_origin(fdb.db(), old_ids.back());
+      }
+      const auto new_without = store.insert(spec("http://new:2/b", "{}", t0 - 50), t0, window).message_id;
+      forget_origin(fdb.db(), new_without);
+      const auto new_with = store.insert(spec("http://new:2/b", "{}", t0 - 40), t0, window).message_id;
+      REQUIRE_FALSE(stored_origin(fdb.db(), old_ids[0]).has_value());
+
+      relay::delivery_slots slots(10, 2);
+      REQUIRE(slots.try_take("http://old:1"));
+      REQUIRE(slots.try_take("http://old:1"));
+      const auto r = store.claim(t0, slots, margin, 30'000);
+      CHECK(ids_of(r) == std::set<std::string>{new_without, new_with});  // old:1 is saturated
+      CHECK(stored_origin(fdb.db(), new_without) == "http://new:2");
+      CHECK_FALSE(stored_origin(fdb.db(), old_ids[0]).has_value());
+
+      relay::delivery_slots fresh(10, 2);
+      const auto r2 = store.claim(t0, fresh, margin, 30'000);
+      CHECK(ids_of(r2) == std::set<std::string>{old_ids[0], old_ids[1]});  // two slots, oldest first
+      CHECK(r2.more_due);
+      CHECK(stored_origin(fdb.db(), old_ids[0]) == "http://old:1");
+      CHECK(stored_origin(fdb.db(), old_ids[1]) == "http://old:1");
+      CHECK_FALSE(stored_origin(fdb.db(), old_ids[2]).has_value());
+      CHECK(fresh.in_flight("http://old:1") == 2);
+    }
+  }
+
+  TEST_CASE("more origins than one claim visits are all served over successive claims") {
+    constexpr std::size_t cap = relay::relay_store::max_origins_per_claim;
+    constexpr std::size_t beyond = 44;
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      // Two messages per origin, so every origin still has pending work after its first claim.
+      std::vector<relay::message_spec> batch;
+      for (std::size_t i = 0; i < cap + beyond; ++i) {
+        for (int copy = 0; copy < 2; ++copy) batch.push_back(spec("http://h" + std::to_string(i) + ":80/x"));
+      }
+      store.insert_all(batch, t0, window);
+
+      relay::delivery_slots slots(10'000, 1);
+      std::set<std::string> origins;
+      const auto first = store.claim(t0, slots, margin, 30'000);
+      CHECK(first.messages.size() == cap);
+      CHECK(first.more_due);
+      for (const auto& m : first.messages) origins.insert(relay::origin_of(m.spec.destination));
+      CHECK(origins.size() == cap);
+
+      // The first origins still have a pending message each, but are saturated: the next claim
+      // goes on with the origins the first one did not reach.
+      const auto second = store.claim(t0, slots, margin, 30'000);
+      CHECK(second.messages.size() == beyond);
+      for (const auto& m : second.messages) origins.insert(relay::origin_of(m.spec.destination));
+      CHECK(origins.size() == cap + beyond);
+
+      CHECK(store.claim(t0, slots, margin, 30'000).messages.empty());  // every origin saturated
+      relay::delivery_slots fresh(10'000, 1);
+      std::size_t rest = 0;
+      for (int round = 0; round < 3; ++round) rest += store.claim(t0, fresh, margin, 30'000).messages.size();
+      CHECK(rest == cap + beyond);  // the second message of every origin, cursor wrapping around
+      CHECK(store.counts().created == 0);
     }
   }
 

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -83,8 +84,9 @@ struct recorded_outcome {
 /// What a claim picked.
 struct claim_result {
   std::vector<stored_message> messages{};  ///< now ACTIVE and leased to this node
-  /// Due messages were left behind (the candidate query was full, or some did not fit their
-  /// origin's slots): claim again at once if slots are free.
+  /// Due messages may have been left behind (a candidate query filled its limit, candidates were
+  /// cut to the free slots or did not fit their origin's, or the claim visited its maximum of
+  /// origins): claim again at once if slots are free.
   bool more_due = false;
   /// The earliest not_before_ms of a CREATED/RETRY message that is not due yet.
   std::optional<std::int64_t> next_due_ms{};
@@ -154,13 +156,23 @@ class relay_store {
 
   // -- delivery ----------------------------------------------------------------------------------
 
+  /// Origins a claim visits at most; more are served in turn by successive claims.
+  static constexpr std::size_t max_origins_per_claim = 256;
+
   /// Lease due work to this node, in one transaction: candidates are `(CREATED or RETRY) and
   /// not_before_ms <= now` or `ACTIVE and lease_until_ms < now`, oldest not_before first, at most
   /// `slots.free()` of them, skipping the origins `slots` has saturated (on PostgreSQL with FOR
   /// UPDATE SKIP LOCKED, so concurrent claimers get disjoint sets); each candidate that still fits
   /// its origin takes a slot in `slots` and becomes ACTIVE, leased to this node until now + its
-  /// timeout (`default_timeout_ms` when it has none) + `lease_margin_ms`. `slots` is the caller's
-  /// copy: on return it counts the picks.
+  /// timeout (`default_timeout_ms` when it has none) + `lease_margin_ms`, with its origin stored.
+  /// `slots` is the caller's copy: on return it counts the picks.
+  ///
+  /// Cost: O(origins × log n) plus the rows picked, not the backlog: due messages are read per
+  /// origin with pending work (at most `max_origins_per_claim` origins per claim, resuming after
+  /// the last one the previous claim of this store visited), each origin's oldest first and no
+  /// more than its free slots; a saturated origin's messages are not read at all. Messages stored
+  /// without an origin (by an older relay) and expired leases are found by destination instead,
+  /// which reads the saturated origins' ones among them.
   claim_result claim(std::int64_t now_ms, delivery_slots& slots, std::int64_t lease_margin_ms,
                      std::int64_t default_timeout_ms);
 
@@ -232,6 +244,8 @@ class relay_store {
   db::database& db_;
   std::string node_id_;
   dlq_id_generator dlq_ids_;
+  std::mutex cursor_mutex_;
+  std::string origin_cursor_;  ///< the last origin a claim visited when it hit its maximum, or empty
 };
 
 }  // namespace shopd::relay
