@@ -2,6 +2,7 @@
 
 #include "shopd/bus/crypto.hpp"
 #include "shopd/db/database.hpp"
+#include "shopd/db/execute.hpp"
 #include "shopd/db/row.hpp"
 
 #include <boost/json/parse.hpp>
@@ -271,19 +272,20 @@ void insert_message(soci::session& s, db::dialect d, const std::string& message_
   std::string id = message_id;
   std::string origin = origin_of(m.destination);
 
-  s << "INSERT INTO relay_messages (message_id, kind, destination, method, headers, body, state, "
-       "max_retries, "
-       "retried, retry_delay_expr, timeout_ms, callback, failure_callback, options, dedup_id, caller_ip, "
-       "not_before_ms, created_at_ms, updated_at_ms, origin) VALUES (:id, :kind, :destination, :method, "
-       ":headers, " +
-           body_in +
-           ", 'CREATED', :max_retries, 0, :retry_delay, :timeout_ms, :callback, :failure_callback, :options, "
-           ":dedup_id, :caller_ip, :not_before, :created, :updated, :origin)",
+  db::execute(
+      s,
+      "INSERT INTO relay_messages (message_id, kind, destination, method, headers, body, state, "
+      "max_retries, retried, retry_delay_expr, timeout_ms, callback, failure_callback, options, dedup_id, "
+      "caller_ip, not_before_ms, created_at_ms, updated_at_ms, origin) VALUES (:id, :kind, :destination, "
+      ":method, :headers, " +
+          body_in +
+          ", 'CREATED', :max_retries, 0, :retry_delay, :timeout_ms, :callback, :failure_callback, "
+          ":options, :dedup_id, :caller_ip, :not_before, :created, :updated, :origin)",
       soci::use(id), soci::use(kind), soci::use(destination), soci::use(method), soci::use(headers),
       soci::use(body), soci::use(max_retries), soci::use(retry_delay, retry_delay_ind),
       soci::use(timeout_ms, timeout_ind), soci::use(callback, callback_ind),
       soci::use(failure_callback, failure_callback_ind), soci::use(options), soci::use(dedup_id, dedup_ind),
-      soci::use(caller_ip), soci::use(not_before), soci::use(created), soci::use(updated), soci::use(origin);
+      soci::use(caller_ip), soci::use(not_before), soci::use(created), soci::use(updated), soci::use(origin));
 }
 
 accepted_message insert_one(soci::session& s, db::dialect d, const message_spec& m, std::int64_t now_ms,
@@ -296,14 +298,13 @@ accepted_message insert_one(soci::session& s, db::dialect d, const message_spec&
     std::string dedup_id = *m.dedup_id;
     long long expires = now_ms + dedup_window_ms;
     long long now = now_ms;
-    soci::statement st =
-        (s.prepare << "INSERT INTO relay_dedup (dedup_id, message_id, expires_at_ms) VALUES (:dedup_id, "
-                      ":message_id, "
-                      ":expires) ON CONFLICT (dedup_id) DO UPDATE SET message_id = excluded.message_id, "
-                      "expires_at_ms = excluded.expires_at_ms WHERE relay_dedup.expires_at_ms <= :now",
-         soci::use(dedup_id), soci::use(message_id), soci::use(expires), soci::use(now));
-    st.execute(true);
-    if (st.get_affected_rows() == 0) {
+    const auto taken = db::execute(
+        s,
+        "INSERT INTO relay_dedup (dedup_id, message_id, expires_at_ms) VALUES (:dedup_id, :message_id, "
+        ":expires) ON CONFLICT (dedup_id) DO UPDATE SET message_id = excluded.message_id, "
+        "expires_at_ms = excluded.expires_at_ms WHERE relay_dedup.expires_at_ms <= :now",
+        soci::use(dedup_id), soci::use(message_id), soci::use(expires), soci::use(now));
+    if (taken == 0) {
       std::string existing;
       s << "SELECT message_id FROM relay_dedup WHERE dedup_id = :dedup_id", soci::into(existing),
           soci::use(dedup_id);
@@ -773,10 +774,12 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
         long long now = now_ms;
         long long until_v = until;
         std::string origin = c->origin;
-        s << "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
-             "updated_at_ms = :now, origin = :origin WHERE message_id = :id",
+        db::execute(
+            s,
+            "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
+            "updated_at_ms = :now, origin = :origin WHERE message_id = :id",
             soci::use(node_id_), soci::use(until_v), soci::use(now), soci::use(origin),
-            soci::use(m.message_id);
+            soci::use(m.message_id));
         m.state = message_state::active;
         m.lease_owner = node_id_;
         m.lease_until_ms = until;
