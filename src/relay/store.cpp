@@ -665,8 +665,15 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     return origin_cursor_;
   }();
   std::string next_cursor;
-  out = db_.in_transaction([&](soci::session& s) {
-    claim_result r;
+  // What a claim picks, before its leases are taken: the messages (with the origin each took a slot
+  // of) and the rest of the result.
+  struct plan {
+    claim_result result;
+    std::vector<std::string> origins;
+  };
+  const auto choose = [&](soci::session& s) {
+    plan p;
+    claim_result& r = p.result;
     // Due messages are read origin by origin through relay_messages_origin_due, each origin's
     // oldest first and no more than its free slots, so the backlog of a saturated origin is never
     // read at all. The origins come from a loose index scan that resumes after the last origin the
@@ -764,26 +771,12 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       });
       for (const candidate* c : picked) {
         const auto it = by_id.find(c->message_id);
-        if (it == by_id.end()) {  // selected and locked in this transaction: cannot happen
+        if (it == by_id.end()) {  // gone between the two reads (purged): nothing to deliver
           slots.give_back(c->origin);
           continue;
         }
-        auto& m = it->second;
-        const long long until =
-            now_ms + (m.spec.timeout_ms > 0 ? m.spec.timeout_ms : default_timeout_ms) + lease_margin_ms;
-        long long now = now_ms;
-        long long until_v = until;
-        std::string origin = c->origin;
-        db::execute(
-            s,
-            "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
-            "updated_at_ms = :now, origin = :origin WHERE message_id = :id",
-            soci::use(node_id_), soci::use(until_v), soci::use(now), soci::use(origin),
-            soci::use(m.message_id));
-        m.state = message_state::active;
-        m.lease_owner = node_id_;
-        m.lease_until_ms = until;
-        r.messages.push_back(std::move(m));
+        r.messages.push_back(std::move(it->second));
+        p.origins.push_back(c->origin);
       }
     }
 
@@ -794,8 +787,56 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
              " WHERE state IN ('CREATED', 'RETRY') AND not_before_ms > :now",
         soci::into(next, next_ind), soci::use(now);
     if (next_ind == soci::i_ok) r.next_due_ms = next;
+    return p;
+  };
+  // Takes the leases of what `choose` picked. The UPDATE checks the message is still claimable: on
+  // SQLite the choice was read outside the write transaction, and meanwhile the message may have
+  // been cancelled, or its expired lease's node may have recorded the outcome after all; such a
+  // message is left alone (and its slot given back).
+  const auto lease = [&](soci::session& s, plan& p) {
+    claim_result r;
+    r.more_due = p.result.more_due;
+    r.next_due_ms = p.result.next_due_ms;
+    for (std::size_t i = 0; i < p.result.messages.size(); ++i) {
+      auto& m = p.result.messages[i];
+      const long long until =
+          now_ms + (m.spec.timeout_ms > 0 ? m.spec.timeout_ms : default_timeout_ms) + lease_margin_ms;
+      long long now = now_ms;
+      long long until_v = until;
+      const auto taken = db::execute(
+          s,
+          "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
+          "updated_at_ms = :now, origin = :origin WHERE message_id = :id AND ((state IN ('CREATED', 'RETRY') "
+          "AND not_before_ms <= :now2) OR (state = 'ACTIVE' AND lease_until_ms < :now3))",
+          soci::use(node_id_), soci::use(until_v), soci::use(now), soci::use(p.origins[i]),
+          soci::use(m.message_id), soci::use(now), soci::use(now));
+      if (taken == 0) {
+        slots.give_back(p.origins[i]);
+        r.more_due = true;
+        continue;
+      }
+      m.state = message_state::active;
+      m.lease_owner = node_id_;
+      m.lease_until_ms = until;
+      r.messages.push_back(std::move(m));
+    }
     return r;
-  });
+  };
+  if (d.skip_locked) {
+    // PostgreSQL: one transaction, the picked rows locked (FOR UPDATE SKIP LOCKED) until it commits,
+    // so concurrent claimers get disjoint sets.
+    out = db_.in_transaction([&](soci::session& s) {
+      auto p = choose(s);
+      return lease(s, p);
+    });
+  } else {
+    // SQLite: one writer at a time, so the choice (index seeks and reading the picked rows, most of
+    // a claim's work) is read on a pooled connection, outside the write turn every transaction of
+    // this process queues for; only the leases are taken in it.
+    auto p = db_.with_session(choose);
+    out = p.result.messages.empty() ? std::move(p.result)
+                                    : db_.in_transaction([&](soci::session& s) { return lease(s, p); });
+  }
   {
     std::lock_guard lock(cursor_mutex_);
     origin_cursor_ = std::move(next_cursor);
