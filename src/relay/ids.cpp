@@ -2,8 +2,10 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <limits>
 #include <stdexcept>
 
@@ -14,6 +16,9 @@ namespace {
 constexpr std::string_view base62_alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 constexpr std::string_view message_prefix = "msg_";
 constexpr std::size_t message_random_length = 26;
+// The first characters of a message id spell its creation time (Unix ms, fixed width): 62^8 ms is
+// about 6,900 years.
+constexpr std::size_t message_time_length = 8;
 
 void random_bytes(unsigned char* out, std::size_t n) {
   if (RAND_bytes(out, static_cast<int>(n)) != 1) throw std::runtime_error("OpenSSL RAND_bytes failed");
@@ -51,7 +56,20 @@ std::string random_base62(std::size_t n) {
 }
 
 std::string new_message_id() {
-  return std::string(message_prefix) + random_base62(message_random_length);
+  return new_message_id(std::chrono::system_clock::now());
+}
+
+std::string new_message_id(std::chrono::system_clock::time_point at) {
+  auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count()));
+  std::string out(message_prefix);
+  out.resize(message_prefix.size() + message_time_length);
+  for (std::size_t i = out.size(); i-- > message_prefix.size();) {
+    out[i] = base62_alphabet[ms % 62];
+    ms /= 62;
+  }
+  out += random_base62(message_random_length - message_time_length);
+  return out;
 }
 
 bool is_message_id(std::string_view id) noexcept {

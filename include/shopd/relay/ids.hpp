@@ -4,6 +4,7 @@
 /// unguessable as well as unique. Every function throws std::runtime_error only if RAND_bytes
 /// fails (no entropy), which a server should treat as fatal.
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -15,8 +16,13 @@ namespace shopd::relay {
 /// `n` characters from [0-9A-Za-z], uniformly (rejection sampling, no modulo bias).
 [[nodiscard]] std::string random_base62(std::size_t n);
 
-/// A new message id: "msg_" followed by 26 base62 characters (about 154 bits of randomness).
+/// A new message id: "msg_" followed by 26 base62 characters: 8 that spell the creation time (Unix
+/// milliseconds, most significant first, so that ids sort by creation time as strings: new rows go
+/// to the end of the primary-key index instead of random pages of it) and 18 random ones (about
+/// 107 bits of randomness).
 [[nodiscard]] std::string new_message_id();
+/// The same for a given creation time (times before 1970 count as 1970).
+[[nodiscard]] std::string new_message_id(std::chrono::system_clock::time_point at);
 
 /// True for what new_message_id makes (used to answer 404 early for junk path parameters).
 [[nodiscard]] bool is_message_id(std::string_view id) noexcept;

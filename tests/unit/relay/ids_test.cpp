@@ -27,6 +27,22 @@ TEST_SUITE("relay.ids") {
     CHECK(is_message_id("msg_0123456789abcdefghijklmnop"));
   }
 
+  TEST_CASE("relay.ids: message ids sort by creation time") {
+    using std::chrono::milliseconds;
+    const std::chrono::system_clock::time_point t0{milliseconds(1'795'558'017'493)};
+    const auto a = new_message_id(t0);
+    const auto b = new_message_id(t0 + milliseconds(1));
+    const auto c = new_message_id(t0 + milliseconds(62 * 62 * 62));
+    CHECK(is_message_id(a));
+    CHECK(a < b);
+    CHECK(b < c);
+    CHECK(a.substr(0, 12) == new_message_id(t0).substr(0, 12));  // same millisecond: same time part
+    CHECK(a != new_message_id(t0));                              // ... and a different random one
+    CHECK(new_message_id(std::chrono::system_clock::time_point{}).starts_with("msg_00000000"));
+    CHECK(new_message_id(t0 - std::chrono::hours(24 * 365 * 100)).starts_with("msg_00000000"));
+    CHECK(new_message_id(std::chrono::system_clock::now() - std::chrono::seconds(1)) < new_message_id());
+  }
+
   TEST_CASE("relay.ids: random base62") {
     CHECK(random_base62(0).empty());
     auto s = random_base62(5000);
