@@ -22,6 +22,7 @@
 #include <iterator>
 #include <latch>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -326,6 +327,37 @@ void common_contract(const database_url& url) {
     CHECK(scalar(db, "SELECT stock FROM products WHERE sku = 'SKU-1'") == 10);
   }
 
+  SUBCASE("db::query_one reads one row, or none, in a transaction or not; a second row is an error") {
+    database db(url);
+    shopd::db::migrate(db);
+    db.in_transaction([](soci::session& s) {
+      insert_product(s, "SKU-1", 5);
+      insert_product(s, "SKU-2", 7);
+    });
+    const auto stock_of = [](soci::session& s, const std::string& sku) -> std::optional<long long> {
+      long long stock = 0;
+      if (!shopd::db::query_one(s, "SELECT stock FROM products WHERE sku = :sku", [&](soci::statement& st) {
+            st.exchange(soci::into(stock));
+            st.exchange(soci::use(sku));
+          })) {
+        return std::nullopt;
+      }
+      return stock;
+    };
+    CHECK(db.in_transaction([&](soci::session& s) { return stock_of(s, "SKU-1"); }) == 5);
+    CHECK(db.in_transaction([&](soci::session& s) { return stock_of(s, "SKU-2"); }) == 7);
+    CHECK(db.in_transaction([&](soci::session& s) { return stock_of(s, "SKU-NONE"); }) == std::nullopt);
+    CHECK(db.with_session([&](soci::session& s) { return stock_of(s, "SKU-2"); }) == 7);
+    const auto any_stock = [](soci::session& s) {
+      long long stock = 0;
+      return shopd::db::query_one(s, "SELECT stock FROM products ORDER BY sku",
+                                  [&](soci::statement& st) { st.exchange(soci::into(stock)); });
+    };
+    CHECK_THROWS_AS(db.in_transaction(any_stock), std::logic_error);
+    CHECK_THROWS_AS(db.with_session(any_stock), std::logic_error);
+    CHECK(db.in_transaction([&](soci::session& s) { return stock_of(s, "SKU-1"); }) == 5);
+  }
+
   SUBCASE("constraints hold: stock never below zero, known reasons, real SKUs") {
     database db(url);
     shopd::db::migrate(db);
@@ -622,7 +654,7 @@ TEST_SUITE("db.database") {
     return n;
   }
 
-  TEST_CASE("database sqlite: db::execute prepares a statement once per writer connection and reuses it") {
+  TEST_CASE("database sqlite: db::execute and db::query_one prepare a statement once per writer connection") {
     temp_dir dir;
     database db(database_url::parse("sqlite:" + (dir.path() / "shop.db").string()), {.pool_size = 2});
     shopd::db::migrate(db);
@@ -652,6 +684,26 @@ TEST_SUITE("db.database") {
       CHECK(insert(s, "4") == 1);
       CHECK(live_statements(s, sql) == 0);
     });
+
+    // A kept query is read to its end: not left running (which would hold a read snapshot).
+    const std::string lookup = "SELECT correlation_id FROM checkouts WHERE checkout_id = :id";
+    for (const std::string id : {"2", "3", "none"}) {
+      db.in_transaction([&](soci::session& s) {
+        std::string correlation;
+        const bool found = shopd::db::query_one(s, lookup, [&](soci::statement& st) {
+          st.exchange(soci::into(correlation));
+          st.exchange(soci::use(id));
+        });
+        CHECK(found == (id != "none"));
+        if (found) CHECK(correlation == "chk-" + id);
+        CHECK(live_statements(s, lookup) == 1);
+        auto* conn = static_cast<soci::sqlite3_session_backend*>(s.get_backend())->conn_;
+        for (auto* st = sqlite_api::sqlite3_next_stmt(conn, nullptr); st != nullptr;
+             st = sqlite_api::sqlite3_next_stmt(conn, st)) {
+          if (lookup == sqlite_api::sqlite3_sql(st)) CHECK(sqlite_api::sqlite3_stmt_busy(st) == 0);
+        }
+      });
+    }
   }
 
   TEST_CASE("database sqlite: a WAL past 1,000 pages is checkpointed into the database file") {

@@ -1,12 +1,14 @@
 #pragma once
-/// db::execute: run a statement that returns no rows, reusing its prepared form where the session keeps
-/// one. SOCI prepares a statement afresh for every `session << ...`; on SQLite that parse and plan is
-/// as long as running a small INSERT, and the writes of a busy process all queue for one write turn.
+/// db::execute and db::query_one: run a statement that returns no rows, or a lookup of one row, reusing
+/// its prepared form where the session keeps one. SOCI prepares a statement afresh for every `session <<
+/// ...`; on SQLite that parse and plan is as long as running a small INSERT, and the writes of a busy process
+/// all queue for one write turn.
 
 #include <soci/soci.h>
 
 #include <cstddef>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -84,6 +86,33 @@ long long execute(soci::session& s, const std::string& sql, Elements&&... elemen
   st.define_and_bind();
   st.execute(true);
   return st.get_affected_rows();
+}
+
+/// Run `sql`, a query for at most one row (a lookup by a unique key), with the intos and uses that
+/// `bind(soci::statement&)` exchanges (uses in placeholder order); returns true when the row came back,
+/// its values then in the intos. Reuses the prepared statement as execute does. A second row is a
+/// std::logic_error: the caller's query is not the lookup it claims (and on a kept statement, reading
+/// to the end is what lets it go of the rows it read).
+template <typename Bind>
+bool query_one(soci::session& s, const std::string& sql, Bind&& bind) {
+  if (detail::current_cache.session == &s) {
+    if (soci::statement* st = detail::current_cache.cache->get(sql)) {
+      const detail::unbind_on_exit unbind(*st);
+      std::forward<Bind>(bind)(*st);
+      st->define_and_bind();
+      if (!st->execute(true)) return false;
+      if (st->fetch()) throw std::logic_error("query_one: more than one row for: " + sql);
+      return true;
+    }
+  }
+  soci::statement st(s);
+  std::forward<Bind>(bind)(st);
+  st.alloc();
+  st.prepare(sql);
+  st.define_and_bind();
+  if (!st.execute(true)) return false;
+  if (st.fetch()) throw std::logic_error("query_one: more than one row for: " + sql);
+  return true;
 }
 
 }  // namespace shopd::db

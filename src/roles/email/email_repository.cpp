@@ -108,13 +108,13 @@ email_record ensure_email(soci::session& tx, const new_email& e) {
       soci::use(e.subject), soci::use(pending), soci::use(e.correlation_id), soci::use(created));
 
   row_buffer b;
-  soci::statement st(tx);
-  b.exchange(st);
-  st.exchange(soci::use(e.event_id));
-  st.alloc();
-  st.prepare("SELECT " + std::string(columns) + " FROM emails WHERE event_id = :event_id");
-  st.define_and_bind();
-  if (!st.execute(true)) throw std::logic_error("emails row of event " + e.event_id + " vanished");
+  if (!db::query_one(tx, "SELECT " + std::string(columns) + " FROM emails WHERE event_id = :event_id",
+                     [&](soci::statement& st) {
+                       b.exchange(st);
+                       st.exchange(soci::use(e.event_id));
+                     })) {
+    throw std::logic_error("emails row of event " + e.event_id + " vanished");
+  }
   return b.record();
 }
 

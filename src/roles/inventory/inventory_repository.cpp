@@ -109,13 +109,12 @@ std::optional<product> inventory_repository::select_product(std::string_view sku
   std::string sql = std::string("SELECT ") + product_columns + " FROM products WHERE sku = :sku";
   if (for_update && postgresql_) sql += " FOR UPDATE";
   product_into row;
-  soci::statement st(s_);
-  row.bind(st);
-  st.exchange(soci::use(key));
-  st.alloc();
-  st.prepare(sql);
-  st.define_and_bind();
-  if (!st.execute(true)) return std::nullopt;
+  if (!db::query_one(s_, sql, [&](soci::statement& st) {
+        row.bind(st);
+        st.exchange(soci::use(key));
+      })) {
+    return std::nullopt;
+  }
   return row.get();
 }
 

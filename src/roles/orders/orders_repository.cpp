@@ -113,12 +113,21 @@ std::optional<checkout_record> find_checkout(soci::session& s, std::string_view 
   soci::indicator event_id_ind = soci::i_null;
   soci::indicator correlation_id_ind = soci::i_null;
   long long created_at_ms = 0;
-  s << "SELECT status, order_id, reason, event_id, correlation_id, created_at_ms FROM checkouts "
-       "WHERE checkout_id = :checkout_id",
-      soci::into(status), soci::into(order_id, order_id_ind), soci::into(reason, reason_ind),
-      soci::into(event_id, event_id_ind), soci::into(correlation_id, correlation_id_ind),
-      soci::into(created_at_ms), soci::use(id);
-  if (!s.got_data()) return std::nullopt;
+  if (!db::query_one(
+          s,
+          "SELECT status, order_id, reason, event_id, correlation_id, created_at_ms FROM checkouts "
+          "WHERE checkout_id = :checkout_id",
+          [&](soci::statement& st) {
+            st.exchange(soci::into(status));
+            st.exchange(soci::into(order_id, order_id_ind));
+            st.exchange(soci::into(reason, reason_ind));
+            st.exchange(soci::into(event_id, event_id_ind));
+            st.exchange(soci::into(correlation_id, correlation_id_ind));
+            st.exchange(soci::into(created_at_ms));
+            st.exchange(soci::use(id));
+          })) {
+    return std::nullopt;
+  }
   checkout_record r;
   r.checkout_id = id;
   r.status = status == "accepted" ? checkout_status::accepted : checkout_status::rejected;
