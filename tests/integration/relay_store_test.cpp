@@ -347,6 +347,34 @@ TEST_SUITE("relay/store") {
     }
   }
 
+  TEST_CASE("SQLite: a message that stops being claimable between the choice and the lease is left alone") {
+    // On SQLite a claim chooses on a pooled connection, then takes the leases in the write
+    // transaction. The leases are taken in the choice's order (oldest first); a trigger on the
+    // connection that writes cancels the second message when the first one's lease is taken, as a
+    // cancel arriving between the two steps would.
+    fresh_database fdb(dialect::sqlite);
+    relay::relay_store store(fdb.db(), "node-a");
+    const auto first = store.insert(spec("http://a:1/x", "{}", t0 - 2), t0, window).message_id;
+    const auto second = store.insert(spec("http://b:2/x", "{}", t0 - 1), t0, window).message_id;
+    fdb.db().in_transaction([&](soci::session& s) {
+      s << "CREATE TEMP TRIGGER cancel_second AFTER UPDATE OF state ON relay_messages WHEN NEW.message_id = "
+           "'" +
+               first +
+               "' AND NEW.state = 'ACTIVE' BEGIN UPDATE relay_messages SET state = 'CANCELLED' "
+               "WHERE message_id = '" +
+               second + "'; END";
+    });
+    relay::delivery_slots slots(100, 16);
+    const auto r = store.claim(t0, slots, margin, 30'000);
+    REQUIRE(r.messages.size() == 1);
+    CHECK(r.messages[0].message_id == first);
+    CHECK(r.more_due);
+    CHECK(slots.in_flight("http://a:1") == 1);
+    CHECK(slots.in_flight("http://b:2") == 0);  // its slot was given back
+    CHECK(store.get(first)->state == relay::message_state::active);
+    CHECK(store.get(second)->state == relay::message_state::cancelled);
+  }
+
   TEST_CASE("messages stored without an origin are still claimed, within their origin's slots") {
     for (auto d : both) {
       CAPTURE(shopd::test::dialect_name(d));
