@@ -159,13 +159,16 @@ class relay_store {
   /// Origins a claim visits at most; more are served in turn by successive claims.
   static constexpr std::size_t max_origins_per_claim = 256;
 
-  /// Lease due work to this node, in one transaction: candidates are `(CREATED or RETRY) and
-  /// not_before_ms <= now` or `ACTIVE and lease_until_ms < now`, oldest not_before first, at most
-  /// `slots.free()` of them, skipping the origins `slots` has saturated (on PostgreSQL with FOR
-  /// UPDATE SKIP LOCKED, so concurrent claimers get disjoint sets); each candidate that still fits
-  /// its origin takes a slot in `slots` and becomes ACTIVE, leased to this node until now + its
-  /// timeout (`default_timeout_ms` when it has none) + `lease_margin_ms`, with its origin stored.
-  /// `slots` is the caller's copy: on return it counts the picks.
+  /// Lease due work to this node: candidates are `(CREATED or RETRY) and not_before_ms <= now` or
+  /// `ACTIVE and lease_until_ms < now`, oldest not_before first, at most `slots.free()` of them,
+  /// skipping the origins `slots` has saturated; each candidate that still fits its origin takes a
+  /// slot in `slots` and becomes ACTIVE, leased to this node until now + its timeout
+  /// (`default_timeout_ms` when it has none) + `lease_margin_ms`, with its origin stored. `slots` is
+  /// the caller's copy: on return it counts the picks. On PostgreSQL this is one transaction, with
+  /// FOR UPDATE SKIP LOCKED, so concurrent claimers get disjoint sets. On SQLite the choice is read
+  /// on a pooled connection, outside the write transaction, which then takes each lease only if the
+  /// message is still claimable (not cancelled, not recorded meanwhile); one that is not is left
+  /// out, its slot given back and `more_due` set.
   ///
   /// Cost: O(origins × log n) plus the rows picked, not the backlog: due messages are read per
   /// origin with pending work (at most `max_origins_per_claim` origins per claim, resuming after
