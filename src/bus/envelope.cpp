@@ -5,6 +5,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -101,20 +102,36 @@ class strict_handler {
     return true;
   }
 
-  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_number_part(json::string_view s, json::error_code&) {
+    number_buf_.append(s.data(), s.size());
+    return true;
+  }
   bool on_int64(std::int64_t i, json::string_view, json::error_code& ec) {
+    number_buf_.clear();
     if (!count_value(ec)) return false;
     st.push_int64(i);
     value_done();
     return true;
   }
   bool on_uint64(std::uint64_t u, json::string_view, json::error_code& ec) {
+    number_buf_.clear();
     if (!count_value(ec)) return false;
     st.push_uint64(u);
     value_done();
     return true;
   }
-  bool on_double(double d, json::string_view, json::error_code& ec) {
+  bool on_double(double d, json::string_view s, json::error_code& ec) {
+    // Boost.JSON 1.81 rounds numbers of more than 19 significant digits imprecisely, so a value
+    // would not survive serialize/parse (1.2222e22 written back reads as a different double): read
+    // the text again, correctly rounded. Underflow keeps Boost's value (0 or a subnormal).
+    number_buf_.append(s.data(), s.size());
+    const char* end = number_buf_.data() + number_buf_.size();
+    double precise = 0;
+    if (const auto r = std::from_chars(number_buf_.data(), end, precise);
+        r.ec == std::errc{} && r.ptr == end) {
+      d = precise;
+    }
+    number_buf_.clear();
     // Boost.JSON turns 1e400 into infinity, which it would then serialize as the non-JSON word
     // "Infinity": refuse it here so no such value ever enters the system.
     if (!std::isfinite(d)) return fail(ec, path(), "number out of range");
@@ -202,6 +219,7 @@ class strict_handler {
   const parse_limits& limits_;
   std::vector<frame> frames_;
   std::string key_buf_;
+  std::string number_buf_;  // the text of a number split across parser calls
   std::size_t values_ = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <boost/json.hpp>
 
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <string_view>
@@ -258,6 +259,22 @@ TEST_SUITE("bus/envelope") {
       CHECK(error_of(R"({"data":{"x":[0,-1e400]}})") == validation_error{"data.x[1]", "number out of range"});
       // Underflow is harmless: it is zero.
       CHECK(parse_json(R"({"x":1e-400})")->at("x").as_double() == 0.0);
+    }
+    SUBCASE("numbers of more than 19 digits are read correctly rounded, so they survive serialize/parse") {
+      // Found by fuzz/envelope: Boost.JSON 1.81 alone reads 122222222222222222250 as
+      // 1.2222222222222221E20, and that text back as 1.222222222222222E20.
+      for (const std::string number :
+           {"122222222222222222250", "1.2222222222222221E20", "12222222222222222222250",
+            "-98765432109876543210.123456789", "0.30000000000000000000001"}) {
+        CAPTURE(number);
+        const auto v = parse_json(R"({"x":)" + number + "}");
+        REQUIRE(v.has_value());
+        const double d = v->at("x").as_double();
+        CHECK(d == std::strtod(number.c_str(), nullptr));  // strtod rounds correctly
+        const auto again = parse_json(json::serialize(*v));
+        REQUIRE(again.has_value());
+        CHECK(again->at("x").as_double() == d);
+      }
     }
     SUBCASE("integers beyond int64 where an integer is required") {
       CHECK(error_of(with_version("9223372036854775808")) ==
