@@ -97,8 +97,9 @@ class database {
   /// their turn (up to database_options::commit_group_size transactions or commit_group_age), and one COMMIT
   /// makes the group durable. The call returns only once its group is committed, so what f wrote is as
   /// durable and as visible to others as with a COMMIT of its own; f throwing rolls back f's savepoint only.
-  /// If the group's COMMIT fails, or SQLite rolls the whole transaction back (disk full, I/O error), every
-  /// member of the group throws (a transient_error unless the error was its own), having changed nothing. One
+  /// If the group's COMMIT fails, every member of the group throws its error, having changed nothing; if
+  /// one member's failure makes SQLite roll the whole transaction back (disk full, I/O error), that member
+  /// throws its own error and the others a transient_error (to be retried), having changed nothing. One
   /// COMMIT per group instead of per transaction saves its cost and writes each page a group touched once to
   /// the WAL instead of once per transaction.
   template <typename F>
