@@ -63,7 +63,7 @@ class bound_query {
     soci::statement st(s);
     bind(st);
     st.alloc();
-    st.prepare(sql_);
+    st.prepare(sql_, soci::details::st_one_time_query);
     st.define_and_bind();
     st.execute(true);
     return st.get_affected_rows();
@@ -77,7 +77,7 @@ class bound_query {
     st.exchange(soci::into(r));
     bind(st);
     st.alloc();
-    st.prepare(sql_);
+    st.prepare(sql_, soci::details::st_one_time_query);
     st.define_and_bind();
     if (!st.execute(true)) return;
     do {
@@ -325,127 +325,69 @@ bool update_leased(soci::session& s, bound_query& q, std::string_view message_id
 }
 
 // ---------------------------------------------------------------------------------------------
-// Recording outcomes. A batch prepares each statement it needs once, on first use, and re-executes
-// it per message with the bound variables re-assigned: preparing is most of what one small UPDATE
-// costs. The bound variables are declared before the statements, which are therefore destroyed first.
-class outcome_statements {
- public:
-  outcome_statements(soci::session& s, const std::string& node) : s_(s), node_(node) {}
-  outcome_statements(const outcome_statements&) = delete;
-  outcome_statements& operator=(const outcome_statements&) = delete;
+// Recording outcomes: a batch's statements repeat per message, so they go through db::execute and
+// db::query_one, which keep them prepared on a SQLite file's writer connection.
 
-  // The outcome's state change, under the lease condition; true when this node held the lease.
-  bool update(const attempt_outcome& o) {
-    id_ = o.message_id;
-    now_ = o.now_ms;
-    const auto& a = o.attempt;
-    status_ = a.response.status;
-    status_ind_ = a.response.status > 0 ? soci::i_ok : soci::i_null;
-    error_ = a.error.empty() ? std::string() : printable(a.error);
-    error_ind_ = a.error.empty() ? soci::i_null : soci::i_ok;
-    response_ = a.response.status > 0 ? base64_encode(a.response.body) : std::string();
-    response_ind_ = status_ind_;
-    soci::statement* st = nullptr;
-    switch (o.verdict) {
-      case attempt_verdict::delivered:
-      case attempt_verdict::failed:
-        state_ = o.verdict == attempt_verdict::delivered ? "DELIVERED" : "FAILED";
-        st = &prepared(finished_, "state = :state", true);
-        break;
-      case attempt_verdict::retry:
-        next_ = o.next_attempt_ms;
-        st = &prepared(retry_, "state = 'RETRY', retried = retried + 1, not_before_ms = :next", false);
-        break;
-    }
-    st->execute(true);
-    return st->get_affected_rows() == 1;
+// The outcome's state change, under the lease condition; true when this node held the lease.
+bool record_state(soci::session& s, const std::string& node, const attempt_outcome& o) {
+  const auto& a = o.attempt;
+  const int status = a.response.status;
+  soci::indicator status_ind = status > 0 ? soci::i_ok : soci::i_null;
+  const std::string error = a.error.empty() ? std::string() : printable(a.error);
+  soci::indicator error_ind = a.error.empty() ? soci::i_null : soci::i_ok;
+  const std::string response = status > 0 ? base64_encode(a.response.body) : std::string();
+  soci::indicator response_ind = status_ind;
+  const long long now = o.now_ms;
+  const std::string rest =
+      ", last_status = :status, last_error = :error, last_response = :response, lease_owner = NULL, "
+      "lease_until_ms = NULL, updated_at_ms = :now WHERE message_id = :id AND state = 'ACTIVE' AND "
+      "lease_owner = :node";
+  if (o.verdict == attempt_verdict::retry) {
+    const long long next = o.next_attempt_ms;
+    return db::execute(
+               s,
+               "UPDATE relay_messages SET state = 'RETRY', retried = retried + 1, not_before_ms = :next" +
+                   rest,
+               soci::use(next), soci::use(status, status_ind), soci::use(error, error_ind),
+               soci::use(response, response_ind), soci::use(now), soci::use(o.message_id),
+               soci::use(node)) == 1;
   }
+  const std::string state = o.verdict == attempt_verdict::delivered ? "DELIVERED" : "FAILED";
+  return db::execute(s, "UPDATE relay_messages SET state = :state" + rest, soci::use(state),
+                     soci::use(status, status_ind), soci::use(error, error_ind),
+                     soci::use(response, response_ind), soci::use(now), soci::use(o.message_id),
+                     soci::use(node)) == 1;
+}
 
-  bool dlq_id_taken(const std::string& dlq_id) {
-    dlq_id_ = dlq_id;
-    if (!dlq_taken_) {
-      dlq_taken_ = (s_.prepare << "SELECT COUNT(*) FROM relay_dlq WHERE dlq_id = :id", soci::into(taken_),
-                    soci::use(dlq_id_));
-    }
-    dlq_taken_->execute(true);
-    return taken_ != 0;
-  }
+bool dlq_id_taken(soci::session& s, const std::string& dlq_id) {
+  long long taken = 0;
+  db::query_one(s, "SELECT COUNT(*) FROM relay_dlq WHERE dlq_id = :id", [&](soci::statement& st) {
+    st.exchange(soci::into(taken));
+    st.exchange(soci::use(dlq_id));
+  });
+  return taken != 0;
+}
 
-  // The DLQ row of `o`, whose message row update() has just marked FAILED.
-  void insert_dlq(const attempt_outcome& o, const std::string& dlq_id, std::int64_t failed_at_ms) {
-    dlq_id_ = dlq_id;
-    id_ = o.message_id;
-    failed_at_ = failed_at_ms;
-    status_ = o.attempt.response.status;
-    status_ind_ = status_ > 0 ? soci::i_ok : soci::i_null;
-    dlq_body_ = base64_encode(o.attempt.response.body);
-    dlq_headers_ = json::serialize(headers_to_json(o.attempt.response.headers));
-    if (!dlq_insert_) {
-      dlq_insert_ =
-          (s_.prepare
-               << "INSERT INTO relay_dlq (dlq_id, message_id, failed_at_ms, response_status, "
-                  "response_body, response_headers) VALUES (:dlq_id, :message_id, :failed_at, :status, "
-                  ":body, :headers)",
-           soci::use(dlq_id_), soci::use(id_), soci::use(failed_at_), soci::use(status_, status_ind_),
-           soci::use(dlq_body_, status_ind_), soci::use(dlq_headers_));
-    }
-    dlq_insert_->execute(true);
-  }
+// The DLQ row of `o`, whose message row record_state has just marked FAILED.
+void insert_dlq(soci::session& s, const attempt_outcome& o, const std::string& dlq_id,
+                std::int64_t failed_at_ms) {
+  const long long failed_at = failed_at_ms;
+  const int status = o.attempt.response.status;
+  soci::indicator status_ind = status > 0 ? soci::i_ok : soci::i_null;
+  soci::indicator body_ind = status_ind;
+  const std::string body = base64_encode(o.attempt.response.body);
+  const std::string headers = json::serialize(headers_to_json(o.attempt.response.headers));
+  db::execute(s,
+              "INSERT INTO relay_dlq (dlq_id, message_id, failed_at_ms, response_status, response_body, "
+              "response_headers) VALUES (:dlq_id, :message_id, :failed_at, :status, :body, :headers)",
+              soci::use(dlq_id), soci::use(o.message_id), soci::use(failed_at), soci::use(status, status_ind),
+              soci::use(body, body_ind), soci::use(headers));
+}
 
- private:
-  soci::statement& prepared(std::optional<soci::statement>& slot, std::string_view set, bool with_state) {
-    if (slot) return *slot;
-    const std::string sql = "UPDATE relay_messages SET " + std::string(set) +
-                            ", last_status = :status, last_error = :error, last_response = :response, "
-                            "lease_owner = NULL, lease_until_ms = NULL, updated_at_ms = :now "
-                            "WHERE message_id = :id AND state = 'ACTIVE' AND lease_owner = :node";
-    soci::statement st(s_);
-    if (with_state) {
-      st.exchange(soci::use(state_));
-    } else {
-      st.exchange(soci::use(next_));
-    }
-    st.exchange(soci::use(status_, status_ind_));
-    st.exchange(soci::use(error_, error_ind_));
-    st.exchange(soci::use(response_, response_ind_));
-    st.exchange(soci::use(now_));
-    st.exchange(soci::use(id_));
-    st.exchange(soci::use(node_));
-    st.alloc();
-    st.prepare(sql);
-    st.define_and_bind();
-    return slot.emplace(std::move(st));
-  }
-
-  soci::session& s_;
-  // The bound variables.
-  std::string node_;
-  std::string id_;
-  std::string state_;
-  long long next_ = 0;
-  long long now_ = 0;
-  int status_ = 0;
-  soci::indicator status_ind_ = soci::i_null;
-  std::string error_;
-  soci::indicator error_ind_ = soci::i_null;
-  std::string response_;
-  soci::indicator response_ind_ = soci::i_null;
-  std::string dlq_id_;
-  long long taken_ = 0;
-  long long failed_at_ = 0;
-  std::string dlq_body_;
-  std::string dlq_headers_;
-  // The statements, prepared on first use.
-  std::optional<soci::statement> finished_;
-  std::optional<soci::statement> retry_;
-  std::optional<soci::statement> dlq_taken_;
-  std::optional<soci::statement> dlq_insert_;
-};
-
-recorded_outcome record_one(soci::session& s, db::dialect d, outcome_statements& st,
+recorded_outcome record_one(soci::session& s, db::dialect d, const std::string& node,
                             dlq_id_generator& dlq_ids, const attempt_outcome& o) {
   recorded_outcome out;
-  if (!st.update(o)) return out;
+  if (!record_state(s, node, o)) return out;
   out.held = true;
   std::optional<std::string_view> follow_up_dlq_id;
   if (o.verdict == attempt_verdict::failed) {
@@ -454,8 +396,8 @@ recorded_outcome record_one(soci::session& s, db::dialect d, outcome_statements&
     std::string dlq_id;
     do {
       dlq_id = dlq_ids.next(o.now_ms);
-    } while (st.dlq_id_taken(dlq_id));
-    st.insert_dlq(o, dlq_id, parse_dlq_id(dlq_id)->ms);
+    } while (dlq_id_taken(s, dlq_id));
+    insert_dlq(s, o, dlq_id, parse_dlq_id(dlq_id)->ms);
     out.dlq_id = std::move(dlq_id);
     follow_up_dlq_id = *out.dlq_id;
   }
@@ -847,10 +789,9 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
 std::vector<recorded_outcome> relay_store::record_outcomes(std::span<const attempt_outcome> outcomes) {
   if (outcomes.empty()) return {};
   return db_.in_transaction([&](soci::session& s) {
-    outcome_statements st(s, node_id_);
     std::vector<recorded_outcome> out;
     out.reserve(outcomes.size());
-    for (const auto& o : outcomes) out.push_back(record_one(s, db_.kind(), st, dlq_ids_, o));
+    for (const auto& o : outcomes) out.push_back(record_one(s, db_.kind(), node_id_, dlq_ids_, o));
     return out;
   });
 }

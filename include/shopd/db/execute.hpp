@@ -82,7 +82,7 @@ long long execute(soci::session& s, const std::string& sql, Elements&&... elemen
   soci::statement st(s);
   (st.exchange(std::forward<Elements>(elements)), ...);
   st.alloc();
-  st.prepare(sql);
+  st.prepare(sql, soci::details::st_one_time_query);  // as `session <<`: no server-side prepare
   st.define_and_bind();
   st.execute(true);
   return st.get_affected_rows();
@@ -108,7 +108,7 @@ bool query_one(soci::session& s, const std::string& sql, Bind&& bind) {
   soci::statement st(s);
   std::forward<Bind>(bind)(st);
   st.alloc();
-  st.prepare(sql);
+  st.prepare(sql, soci::details::st_one_time_query);  // as `session <<`: no server-side prepare
   st.define_and_bind();
   if (!st.execute(true)) return false;
   if (st.fetch()) throw std::logic_error("query_one: more than one row for: " + sql);
