@@ -16,7 +16,6 @@
 #include <condition_variable>
 #include <exception>
 #include <filesystem>
-#include <functional>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -337,7 +336,8 @@ class database::group_commit {
   /// Wait until `g` is committed (or failed); rethrows its error. A member whose group stays open
   /// longer than expected (the writer the group was left open for gave up waiting for its turn)
   /// takes the turn itself and commits it.
-  void wait(const std::shared_ptr<group>& g, const std::function<void()>& flush) {
+  template <typename Flush>
+  void wait(const std::shared_ptr<group>& g, Flush&& flush) {
     std::unique_lock lock(mutex_);
     while (!g->finished) {
       if (!done_.wait_for(lock, max_age_ * 4 + std::chrono::milliseconds(1), [&] { return g->finished; })) {
