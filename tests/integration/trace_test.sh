@@ -79,6 +79,8 @@ cart chk-trace-4 dave@example.test >c4.json
 status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H "traceparent: $bad" \
   --data-binary @c4.json "$O/api/checkout")
 check_eq "checkout with an invalid traceparent accepted" 202 "$status"
+# An I/O thread writes its request lines once per event-loop iteration, maybe just after the answer.
+wait_for "the request's log line" 10 grep -q 'path=/api/checkout .*correlation_id=chk-trace-4' "$T/orders.log"
 line=$(grep 'path=/api/checkout .*correlation_id=chk-trace-4' "$T/orders.log" || true)
 trace4=$(sed -n 's/.*trace_id=\([0-9a-f]\{32\}\).*/\1/p' <<<"$line")
 check_trace_id "the request got a trace of its own" "$trace4"
