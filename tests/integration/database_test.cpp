@@ -479,6 +479,13 @@ TEST_SUITE("db.database") {
         pragmas(second);
       });
     });
+    // The writer connection keeps its savepoint journals in memory (see the commit groups).
+    db.in_transaction([&](soci::session& s) {
+      pragmas(s);
+      int temp_store = 0;
+      s << "PRAGMA temp_store", soci::into(temp_store);
+      CHECK(temp_store == 2);  // MEMORY
+    });
   }
 
   TEST_CASE("database sqlite: a second writer meets SQLITE_BUSY as a transient_error") {
