@@ -86,6 +86,14 @@ struct database::busy_wait {
 
 namespace {
 
+// SQLite keeps memory statistics by default, under one process-wide mutex taken by every allocation
+// and free: with a dozen threads on their connections, that mutex was contended (futex wake-ups
+// from sqlite3Malloc in the profile). shopd reads none of them. sqlite3_config works only before
+// SQLite initialises, so it runs at program start; if something initialised SQLite even earlier,
+// the statistics stay on (SQLITE_MISUSE), which costs speed, not correctness.
+[[maybe_unused]] const bool sqlite_memory_statistics_off =
+    sqlite_api::sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+
 sqlite_api::sqlite3* sqlite_connection(soci::session& s) noexcept {
   auto* backend = s.get_backend();
   return backend == nullptr ? nullptr : static_cast<soci::sqlite3_session_backend*>(backend)->conn_;

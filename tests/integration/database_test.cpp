@@ -488,6 +488,15 @@ TEST_SUITE("db.database") {
     });
   }
 
+  TEST_CASE("database sqlite: SQLite keeps no memory statistics (their mutex serialised allocations)") {
+    temp_dir dir;
+    database db(database_url::parse("sqlite:" + (dir.path() / "shop.db").string()), {.pool_size = 2});
+    shopd::db::migrate(db);
+    CHECK(scalar(db, "SELECT count(*) FROM products") == 0);
+    // With statistics on, every allocation of the work above is counted here.
+    CHECK(sqlite_api::sqlite3_memory_used() == 0);
+  }
+
   TEST_CASE("database sqlite: a second writer meets SQLITE_BUSY as a transient_error") {
     temp_dir dir;
     const auto url = database_url::parse("sqlite:" + (dir.path() / "shop.db").string());
