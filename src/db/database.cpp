@@ -109,14 +109,17 @@ sqlite_api::sqlite3* sqlite_connection(soci::session& s) noexcept {
 // Under steady writes with readers about, a PASSIVE checkpoint seldom lets the WAL start over, so
 // every later commit finds it past the threshold. Checkpoints are therefore spaced: the pages
 // written again and again meanwhile (each table's and index's last page) are copied once, not once
-// per commit, and the WAL is synced once per checkpoint. The WAL grows by what the writers write
-// in one spacing (a few MB at full speed) beyond the threshold.
+// per commit, and the WAL is synced once per checkpoint. That same starvation keeps the WAL from
+// ever starting over: past database_options::wal_restart_pages this thread asks the writers for a
+// RESTART checkpoint (database::restart_wal).
 class database::checkpointer {
  public:
   static constexpr int wal_pages = 1000;  // SQLite's default auto-checkpoint threshold
   static constexpr std::chrono::milliseconds spacing{100};
 
-  checkpointer(const database_url& url, std::chrono::milliseconds busy_timeout) : wait_{busy_timeout, {}} {
+  checkpointer(const database_url& url, std::chrono::milliseconds busy_timeout, std::size_t restart_pages,
+               std::atomic<bool>& restart_wanted)
+      : wait_{busy_timeout, {}}, restart_pages_(restart_pages), restart_wanted_(restart_wanted) {
     session_.open(*soci::factory_sqlite3(), url.connect_string);
     sqlite_api::sqlite3_busy_handler(sqlite_connection(session_), &busy_wait::retry, &wait_);
     // A connection opens the WAL at its first read; until then a checkpoint on it does nothing.
@@ -158,12 +161,16 @@ class database::checkpointer {
       if (stopping_) return;
       requested_ = false;
       lock.unlock();
+      int wal_frames = 0;
       const int rc = sqlite_api::sqlite3_wal_checkpoint_v2(sqlite_connection(session_), nullptr,
-                                                           SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+                                                           SQLITE_CHECKPOINT_PASSIVE, &wal_frames, nullptr);
       // SQLITE_BUSY: another process is checkpointing; the next commit over the threshold asks again.
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
         obs::warn("sqlite checkpoint failed; the WAL grows until one succeeds",
                   {{"error", sqlite_api::sqlite3_errstr(rc)}});
+      }
+      if (rc == SQLITE_OK && wal_frames >= 0 && static_cast<std::size_t>(wal_frames) >= restart_pages_) {
+        restart_wanted_.store(true, std::memory_order_relaxed);
       }
       lock.lock();
       wake_.wait_for(lock, spacing, [this] { return stopping_; });
@@ -171,6 +178,8 @@ class database::checkpointer {
   }
 
   busy_wait wait_;
+  std::size_t restart_pages_;
+  std::atomic<bool>& restart_wanted_;
   soci::session session_;
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -261,6 +270,9 @@ void configure_sqlite(soci::session& s, bool in_memory) {
   }
   s << "PRAGMA synchronous = NORMAL";
   s << "PRAGMA foreign_keys = ON";
+  // When the WAL starts over, a file grown past this (by a burst the restarts could not keep up
+  // with) is truncated back, so its disk space comes back.
+  s << "PRAGMA journal_size_limit = 67108864";
 }
 
 }  // namespace
@@ -449,12 +461,14 @@ database::database(database_url url, database_options opts)
     if (url_.kind == dialect::sqlite && !in_memory) {
       writer_ = std::make_unique<soci::session>();
       open_sqlite(*writer_, false);
+      writer_wait_ = busy_waits_.back().get();
       // Each member of a commit group runs in a savepoint, whose sub-journal keeps the first image of
       // every page the member changes. Past 64 KiB SQLite spills it to a temporary file it creates and
       // deletes, one per group: under load that was a third of the bytes this process wrote. In
       // memory it is bounded by the group: the pages its members change.
       *writer_ << "PRAGMA temp_store = MEMORY";
-      checkpointer_ = std::make_unique<checkpointer>(url_, opts_.busy_timeout);
+      checkpointer_ = std::make_unique<checkpointer>(url_, opts_.busy_timeout, opts_.wal_restart_pages,
+                                                     wal_restart_wanted_);
       for (std::size_t i = 0; i < opts_.pool_size; ++i) {
         sqlite_api::sqlite3_wal_hook(sqlite_connection(pool_->at(i)), &checkpointer::on_commit,
                                      checkpointer_.get());
@@ -577,6 +591,21 @@ transient_error database::no_turn_error() const {
                          " ms (another transaction of this process holds the write lock)");
 }
 
+// With the turn held and no transaction open on the writer connection. RESTART takes SQLite's write
+// lock (this process's writers queue for the turn meanwhile), copies the frames the background
+// checkpoints have not, and waits for the readers still on the WAL; the next BEGIN then starts the
+// WAL over. Readers that stay longer than wal_restart_wait leave it for the next request.
+void database::restart_wal() noexcept {
+  const auto saved = writer_wait_->timeout;
+  writer_wait_->timeout = opts_.wal_restart_wait;
+  const int rc = sqlite_api::sqlite3_wal_checkpoint_v2(sqlite_connection(*writer_), nullptr,
+                                                       SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+  writer_wait_->timeout = saved;
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    obs::warn("sqlite WAL restart checkpoint failed", {{"error", sqlite_api::sqlite3_errstr(rc)}});
+  }
+}
+
 std::size_t database::writers_waiting() const noexcept {
   return counters_->writers_waiting.load(std::memory_order_relaxed);
 }
@@ -606,7 +635,10 @@ void database::run_grouped(void (*body)(void*, soci::session&), void* context) {
   } catch (...) {
     failure = std::current_exception();  // BEGIN failed, or so did ending a broken transaction
   }
-  if (g.due(counters_->writers_waiting.load(std::memory_order_relaxed))) counters_->committed(g.commit());
+  if (g.due(counters_->writers_waiting.load(std::memory_order_relaxed))) {
+    counters_->committed(g.commit());
+    if (wal_restart_wanted_.exchange(false, std::memory_order_relaxed)) restart_wal();
+  }
   turn.unlock();
 
   if (failure) {

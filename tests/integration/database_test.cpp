@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
@@ -747,6 +748,38 @@ TEST_SUITE("db.database") {
       std::this_thread::sleep_for(10ms);
     }
     CHECK(std::filesystem::file_size(file) >= 10'000'000);
+  }
+
+  TEST_CASE("database sqlite: under steady writes and reads the WAL starts over instead of growing") {
+    temp_dir dir;
+    const auto file = dir.path() / "shop.db";
+    database db(database_url::parse("sqlite:" + file.string()),
+                {.pool_size = 2, .wal_restart_pages = 500});  // ~2 MB
+    db.in_transaction(
+        [](soci::session& s) { s << "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)"; });
+    // A reader that never pauses long, as a serving process has; its snapshots pin WAL frames.
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+      while (!done.load()) {
+        db.with_session([](soci::session& s) {
+          long long n = 0;
+          s << "SELECT max(id) FROM blobs", soci::into(n);
+        });
+      }
+    });
+    // ~64 MB in 4,000 back-to-back transactions. With the WAL never starting over it holds them all
+    // (~100 MB with the index pages; the background checkpoints copy them into the database but
+    // cannot reset it). Starting over, it holds what is written between two checkpoints (100 ms
+    // apart): ~14 MB on the machine this was written on.
+    for (int i = 0; i < 4000; ++i) {
+      db.in_transaction([](soci::session& s) {
+        for (int j = 0; j < 4; ++j) s << "INSERT INTO blobs (data) VALUES (randomblob(4000))";
+      });
+    }
+    done = true;
+    reader.join();
+    CHECK(scalar(db, "SELECT count(*) FROM blobs") == 16000);
+    CHECK(std::filesystem::file_size(file.string() + "-wal") < 50'000'000);
   }
 
   TEST_CASE("database sqlite: in-memory uses one session") {
