@@ -516,18 +516,18 @@ std::vector<std::string> pending_origins(soci::session& s, const dialect_sql& d,
                                          const std::optional<std::string>& up_to, std::size_t max) {
   std::vector<std::string> out;
   if (max == 0) return out;
-  const auto next_after = [&](bound_query& q, std::string_view previous) {
+  bound_query q("WITH RECURSIVE o (origin, n) AS (SELECT ");
+  // The first pending origin greater than what `greater_than` appends (a value or a column).
+  const auto next_origin = [&](const auto& greater_than) {
     q.sql("(SELECT origin FROM relay_messages").sql(d.origin_index);
-    q.sql(" WHERE state IN ('CREATED', 'RETRY') AND origin > ").sql(previous);
+    q.sql(" WHERE state IN ('CREATED', 'RETRY') AND origin > ");
+    greater_than();
     if (up_to) q.sql(" AND origin <= ").text(*up_to);
     q.sql(" ORDER BY origin LIMIT 1)");
   };
-  bound_query q("WITH RECURSIVE o (origin, n) AS (SELECT ");
-  q.sql("(SELECT origin FROM relay_messages").sql(d.origin_index);
-  q.sql(" WHERE state IN ('CREATED', 'RETRY') AND origin > ").text(after);
-  if (up_to) q.sql(" AND origin <= ").text(*up_to);
-  q.sql(" ORDER BY origin LIMIT 1), 1 UNION ALL SELECT ");
-  next_after(q, "o.origin");
+  next_origin([&] { q.text(after); });
+  q.sql(", 1 UNION ALL SELECT ");
+  next_origin([&] { q.sql("o.origin"); });
   q.sql(", o.n + 1 FROM o WHERE o.origin IS NOT NULL AND o.n < ").integer(static_cast<long long>(max));
   q.sql(") SELECT origin FROM o WHERE origin IS NOT NULL");
   q.for_each_row(s, [&](const soci::row& r) { out.push_back(text_at(r, 0)); });
