@@ -1,5 +1,7 @@
 #include "shopd/relay/api.hpp"
 
+#include "shopd/relay/engine.hpp"
+
 #include "shopd/db/database.hpp"
 #include "shopd/http/router.hpp"
 #include "shopd/obs/metrics.hpp"
@@ -224,11 +226,26 @@ std::optional<std::string_view> optional_cursor(const std::optional<std::string>
 
 // ---------------------------------------------------------------------------------------------
 
+// A message the fast path stored leased to this node, as the engine's claim would read it back.
+stored_message leased_message(std::string message_id, message_spec spec, std::int64_t now_ms,
+                              std::int64_t lease_until_ms, const std::string& node) {
+  if (spec.created_at_ms <= 0) spec.created_at_ms = now_ms;
+  return {.message_id = std::move(message_id),
+          .spec = std::move(spec),
+          .state = message_state::active,
+          .retried = 0,
+          .lease_owner = node,
+          .lease_until_ms = lease_until_ms,
+          .last_status = std::nullopt,
+          .last_error = std::nullopt,
+          .updated_at_ms = now_ms};
+}
+
 class api {
  public:
-  api(std::shared_ptr<relay_store> store, api_options opts, std::function<void()> notify,
+  api(std::shared_ptr<relay_store> store, api_options opts, std::weak_ptr<engine> engine,
       relay_metrics& metrics)
-      : store_(std::move(store)), opts_(std::move(opts)), notify_(std::move(notify)), metrics_(metrics) {}
+      : store_(std::move(store)), opts_(std::move(opts)), engine_(std::move(engine)), metrics_(metrics) {}
 
   void authorize(const request_context& ctx) const {
     const auto& token = opts_.token;
@@ -255,14 +272,18 @@ class api {
     auto spec = parse_publish(in, opts_.limits);
     if (!spec) throw bad_request(spec.error());
     if (auto e = unstorable(*spec)) throw bad_request(*e);
-    const auto accepted = store_->insert(*spec, now, opts_.dedup_window_ms);
+    const auto eng = engine_.lock();
+    auto slot = eng ? eng->reserve(*spec, now) : std::nullopt;
+    const auto accepted = store_->insert(*spec, now, opts_.dedup_window_ms,
+                                         slot ? std::optional(slot->lease_until_ms()) : std::nullopt);
+    auto res =
+        http::json_response(accepted.deduplicated ? status::accepted : status::created,
+                            publish_response(accepted.message_id, spec->destination, accepted.deduplicated));
     if (!accepted.deduplicated) {
       metrics_.published.inc();
-      notify_();
+      hand_over(eng.get(), std::move(slot), accepted.message_id, std::move(*spec), now);
     }
-    return http::json_response(
-        accepted.deduplicated ? status::accepted : status::created,
-        publish_response(accepted.message_id, spec->destination, accepted.deduplicated));
+    return res;
   }
 
   http::response batch(request_context& ctx) {
@@ -278,10 +299,20 @@ class api {
         specs.push_back(*r);
       }
     }
-    const auto accepted = store_->insert_all(specs, now, opts_.dedup_window_ms);
+    const auto eng = engine_.lock();
+    std::vector<std::optional<engine::reservation>> slots;
+    std::vector<std::optional<std::int64_t>> leases;
+    if (eng) {
+      slots.reserve(specs.size());
+      leases.reserve(specs.size());
+      for (const auto& spec : specs) {
+        slots.push_back(eng->reserve(spec, now));
+        leases.push_back(slots.back() ? std::optional(slots.back()->lease_until_ms()) : std::nullopt);
+      }
+    }
+    const auto accepted = store_->insert_all(specs, now, opts_.dedup_window_ms, leases);
     std::vector<batch_outcome> outcomes;
     std::size_t next = 0;
-    bool created = false;
     for (auto& r : *parsed) {
       batch_outcome o;
       if (r) {
@@ -289,17 +320,33 @@ class api {
         o.message_id = a.message_id;
         o.url = r->destination;
         o.deduplicated = a.deduplicated;
-        if (!a.deduplicated) {
-          metrics_.published.inc();
-          created = true;
-        }
       } else {
         o.error = r.error().message;
       }
       outcomes.push_back(std::move(o));
     }
-    if (created) notify_();
-    return http::json_response(status::ok, batch_response(outcomes));
+    auto res = http::json_response(status::ok, batch_response(outcomes));
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (accepted[i].deduplicated) continue;
+      metrics_.published.inc();
+      hand_over(eng.get(), slots.empty() ? std::nullopt : std::move(slots[i]), accepted[i].message_id,
+                std::move(specs[i]), now);
+    }
+    return res;
+  }
+
+  // A new message is stored: hand it to the engine when it was stored leased under `slot`, or
+  // tell the engine there is work for a claim.
+  void hand_over(engine* eng, std::optional<engine::reservation> slot, const std::string& message_id,
+                 message_spec spec, std::int64_t now) {
+    if (!eng) return;
+    if (!slot) {
+      eng->stored(spec, now);
+      return;
+    }
+    const auto until = slot->lease_until_ms();
+    eng->deliver(std::move(*slot),
+                 leased_message(message_id, std::move(spec), now, until, store_->node_id()));
   }
 
   http::response get_message(request_context& ctx) {
@@ -370,7 +417,7 @@ class api {
     const auto new_id = parse_dlq_id(id) ? store_->dlq_retry(id, now_ms()) : std::nullopt;
     if (!new_id) throw not_found("DLQ message " + std::string(id.substr(0, 64)) + " not found");
     metrics_.published.inc();
-    notify_();
+    notify();
     return http::json_response(status::created, dlq_retry_response(*new_id));
   }
 
@@ -379,7 +426,7 @@ class api {
     const auto [ids, cursor] = store_->dlq_retry_many(f, now_ms());
     if (!ids.empty()) {
       metrics_.published.inc(static_cast<double>(ids.size()));
-      notify_();
+      notify();
     }
     return http::json_response(status::created, dlq_retry_bulk_response(ids, optional_cursor(cursor)));
   }
@@ -392,9 +439,13 @@ class api {
   }
 
  private:
+  void notify() const {
+    if (const auto eng = engine_.lock()) eng->notify();
+  }
+
   std::shared_ptr<relay_store> store_;
   api_options opts_;
-  std::function<void()> notify_;
+  std::weak_ptr<engine> engine_;
   relay_metrics metrics_;
 };
 
@@ -416,9 +467,9 @@ http::handler guarded(std::shared_ptr<api> a, Handler h) {
 }  // namespace
 
 void add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
-                    std::function<void()> notify, relay_metrics& metrics) {
+                    std::weak_ptr<engine> engine, relay_metrics& metrics) {
   if (opts.token.empty()) throw std::invalid_argument("the relay API needs a token (QSTASH_TOKEN)");
-  auto a = std::make_shared<api>(std::move(store), std::move(opts), std::move(notify), metrics);
+  auto a = std::make_shared<api>(std::move(store), std::move(opts), std::move(engine), metrics);
   using http::verb;
   routes.add(verb::post, "/v2/publish/{destination...}", guarded(a, &api::publish));
   routes.add(verb::post, "/v2/enqueue/{queue}/{destination...}", guarded(a, &api::publish));

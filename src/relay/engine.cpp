@@ -27,6 +27,8 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -129,8 +131,33 @@ struct engine::impl : std::enable_shared_from_this<impl> {
   // Owned by the strand.
   asio::steady_timer wake_timer;
   asio::steady_timer maintenance_timer;
-  delivery_slots slots;
   bool wake_pending = false;
+
+  // Shared with the publishing threads (reserve(), deliver(), stored()): the slots, and what the
+  // fast path needs to know to never overtake stored work.
+  std::mutex slots_mutex;
+  delivery_slots slots;
+  // Counts the reports of work stored for a claim; a claim notes it when it starts, so it knows
+  // which reports it may have missed (their work committed after its read).
+  std::uint64_t stamp = 0;
+  // The origins with due work stored for a claim, each with the stamp of the report that made it
+  // wait. A claim that started after that report and took all it found of the origin's due work
+  // ends the wait: work reported meanwhile is taken by the next claim, which its report woke, so a
+  // publish overtakes it by one claim's time at most (and then, if the origin is saturated, that
+  // claim finds it waiting again).
+  std::map<std::string, std::uint64_t, std::less<>> waiting;
+  // False while work no origin names may wait (notify(), a claim that reported other_due): until
+  // a claim that started after `closed_at` finds none.
+  bool fast_open = false;
+  std::uint64_t closed_at = 0;
+  // When the earliest scheduled message falls due: claims take over from then on. `schedules`
+  // counts the reports that lowered it, so a claim knows whether its own answer is complete.
+  std::int64_t fast_until_ms = std::numeric_limits<std::int64_t>::max();
+  std::uint64_t schedules = 0;
+  struct claim_start {
+    std::uint64_t stamp = 0;
+    std::uint64_t schedules = 0;
+  };
 
   std::atomic<bool> started{false};
   std::atomic<bool> stopping{false};
@@ -173,6 +200,53 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     wake_timer.cancel();
   }
 
+  // -- what waits for a claim (under slots_mutex) ---------------------------------------------
+
+  void stored_unnamed_locked() {
+    fast_open = false;
+    closed_at = ++stamp;
+  }
+  void stored_for_locked(std::string_view origin) {
+    ++stamp;
+    if (!waiting.contains(origin)) waiting.emplace(std::string(origin), stamp);
+  }
+  void scheduled_locked(std::int64_t due_ms) {
+    fast_until_ms = std::min(fast_until_ms, due_ms);
+    ++schedules;
+  }
+  // A claim that started at `start` ended: forget the waiting origins it drained, unless they
+  // began to wait after it started.
+  void claimed_locked(claim_start start, const claim_result& c) {
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      const bool still = std::binary_search(c.waiting_origins.begin(), c.waiting_origins.end(), it->first);
+      it = (!still && it->second <= start.stamp) ? waiting.erase(it) : std::next(it);
+    }
+    for (const auto& origin : c.waiting_origins) {
+      if (!waiting.contains(origin)) waiting.emplace(origin, start.stamp);
+    }
+    if (c.other_due) {
+      stored_unnamed_locked();
+    } else if (closed_at <= start.stamp) {
+      fast_open = true;
+    }
+    const auto until = c.next_due_ms.value_or(std::numeric_limits<std::int64_t>::max());
+    fast_until_ms = schedules == start.schedules ? until : std::min(fast_until_ms, until);
+  }
+
+  void post_wake() {
+    asio::post(strand, [self = shared_from_this()] { self->wake(); });
+  }
+
+  // Gives back `origin`'s slot; true when a claim should run now: work may wait for this slot
+  // (of its origin, or the last free one overall), or it is not known where work waits.
+  bool give_back(std::string_view origin) {
+    std::lock_guard lock(slots_mutex);
+    const bool was_full = slots.free() == 0;
+    slots.give_back(origin);
+    return !fast_open || waiting.contains(origin) || (was_full && !waiting.empty()) ||
+           now_ms() >= fast_until_ms;
+  }
+
   void spawn(asio::awaitable<void> work, std::string_view what) {
     asio::co_spawn(strand, std::move(work), [what](std::exception_ptr e) { log_exception(what, e); });
   }
@@ -186,23 +260,60 @@ struct engine::impl : std::enable_shared_from_this<impl> {
       std::optional<std::int64_t> next_due;
       bool again = false;
       auto pause = opts.poll_interval;
-      if (slots.free() > 0) {
+      std::optional<delivery_slots> room;
+      claim_start start;
+      {
+        std::lock_guard lock(slots_mutex);
+        if (slots.free() > 0) room = slots;
+        start = {.stamp = stamp, .schedules = schedules};
+      }
+      if (room) {
         claim_result claimed;
+        bool claimed_ok = false;
         try {
-          delivery_slots room = slots;
           claimed = co_await on_workers([this, &room] {
-            return store->claim(now_ms(), room, opts.lease_margin.count(), opts.default_timeout.count());
+            // Publishes take slots meanwhile: each pick takes its real one as its lease is written.
+            const claim_slots owner{.take =
+                                        [this](std::string_view origin) {
+                                          std::lock_guard lock(slots_mutex);
+                                          return slots.try_take(origin);
+                                        },
+                                    .give_back =
+                                        [this](std::string_view origin) {
+                                          std::lock_guard lock(slots_mutex);
+                                          slots.give_back(origin);
+                                        }};
+            return store->claim(now_ms(), *room, opts.lease_margin.count(), opts.default_timeout.count(),
+                                owner);
           });
+          claimed_ok = true;
         } catch (const std::exception& e) {
           obs::warn("relay claim failed", {{"error", e.what()}});
           pause = std::max(pause, claim_error_pause);
         }
         if (stopping.load()) {
-          co_await hand_back(claimed.messages);
+          {
+            std::lock_guard lock(slots_mutex);
+            for (const auto& m : claimed.messages) slots.give_back(origin_of(m.spec.destination));
+          }
+          co_await hand_back(ids_of(claimed.messages));
           break;
         }
-        for (auto& m : claimed.messages) start_attempt(std::move(m));
-        again = claimed.more_due && !claimed.messages.empty() && slots.free() > 0;
+        bool free_left = false;
+        {
+          std::lock_guard lock(slots_mutex);
+          if (claimed_ok) claimed_locked(start, claimed);
+          free_left = slots.free() > 0;
+        }
+        if (!claimed.messages.empty()) {
+          std::lock_guard lock(mutex);
+          for (const auto& m : claimed.messages) in_flight_ids.insert(m.message_id);
+        }
+        for (auto& m : claimed.messages) {
+          auto origin = origin_of(m.spec.destination);
+          start_attempt(std::move(m), std::move(origin), metrics.started_by_claim);
+        }
+        again = claimed.more_due && !claimed.messages.empty() && free_left;
         next_due = claimed.next_due_ms;
       }
       if (again || wake_pending) continue;
@@ -221,11 +332,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     changed.notify_all();
   }
 
-  // Claimed after stop() began: never attempted, so their leases go back at once.
-  asio::awaitable<void> hand_back(const std::vector<stored_message>& messages) {
-    if (messages.empty()) co_return;
+  static std::vector<std::string> ids_of(const std::vector<stored_message>& messages) {
     std::vector<std::string> ids;
+    ids.reserve(messages.size());
     for (const auto& m : messages) ids.push_back(m.message_id);
+    return ids;
+  }
+
+  // Claimed after stop() began: never attempted, so their leases go back at once.
+  asio::awaitable<void> hand_back(const std::vector<std::string>& ids) {
+    if (ids.empty()) co_return;
     try {
       co_await on_workers([this, &ids] { return store->release_leases(ids, now_ms()); });
     } catch (const std::exception& e) {
@@ -233,14 +349,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  void start_attempt(stored_message m) {
-    const auto origin = origin_of(m.spec.destination);
-    slots.try_take(origin);  // the claim picked it for a free slot of this origin
-    {
-      std::lock_guard lock(mutex);
-      in_flight_ids.insert(m.message_id);
-    }
-    spawn(attempt(shared_from_this(), std::move(m), origin), "relay attempt failed");
+  // Starts the attempt of a leased message whose slot is taken, already counted in
+  // in_flight_ids. Any thread.
+  void start_attempt(stored_message m, std::string origin, obs::counter& started_via) {
+    started_via.inc();
+    spawn(attempt(shared_from_this(), std::move(m), std::move(origin)), "relay attempt failed");
   }
 
   // -- one attempt -------------------------------------------------------------------------------
@@ -279,15 +392,19 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     metrics.duration.observe(std::chrono::duration<double>(steady::now() - started_at).count());
     metrics.in_flight.dec();
 
-    co_await finish(m, std::move(rec));
-
-    slots.give_back(origin);
+    const auto stored = co_await finish(m, std::move(rec));
+    if (stored.retry_due_ms || stored.callbacks) {
+      std::lock_guard lock(slots_mutex);
+      if (stored.retry_due_ms) scheduled_locked(*stored.retry_due_ms);
+      if (stored.callbacks) stored_unnamed_locked();
+    }
+    const bool claim_now = give_back(origin);
     {
       std::lock_guard lock(mutex);
       in_flight_ids.erase(m.message_id);
     }
     changed.notify_all();
-    wake();
+    if (claim_now) wake();
   }
 
   std::vector<message_spec> follow_ups(const stored_message& m, const attempt_record& rec, std::int64_t now,
@@ -309,7 +426,14 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     return out;
   }
 
-  asio::awaitable<void> finish(const stored_message& m, attempt_record rec) {
+  // What recording an outcome stored for a claim.
+  struct stored_work {
+    std::optional<std::int64_t> retry_due_ms;  // the retry
+    bool callbacks = false;                    // callback messages, due at once
+  };
+
+  // Records the outcome.
+  asio::awaitable<stored_work> finish(const stored_message& m, attempt_record rec) {
     const std::int64_t now = now_ms();
     const auto decision = decide({.response = rec.response,
                                   .retried = m.retried,
@@ -323,10 +447,11 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
     if (decision.non_retryable) rec.error = "non-retryable error (489)";
 
+    const std::int64_t outcome_due = now + decision.retry_delay_ms;
     attempt_outcome outcome{.message_id = m.message_id,
                             .verdict = decision.verdict,
                             .attempt = rec,
-                            .next_attempt_ms = now + decision.retry_delay_ms,
+                            .next_attempt_ms = outcome_due,
                             .now_ms = now};
     if (m.spec.callback || m.spec.failure_callback) {
       // `m` and `rec` stay put in this frame until the outcome is recorded.
@@ -347,7 +472,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     if (!waiter.result) {
       obs::error("relay could not record an outcome; the message will be delivered again",
                  {{"message_id", m.message_id}, {"error", waiter.error}});
-      co_return;
+      co_return stored_work{};
     }
 
     const bool held = waiter.result->held;
@@ -390,6 +515,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
       obs::info("relay lease lost before the outcome was recorded (cancelled, or taken over)",
                 {{"message_id", m.message_id}, {"outcome", to_string(decision.verdict)}});
     }
+    if (!held) co_return stored_work{};
+    co_return stored_work{
+        .retry_due_ms =
+            decision.verdict == attempt_verdict::retry ? std::optional(outcome_due) : std::nullopt,
+        .callbacks = decision.verdict != attempt_verdict::retry &&
+                     (m.spec.callback.has_value() ||
+                      (decision.verdict == attempt_verdict::failed && m.spec.failure_callback.has_value()))};
   }
 
   // -- recording outcomes ------------------------------------------------------------------------
@@ -518,7 +650,95 @@ void engine::start() {
 }
 
 void engine::notify() {
-  asio::post(impl_->strand, [self = impl_] { self->wake(); });
+  {
+    std::lock_guard lock(impl_->slots_mutex);
+    impl_->stored_unnamed_locked();
+  }
+  impl_->post_wake();
+}
+
+void engine::stored(const message_spec& m, std::int64_t now_ms) {
+  {
+    std::lock_guard lock(impl_->slots_mutex);
+    if (m.not_before_ms > now_ms) {
+      impl_->scheduled_locked(m.not_before_ms);
+    } else {
+      impl_->stored_for_locked(origin_of(m.destination));
+    }
+  }
+  impl_->post_wake();
+}
+
+engine::reservation::reservation(std::shared_ptr<impl> engine, std::string origin,
+                                 std::int64_t lease_until_ms)
+    : engine_(std::move(engine)), origin_(std::move(origin)), lease_until_ms_(lease_until_ms) {}
+
+engine::reservation::reservation(reservation&& other) noexcept
+    : engine_(std::move(other.engine_)),
+      origin_(std::move(other.origin_)),
+      lease_until_ms_(other.lease_until_ms_) {}
+
+engine::reservation& engine::reservation::operator=(reservation&& other) noexcept {
+  if (this != &other) {
+    release();
+    engine_ = std::move(other.engine_);
+    origin_ = std::move(other.origin_);
+    lease_until_ms_ = other.lease_until_ms_;
+  }
+  return *this;
+}
+
+engine::reservation::~reservation() {
+  release();
+}
+
+void engine::reservation::release() noexcept {
+  if (!engine_) return;
+  const auto e = std::move(engine_);
+  try {
+    if (e->give_back(origin_)) e->post_wake();
+  } catch (const std::exception& ex) {
+    // Only posting can throw (out of memory); the next poll claims what waits.
+    obs::warn("relay could not wake its scheduler", {{"error", ex.what()}});
+  }
+}
+
+std::optional<engine::reservation> engine::reserve(const message_spec& m, std::int64_t now_ms) {
+  auto& s = *impl_;
+  if (m.not_before_ms > now_ms || !s.started.load() || s.stopping.load()) return std::nullopt;
+  auto origin = origin_of(m.destination);
+  {
+    std::lock_guard lock(s.slots_mutex);
+    if (!s.fast_open || now_ms >= s.fast_until_ms || s.waiting.contains(origin) || !s.slots.try_take(origin))
+      return std::nullopt;
+  }
+  const auto timeout = m.timeout_ms > 0 ? m.timeout_ms : s.opts.default_timeout.count();
+  return reservation(impl_, std::move(origin), now_ms + timeout + s.opts.lease_margin.count());
+}
+
+void engine::deliver(reservation r, stored_message m) {
+  auto& s = *impl_;
+  if (r.engine_ != impl_) throw std::invalid_argument("relay: a reservation delivered to another engine");
+  bool running = false;
+  {
+    std::lock_guard lock(s.mutex);
+    // stop() sets `stopping`, then waits under this mutex until in_flight_ids is empty: either it
+    // sees this attempt, or this sees `stopping`.
+    running = !s.stopping.load();
+    if (running) s.in_flight_ids.insert(m.message_id);
+  }
+  if (!running) {
+    try {
+      s.store->release_leases(std::span(&m.message_id, 1), now_ms());
+    } catch (const std::exception& e) {
+      obs::warn("relay shutdown: could not release a lease; it expires by itself",
+                {{"message_id", m.message_id}, {"error", e.what()}});
+    }
+    return;  // `r` gives its slot back
+  }
+  auto origin = std::move(r.origin_);
+  r.engine_.reset();  // the slot is the attempt's now
+  s.start_attempt(std::move(m), std::move(origin), s.metrics.started_by_publish);
 }
 
 void engine::stop() {

@@ -11,6 +11,13 @@ std::vector<double> delivery_buckets() {
   return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
 }
 
+obs::family<obs::counter>& attempts_started(obs::registry& r) {
+  return r.counter_family("shopd_relay_attempts_started_total",
+                          "Delivery attempts started, by how: a publish handed over at once (the fast "
+                          "path) or a claim",
+                          {"via"});
+}
+
 obs::family<obs::gauge>& queue_depth(obs::registry& r) {
   return r.gauge_family("shopd_relay_queue_depth", "Relay messages waiting or in flight, by state",
                         {"state"});
@@ -39,6 +46,8 @@ relay_metrics::relay_metrics(obs::registry& r)
                    .get()),
       in_flight(
           r.gauge_family("shopd_relay_deliveries_in_flight", "Delivery attempts in flight in this process")
-              .get()) {}
+              .get()),
+      started_by_publish(attempts_started(r).with({"publish"})),
+      started_by_claim(attempts_started(r).with({"claim"})) {}
 
 }  // namespace shopd::relay

@@ -76,12 +76,7 @@ class relay_role final : public app::role {
     ao.keys = {s.qstash_current_signing_key, s.qstash_next_signing_key};
     ao.limits = limits;
     ao.dedup_window_ms = s.relay_dedup_window_s * 1000;
-    add_api_routes(
-        ctx.routes, store_, std::move(ao),
-        [weak = std::weak_ptr<engine>(engine_)] {
-          if (auto e = weak.lock()) e->notify();
-        },
-        metrics_);
+    add_api_routes(ctx.routes, store_, std::move(ao), engine_, metrics_);
     obs::info("relay configured", {{"node", store_->node_id()},
                                    {"concurrency", s.relay_concurrency},
                                    {"per_destination_concurrency", s.relay_per_destination_concurrency}});

@@ -14,6 +14,7 @@
 #include <deque>
 #include <limits>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
@@ -241,8 +242,15 @@ stored_message message_from_row(const soci::row& r, std::size_t first = 0) {
   return m;
 }
 
+// A lease a message takes as it is stored: ACTIVE, leased to `owner` until `until_ms`.
+struct initial_lease {
+  std::string owner;
+  std::int64_t until_ms = 0;
+};
+
+// Stores `m` as CREATED, or ACTIVE under `lease`.
 void insert_message(soci::session& s, db::dialect d, const std::string& message_id, const message_spec& m,
-                    std::int64_t now_ms, bool keep_dedup_id) {
+                    std::int64_t now_ms, bool keep_dedup_id, const std::optional<initial_lease>& lease = {}) {
   const auto sql = sql_for(d);
   std::string body_in(sql.body_in);
   body_in.replace(body_in.find('%'), 1, ":body");
@@ -271,25 +279,32 @@ void insert_message(soci::session& s, db::dialect d, const std::string& message_
   long long updated = now_ms;
   std::string id = message_id;
   std::string origin = origin_of(m.destination);
+  std::string state(to_string(lease ? message_state::active : message_state::created));
+  std::string lease_owner = lease ? lease->owner : std::string();
+  soci::indicator lease_owner_ind = lease ? soci::i_ok : soci::i_null;
+  long long lease_until = lease ? lease->until_ms : 0;
+  soci::indicator lease_until_ind = lease ? soci::i_ok : soci::i_null;
 
   db::execute(
       s,
       "INSERT INTO relay_messages (message_id, kind, destination, method, headers, body, state, "
       "max_retries, retried, retry_delay_expr, timeout_ms, callback, failure_callback, options, dedup_id, "
-      "caller_ip, not_before_ms, created_at_ms, updated_at_ms, origin) VALUES (:id, :kind, :destination, "
-      ":method, :headers, " +
+      "caller_ip, not_before_ms, created_at_ms, updated_at_ms, origin, lease_owner, lease_until_ms) VALUES "
+      "(:id, :kind, :destination, :method, :headers, " +
           body_in +
-          ", 'CREATED', :max_retries, 0, :retry_delay, :timeout_ms, :callback, :failure_callback, "
-          ":options, :dedup_id, :caller_ip, :not_before, :created, :updated, :origin)",
+          ", :state, :max_retries, 0, :retry_delay, :timeout_ms, :callback, :failure_callback, "
+          ":options, :dedup_id, :caller_ip, :not_before, :created, :updated, :origin, :lease_owner, "
+          ":lease_until)",
       soci::use(id), soci::use(kind), soci::use(destination), soci::use(method), soci::use(headers),
-      soci::use(body), soci::use(max_retries), soci::use(retry_delay, retry_delay_ind),
+      soci::use(body), soci::use(state), soci::use(max_retries), soci::use(retry_delay, retry_delay_ind),
       soci::use(timeout_ms, timeout_ind), soci::use(callback, callback_ind),
       soci::use(failure_callback, failure_callback_ind), soci::use(options), soci::use(dedup_id, dedup_ind),
-      soci::use(caller_ip), soci::use(not_before), soci::use(created), soci::use(updated), soci::use(origin));
+      soci::use(caller_ip), soci::use(not_before), soci::use(created), soci::use(updated), soci::use(origin),
+      soci::use(lease_owner, lease_owner_ind), soci::use(lease_until, lease_until_ind));
 }
 
 accepted_message insert_one(soci::session& s, db::dialect d, const message_spec& m, std::int64_t now_ms,
-                            std::int64_t dedup_window_ms) {
+                            std::int64_t dedup_window_ms, const std::optional<initial_lease>& lease) {
   std::string message_id = new_message_id();
   if (m.dedup_id) {
     // One statement decides who owns the id: a live row is left alone (no row changes), an expired
@@ -311,7 +326,7 @@ accepted_message insert_one(soci::session& s, db::dialect d, const message_spec&
       return {existing, true};
     }
   }
-  insert_message(s, d, message_id, m, now_ms, true);
+  insert_message(s, d, message_id, m, now_ms, true, lease);
   return {message_id, false};
 }
 
@@ -578,25 +593,32 @@ relay_store::relay_store(db::database& db, std::string node_id) : db_(db), node_
   if (node_id_.empty()) throw std::invalid_argument("relay node id must not be empty");
 }
 
-accepted_message relay_store::insert(const message_spec& m, std::int64_t now_ms,
-                                     std::int64_t dedup_window_ms) {
-  return db_.in_transaction(
-      [&](soci::session& s) { return insert_one(s, db_.kind(), m, now_ms, dedup_window_ms); });
+accepted_message relay_store::insert(const message_spec& m, std::int64_t now_ms, std::int64_t dedup_window_ms,
+                                     std::optional<std::int64_t> lease_until_ms) {
+  return insert_all(std::span(&m, 1), now_ms, dedup_window_ms, std::span(&lease_until_ms, 1)).front();
 }
 
-std::vector<accepted_message> relay_store::insert_all(std::span<const message_spec> ms, std::int64_t now_ms,
-                                                      std::int64_t dedup_window_ms) {
+std::vector<accepted_message> relay_store::insert_all(
+    std::span<const message_spec> ms, std::int64_t now_ms, std::int64_t dedup_window_ms,
+    std::span<const std::optional<std::int64_t>> lease_until_ms) {
   if (ms.empty()) return {};
+  if (!lease_until_ms.empty() && lease_until_ms.size() != ms.size())
+    throw std::invalid_argument("relay insert: one lease (or none) per message");
   return db_.in_transaction([&](soci::session& s) {
     std::vector<accepted_message> out;
     out.reserve(ms.size());
-    for (const auto& m : ms) out.push_back(insert_one(s, db_.kind(), m, now_ms, dedup_window_ms));
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+      std::optional<initial_lease> lease;
+      if (!lease_until_ms.empty() && lease_until_ms[i])
+        lease = initial_lease{.owner = node_id_, .until_ms = *lease_until_ms[i]};
+      out.push_back(insert_one(s, db_.kind(), ms[i], now_ms, dedup_window_ms, lease));
+    }
     return out;
   });
 }
 
 claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std::int64_t lease_margin_ms,
-                                std::int64_t default_timeout_ms) {
+                                std::int64_t default_timeout_ms, const claim_slots& owner) {
   claim_result out;
   const std::size_t limit = slots.free();
   if (limit == 0) return out;
@@ -629,44 +651,56 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     if (origins.size() == max_origins_per_claim) {
       next_cursor = origins.back();
       r.more_due = true;  // origins past the cursor were not looked at
+      r.other_due = true;
     }
 
     // All candidate queries go in one statement (preparing a statement costs more than its index
-    // seeks here), each selecting ids only: one part per origin with free slots, one for the
-    // messages stored without an origin (by an older relay; found by destination, and their origin
-    // is written when claimed), one for expired leases (index (state, lease_until_ms)). Each row
-    // carries its part's number (at most max_origins_per_claim + 2 parts, within SQLite's limit of
-    // 500 compound terms). Only the picked messages are then read in full.
-    std::vector<std::size_t> wanted;  // the LIMIT of each part
+    // seeks here), each selecting ids only: one part per origin, one for the messages stored
+    // without an origin (by an older relay; found by destination, and their origin is written when
+    // claimed), one for expired leases (index (state, lease_until_ms)). A saturated origin's part
+    // is a probe: it only tells whether the origin has a due message (LIMIT 1, not locked, not a
+    // candidate), to report it waiting. Each row carries its part's number (at most
+    // max_origins_per_claim + 2 parts, within SQLite's limit of 500 compound terms). Only the
+    // picked messages are then read in full.
+    struct part {
+      std::size_t limit;
+      const std::string* origin;  // null: the parts by destination
+      bool probe;
+    };
+    std::vector<part> parts;
     bound_query q;
-    const auto add_part = [&](std::string_view index, std::size_t limit_of_part) {
-      if (!wanted.empty()) q.sql(" UNION ALL ");
-      q.sql("SELECT * FROM (SELECT message_id, not_before_ms, destination, " + std::to_string(wanted.size()) +
+    const auto add_part = [&](std::string_view index, part next) {
+      if (!parts.empty()) q.sql(" UNION ALL ");
+      q.sql("SELECT * FROM (SELECT message_id, not_before_ms, destination, " + std::to_string(parts.size()) +
             " AS part FROM relay_messages");
       q.sql(index).sql(" WHERE ");
-      wanted.push_back(limit_of_part);
+      parts.push_back(next);
     };
     const auto end_part = [&] {
-      q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(wanted.back()));
-      if (d.skip_locked) q.sql(" FOR UPDATE SKIP LOCKED");
-      q.sql(") AS c" + std::to_string(wanted.size() - 1));
+      q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(parts.back().limit));
+      if (d.skip_locked && !parts.back().probe) q.sql(" FOR UPDATE SKIP LOCKED");
+      q.sql(") AS c" + std::to_string(parts.size() - 1));
     };
     for (const auto& origin : origins) {
       const std::size_t in_flight = slots.in_flight(origin);
-      if (in_flight >= slots.per_origin_limit()) continue;
-      add_part(d.origin_index, std::min(limit, slots.per_origin_limit() - in_flight));
+      const bool saturated_origin = in_flight >= slots.per_origin_limit();
+      add_part(d.origin_index,
+               {.limit = saturated_origin ? 1 : std::min(limit, slots.per_origin_limit() - in_flight),
+                .origin = &origin,
+                .probe = saturated_origin});
       q.sql("state IN ('CREATED', 'RETRY') AND origin = ").text(origin);
       q.sql(" AND not_before_ms <= ").integer(now_ms);
       end_part();
     }
-    add_part(d.origin_index, limit);
+    add_part(d.origin_index, {.limit = limit, .origin = nullptr, .probe = false});
     q.sql("state IN ('CREATED', 'RETRY') AND origin IS NULL AND not_before_ms <= ").integer(now_ms);
     exclude_origins(q, saturated);
     end_part();
-    add_part("", limit);
+    add_part("", {.limit = limit, .origin = nullptr, .probe = false});
     q.sql("state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
     exclude_origins(q, saturated);
     end_part();
+    std::set<std::string, std::less<>> waiting;  // origins with due messages left behind
 
     struct candidate {
       std::string message_id;
@@ -674,19 +708,30 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       std::string origin;
     };
     std::vector<candidate> candidates;
-    std::vector<std::size_t> got(wanted.size(), 0);
+    std::vector<std::size_t> got(parts.size(), 0);
     q.for_each_row(s, [&](const soci::row& row) {
-      candidates.push_back({text_at(row, 0), int_at(row, 1), origin_of(text_at(row, 2))});
-      const auto part = static_cast<std::size_t>(int_at(row, 3));
-      if (part < got.size()) ++got[part];
+      const auto i = static_cast<std::size_t>(int_at(row, 3));
+      if (i >= parts.size()) return;
+      ++got[i];
+      if (!parts[i].probe)
+        candidates.push_back({text_at(row, 0), int_at(row, 1), origin_of(text_at(row, 2))});
     });
-    for (std::size_t i = 0; i < wanted.size(); ++i) {
-      if (got[i] == wanted[i]) r.more_due = true;  // that part may have left due rows behind
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (got[i] < parts[i].limit) continue;
+      // That part may have left due rows behind.
+      if (parts[i].origin == nullptr) {
+        r.more_due = true;
+        r.other_due = true;
+      } else {
+        if (!parts[i].probe) r.more_due = true;
+        waiting.insert(*parts[i].origin);
+      }
     }
     std::sort(candidates.begin(), candidates.end(), [](const candidate& a, const candidate& b) {
       return std::tie(a.not_before_ms, a.message_id) < std::tie(b.not_before_ms, b.message_id);
     });
     if (candidates.size() > limit) {
+      for (std::size_t i = limit; i < candidates.size(); ++i) waiting.insert(candidates[i].origin);
       candidates.resize(limit);
       r.more_due = true;
     }
@@ -695,9 +740,11 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       if (slots.try_take(c.origin)) {
         picked.push_back(&c);
       } else {
+        waiting.insert(c.origin);
         r.more_due = true;
       }
     }
+    r.waiting_origins.assign(waiting.begin(), waiting.end());
     if (!picked.empty()) {
       bound_query rows("SELECT " + message_columns(d) + " FROM relay_messages WHERE message_id IN (");
       for (std::size_t i = 0; i < picked.size(); ++i) {
@@ -722,25 +769,44 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       }
     }
 
+    // The next scheduled message: a delay or a retry. A message published without one (due when it
+    // was created) committed after this claim's `now` is due already, and was reported by its
+    // publish; it would only make the fast path close at once. The index is read in order from
+    // `now`, past such messages only.
     long long next = 0;
     soci::indicator next_ind = soci::i_null;
     long long now = now_ms;
-    s << "SELECT MIN(not_before_ms) FROM relay_messages" + std::string(d.due_index) +
-             " WHERE state IN ('CREATED', 'RETRY') AND not_before_ms > :now",
+    s << "SELECT not_before_ms FROM relay_messages" + std::string(d.due_index) +
+             " WHERE state IN ('CREATED', 'RETRY') AND not_before_ms > :now AND (state = 'RETRY' OR "
+             "not_before_ms > created_at_ms) ORDER BY not_before_ms LIMIT 1",
         soci::into(next, next_ind), soci::use(now);
-    if (next_ind == soci::i_ok) r.next_due_ms = next;
+    if (s.got_data() && next_ind == soci::i_ok) r.next_due_ms = next;
     return p;
   };
+  // The owner's slots this claim took (given back if it fails).
+  std::vector<std::string> owned;
   // Takes the leases of what `choose` picked. The UPDATE checks the message is still claimable: on
   // SQLite the choice was read outside the write transaction, and meanwhile the message may have
   // been cancelled, or its expired lease's node may have recorded the outcome after all; such a
-  // message is left alone (and its slot given back).
+  // message is left alone (and its slot given back). A message whose slot the owner no longer has
+  // free is left due, its origin reported waiting.
   const auto lease = [&](soci::session& s, plan& p) {
     claim_result r;
     r.more_due = p.result.more_due;
+    r.other_due = p.result.other_due;
+    r.waiting_origins = std::move(p.result.waiting_origins);
     r.next_due_ms = p.result.next_due_ms;
     for (std::size_t i = 0; i < p.result.messages.size(); ++i) {
       auto& m = p.result.messages[i];
+      if (owner.take) {
+        if (!owner.take(p.origins[i])) {
+          slots.give_back(p.origins[i]);
+          r.more_due = true;
+          r.waiting_origins.push_back(p.origins[i]);
+          continue;
+        }
+        owned.push_back(p.origins[i]);
+      }
       const long long until =
           now_ms + (m.spec.timeout_ms > 0 ? m.spec.timeout_ms : default_timeout_ms) + lease_margin_ms;
       long long now = now_ms;
@@ -754,6 +820,10 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
           soci::use(m.message_id), soci::use(now), soci::use(now));
       if (taken == 0) {
         slots.give_back(p.origins[i]);
+        if (owner.take) {
+          owner.give_back(p.origins[i]);
+          owned.pop_back();
+        }
         r.more_due = true;
         continue;
       }
@@ -762,22 +832,30 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       m.lease_until_ms = until;
       r.messages.push_back(std::move(m));
     }
+    std::sort(r.waiting_origins.begin(), r.waiting_origins.end());
+    r.waiting_origins.erase(std::unique(r.waiting_origins.begin(), r.waiting_origins.end()),
+                            r.waiting_origins.end());
     return r;
   };
-  if (d.skip_locked) {
-    // PostgreSQL: one transaction, the picked rows locked (FOR UPDATE SKIP LOCKED) until it commits,
-    // so concurrent claimers get disjoint sets.
-    out = db_.in_transaction([&](soci::session& s) {
-      auto p = choose(s);
-      return lease(s, p);
-    });
-  } else {
-    // SQLite: one writer at a time, so the choice (index seeks and reading the picked rows, most of
-    // a claim's work) is read on a pooled connection, outside the write turn every transaction of
-    // this process queues for; only the leases are taken in it.
-    auto p = db_.with_session(choose);
-    out = p.result.messages.empty() ? std::move(p.result)
-                                    : db_.in_transaction([&](soci::session& s) { return lease(s, p); });
+  try {
+    if (d.skip_locked) {
+      // PostgreSQL: one transaction, the picked rows locked (FOR UPDATE SKIP LOCKED) until it commits,
+      // so concurrent claimers get disjoint sets.
+      out = db_.in_transaction([&](soci::session& s) {
+        auto p = choose(s);
+        return lease(s, p);
+      });
+    } else {
+      // SQLite: one writer at a time, so the choice (index seeks and reading the picked rows, most of
+      // a claim's work) is read on a pooled connection, outside the write turn every transaction of
+      // this process queues for; only the leases are taken in it.
+      auto p = db_.with_session(choose);
+      out = p.result.messages.empty() ? std::move(p.result)
+                                      : db_.in_transaction([&](soci::session& s) { return lease(s, p); });
+    }
+  } catch (...) {
+    for (const auto& origin : owned) owner.give_back(origin);
+    throw;
   }
   {
     std::lock_guard lock(cursor_mutex_);

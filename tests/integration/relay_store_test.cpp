@@ -233,6 +233,14 @@ TEST_SUITE("relay/store") {
         CHECK(stored->lease_owner == "node-a");
       }
 
+      SUBCASE("a message published without a delay, after the claim's now, is not the next scheduled one") {
+        auto undelayed = spec("http://h/u", "{}", t0 + 100);
+        undelayed.created_at_ms = t0 + 100;
+        a.insert(undelayed, t0 + 100, window);
+        const auto r2 = claim(b, t0 + 50);
+        CHECK(r2.messages.empty());
+        CHECK(r2.next_due_ms == t0 + 500);  // "late", created at t0 to be due at t0 + 500
+      }
       SUBCASE("a leased message is not claimed again while its lease runs") {
         CHECK(claim(b, t0 + 1000).messages.size() == 1);  // only "late", now due
         CHECK(claim(a, t0 + 1000).messages.empty());
@@ -295,6 +303,24 @@ TEST_SUITE("relay/store") {
         REQUIRE(r.messages.size() == 1);  // the global limit
         CHECK(relay::origin_of(r.messages[0].spec.destination) == "http://fast:2");
       }
+      SUBCASE("the owner's real slots: a pick whose slot was taken meanwhile stays due, its origin waiting") {
+        relay::delivery_slots copy(10, 2);
+        relay::delivery_slots real(10, 2);
+        REQUIRE(real.try_take("http://slow:1"));  // publishes took the slow origin's slots meanwhile
+        REQUIRE(real.try_take("http://slow:1"));
+        const relay::claim_slots owner{.take = [&](std::string_view o) { return real.try_take(o); },
+                                       .give_back = [&](std::string_view o) { real.give_back(o); }};
+        const auto r = store.claim(t0, copy, margin, 30'000, owner);
+        REQUIRE(r.messages.size() == 2);
+        for (const auto& m : r.messages) CHECK(relay::origin_of(m.spec.destination) == "http://fast:2");
+        CHECK(r.more_due);
+        CHECK(std::find(r.waiting_origins.begin(), r.waiting_origins.end(), "http://slow:1") !=
+              r.waiting_origins.end());
+        CHECK(real.in_flight("http://fast:2") == 2);
+        CHECK(real.in_flight("http://slow:1") == 2);
+        CHECK(store.counts().active == 2);
+        CHECK(store.counts().created == 6);
+      }
       SUBCASE("the global limit") {
         relay::delivery_slots slots(3, 100);
         const auto r = store.claim(t0, slots, margin, 30'000);
@@ -329,6 +355,9 @@ TEST_SUITE("relay/store") {
         REQUIRE(r.messages.size() == 1);
         CHECK(r.messages[0].message_id == mail);
         CHECK_FALSE(r.more_due);
+        // ... and reported waiting, as the engine's fast path must know.
+        CHECK(r.waiting_origins == std::vector<std::string>{"http://orders:1"});
+        CHECK_FALSE(r.other_due);
         CHECK(slots.in_flight("http://orders:1") == 16);
         CHECK(slots.in_flight("http://email:2") == 1);
         CHECK(store.get(mail)->state == relay::message_state::active);
@@ -342,7 +371,67 @@ TEST_SUITE("relay/store") {
         CHECK(r.messages[0].message_id == backlog_ids.front().message_id);  // oldest first
         CHECK(r.messages[1].message_id == mail);
         CHECK(r.more_due);
+        CHECK(r.waiting_origins == std::vector<std::string>{"http://orders:1"});
         CHECK(slots.in_flight("http://orders:1") == 16);
+      }
+      SUBCASE("a saturated origin with nothing due is not waiting") {
+        store.cancel_many({}, t0);
+        const auto later = store.insert(spec("http://orders:1/api/checkout", "{}", t0 + 1'000), t0, window);
+        relay::delivery_slots slots(100, 16);
+        for (int i = 0; i < 16; ++i) REQUIRE(slots.try_take("http://orders:1"));
+        const auto r = store.claim(t0, slots, margin, 30'000);
+        CHECK(r.messages.empty());
+        CHECK(r.waiting_origins.empty());
+        CHECK(r.next_due_ms == t0 + 1'000);
+        CHECK(store.get(later.message_id)->state == relay::message_state::created);
+      }
+    }
+  }
+
+  TEST_CASE("a publish stored leased (the engine's fast path) is not claimed while its lease runs") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store a(fdb.db(), "node-a");
+      relay::relay_store b(fdb.db(), "node-b");
+      const auto until = t0 + 5'000 + margin;
+      const auto leased = a.insert(spec("http://h/1"), t0, window, until).message_id;
+      const auto m = a.get(leased);
+      REQUIRE(m.has_value());
+      CHECK(m->state == relay::message_state::active);
+      CHECK(m->lease_owner == "node-a");
+      CHECK(m->lease_until_ms == until);
+      CHECK(stored_origin(fdb.db(), leased) == "http://h");
+      const auto r = claim(b, t0 + 1);
+      CHECK(r.messages.empty());
+      CHECK(r.waiting_origins.empty());
+      CHECK_FALSE(r.other_due);
+
+      SUBCASE("its outcome is recorded like a claimed one's") {
+        CHECK(a.record_delivered(leased, answered(200), {}, t0 + 10));
+        CHECK(a.get(leased)->state == relay::message_state::delivered);
+      }
+      SUBCASE("a restarted node hands it back") {
+        CHECK(a.release_leases(t0 + 10) == 1);
+        CHECK(ids_of(claim(b, t0 + 10)) == std::set<std::string>{leased});
+      }
+      SUBCASE("its lease expires like a claimed one's") {
+        CHECK(ids_of(claim(b, until + 1)) == std::set<std::string>{leased});
+      }
+      SUBCASE("a duplicate takes no lease; a batch leases only the entries given one") {
+        auto dup = spec("http://h/2");
+        dup.dedup_id = "once";
+        CHECK_FALSE(a.insert(dup, t0, window).deduplicated);
+        const std::vector<relay::message_spec> batch{dup, spec("http://h/3"), spec("http://h/4")};
+        const std::vector<std::optional<std::int64_t>> leases{until, until, std::nullopt};
+        const auto got = a.insert_all(batch, t0, window, leases);
+        REQUIRE(got.size() == 3);
+        CHECK(got[0].deduplicated);
+        CHECK(a.get(got[0].message_id)->state == relay::message_state::created);
+        CHECK(a.get(got[1].message_id)->state == relay::message_state::active);
+        CHECK(a.get(got[2].message_id)->state == relay::message_state::created);
+        const std::vector<std::optional<std::int64_t>> too_few{until};
+        CHECK_THROWS_AS(a.insert_all(batch, t0, window, too_few), std::invalid_argument);
       }
     }
   }

@@ -7,9 +7,16 @@
 #include "shopd/bus/dispatch.hpp"
 #include "shopd/bus/signature.hpp"
 #include "shopd/config/config.hpp"
+#include "shopd/http/client.hpp"
 #include "shopd/http/server.hpp"
 #include "shopd/obs/metrics.hpp"
+#include "shopd/relay/engine.hpp"
+#include "shopd/relay/relay_metrics.hpp"
 #include "shopd/relay/store.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <boost/json.hpp>
 
@@ -18,10 +25,13 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace json = boost::json;
@@ -338,6 +348,157 @@ TEST_SUITE("relay") {
     REQUIRE(eventually([&] { return fast.requests().size() == 1; }));
     CHECK(slow.requests().size() == 2);  // still only two in flight to the slow one
     slow.stop();                         // its attempts fail now and are retried later
+  }
+
+  TEST_CASE("a publish due at once skips the claim, and is delivered as a claim would deliver it") {
+    capture_server dest;
+    relay_fixture relay;
+    const auto url = dest.url("/api/webhook?q=1");
+    const std::vector<std::pair<std::string, std::string>> headers{{"Content-Type", "text/plain"},
+                                                                   {"Upstash-Forward-X-Trace", "t-1"},
+                                                                   {"Upstash-Retries", "2"},
+                                                                   {"Upstash-Method", "PATCH"}};
+    const auto started = [&](std::string_view via) {
+      return count_metric(relay.metrics(),
+                          R"(shopd_relay_attempts_started_total{via=")" + std::string(via) + R"("})");
+    };
+    // Scheduled a little later: a claim takes it when it falls due.
+    auto delayed_headers = headers;
+    delayed_headers.emplace_back("Upstash-Delay", "1s");
+    relay.publish(url, "same body", delayed_headers);
+    REQUIRE(eventually([&] { return dest.requests().size() == 1; }));
+    CHECK(started("claim") == 1);
+    CHECK(started("publish") == 0);
+
+    // Due at once, nothing waiting: stored leased and handed over with its commit.
+    const auto id = std::string(relay.publish(url, "same body", headers).at("messageId").as_string());
+    REQUIRE(eventually([&] { return dest.requests().size() == 2; }));
+    CHECK(started("publish") == 1);
+    CHECK(started("claim") == 1);
+    const auto claimed = dest.requests()[0];
+    const auto fast = dest.requests()[1];
+    CHECK(fast.header("Upstash-Message-Id") == id);
+    check_signed(fast, url);
+    CHECK(fast.method == claimed.method);
+    CHECK(fast.target == claimed.target);
+    CHECK(fast.body == claimed.body);
+    const auto without_id_and_signature = [](const captured_request& r) {
+      std::multimap<std::string, std::string> out;
+      for (const auto& [name, value] : r.headers) {
+        if (name != "Upstash-Signature" && name != "Upstash-Message-Id") out.emplace(name, value);
+      }
+      return out;
+    };
+    CHECK(without_id_and_signature(fast) == without_id_and_signature(claimed));
+    REQUIRE(eventually([&] { return relay.call(verb::get, "/v2/messages/" + id).result_int() == 404; }));
+    CHECK(eventually([&] { return count_metric(relay.metrics(), "shopd_relay_delivered_total") == 2; }));
+
+    // A batch goes the same way, element by element.
+    publish_batch(relay, json::array{json::object{{"destination", url}, {"body", "b1"}},
+                                     json::object{{"destination", url}, {"body", "b2"}}});
+    REQUIRE(eventually([&] { return dest.requests().size() == 4; }));
+    CHECK(started("publish") == 3);
+    CHECK(started("claim") == 1);
+  }
+
+  TEST_CASE("a publish never overtakes a message waiting for its destination's slot") {
+    std::promise<void> release;
+    const auto released = release.get_future().share();
+    capture_server dest;
+    dest.set_handler([released](const captured_request& r) {
+      if (r.body == "A") released.wait();
+      return scripted_reply::respond(200);
+    });
+    // Releases "A" however the test ends, before the server (declared earlier) is stopped.
+    const std::unique_ptr<std::promise<void>, void (*)(std::promise<void>*)> guard(&release, [](auto* p) {
+      try {
+        p->set_value();
+      } catch (const std::future_error&) {  // already released
+      }
+    });
+    // One slot to the destination, and claims only when woken (the poll is a minute).
+    relay_fixture relay(dialect::sqlite,
+                        {{"RELAY_PER_DESTINATION_CONCURRENCY", "1"}, {"RELAY_POLL_INTERVAL_MS", "60000"}});
+    const auto url = dest.url("/one-at-a-time");
+    relay.publish(url, "A");
+    REQUIRE(eventually([&] { return dest.requests().size() == 1; }));
+    relay.publish(url, "B");  // no slot: stored for a claim
+    // The claim that B's publish woke runs and finds the destination saturated.
+    std::this_thread::sleep_for(200ms);
+    release.set_value();
+    relay.publish(url, "C");  // A's slot may be free already, but B waits for it
+    REQUIRE(eventually([&] { return dest.requests().size() == 3; }));
+    std::vector<std::string> order;
+    for (const auto& r : dest.requests()) order.push_back(r.body);
+    CHECK(order == std::vector<std::string>{"A", "B", "C"});
+  }
+
+  TEST_CASE(
+      "engine reservations: one slot each, given back unless delivered, and after stop() the lease goes "
+      "back") {
+    shopd::test::fresh_database fdb(dialect::sqlite);
+    auto store = std::make_shared<shopd::relay::relay_store>(fdb.db(), "node-a");
+    boost::asio::io_context ioc;
+    auto work = boost::asio::make_work_guard(ioc);
+    std::thread io([&] { ioc.run(); });
+    boost::asio::thread_pool workers(2);
+    shopd::obs::registry registry;
+    shopd::relay::relay_metrics metrics(registry);
+    {
+      const shopd::http::client client(ioc);
+      shopd::relay::engine_options opts;
+      opts.signing_key = "sig_engine_test";
+      opts.per_destination_concurrency = 1;
+      opts.poll_interval = 20ms;
+      shopd::relay::engine eng(opts, store, client, ioc, workers, metrics);
+      shopd::relay::message_spec m;
+      m.destination = "http://127.0.0.1:9/never-called";
+      m.body = "{}";
+      m.timeout_ms = 1'000;
+      m.not_before_ms = unix_ms();
+      CHECK_FALSE(eng.reserve(m, unix_ms()).has_value());  // not started
+
+      eng.start();
+      std::optional<shopd::relay::engine::reservation> r;
+      // The fast path opens once the first claim has found nothing waiting.
+      REQUIRE(eventually([&] {
+        r = eng.reserve(m, unix_ms());
+        return r.has_value();
+      }));
+      CHECK(r->lease_until_ms() >= m.not_before_ms + 1'000 + 30'000);
+      CHECK_FALSE(eng.reserve(m, unix_ms()).has_value());  // the origin's one slot is taken
+      auto later = m;
+      later.not_before_ms = unix_ms() + 60'000;
+      CHECK_FALSE(eng.reserve(later, unix_ms()).has_value());  // not due: for a claim
+      r.reset();                                               // given back
+      r = eng.reserve(m, unix_ms());
+      REQUIRE(r.has_value());
+
+      const auto now = unix_ms();
+      const auto until = r->lease_until_ms();
+      const auto id = store->insert(m, now, 600'000, until).message_id;
+      eng.stop();
+      CHECK_FALSE(eng.reserve(m, unix_ms()).has_value());
+      eng.deliver(std::move(*r), {.message_id = id,
+                                  .spec = m,
+                                  .state = shopd::relay::message_state::active,
+                                  .retried = 0,
+                                  .lease_owner = "node-a",
+                                  .lease_until_ms = until,
+                                  .last_status = std::nullopt,
+                                  .last_error = std::nullopt,
+                                  .updated_at_ms = now});
+      CHECK(eng.in_flight() == 0);
+      const auto got = store->get(id);
+      REQUIRE(got.has_value());
+      CHECK(got->state == shopd::relay::message_state::retry);  // handed back, due at once
+      CHECK_FALSE(got->lease_owner.has_value());
+      CHECK(count_metric(registry, R"(shopd_relay_attempts_started_total{via="publish"})") == 0);
+    }
+    work.reset();
+    ioc.stop();
+    io.join();
+    workers.join();
   }
 
   TEST_CASE("batch: each element is its own message") {

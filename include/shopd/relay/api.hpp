@@ -42,6 +42,7 @@ class router;
 
 namespace shopd::relay {
 
+class engine;
 class relay_store;
 struct relay_metrics;
 
@@ -53,9 +54,11 @@ struct api_options {
 };
 
 /// Register the routes on `routes`; every handler runs on the worker pool (they block on the
-/// database). `notify` is called after a commit that created due work (publish, batch, DLQ retry).
+/// database). A publish due at once goes by the engine's fast path when it has a slot (stored
+/// leased, handed over after the commit); any other new message is stored for a claim and the
+/// engine notified. Without an engine (it is gone) messages are only stored.
 /// The registry behind `metrics` must outlive the routes. Throws std::invalid_argument for an empty token.
 void add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
-                    std::function<void()> notify, relay_metrics& metrics);
+                    std::weak_ptr<engine> engine, relay_metrics& metrics);
 
 }  // namespace shopd::relay

@@ -12,6 +12,19 @@
 /// claimed again by any node. At start-up the node first hands back its own leases, so what a
 /// killed predecessor had in flight is re-sent at once.
 ///
+/// The fast path: a publish due at once takes a slot before it is stored (reserve()), is stored
+/// already leased to this node, and is handed to the engine after its commit (deliver()), with no
+/// claim in between. It is taken only when no stored work could want that slot: not for an origin
+/// with due messages waiting (reported by stored() after a publish found no slot, or left behind
+/// by a claim, a saturated origin's included), not while work of unknown origin may wait (after
+/// notify(): a DLQ retry, callbacks an outcome created, expired leases) until a claim that started
+/// later finds none, and not once the earliest scheduled message (a delay, a retry) falls due,
+/// until a claim has run. An origin stops waiting once a claim that started after it began to wait
+/// leaves none of its due work behind; work reported during that claim is taken by the next one
+/// (its report woke it), so a publish may pass it by one claim's time, never for longer. A claim's
+/// picks take their slots as their leases are written, so publishes and claims never hold more
+/// than the limits between them.
+///
 /// Outcomes are recorded in batches: one recording transaction runs at a time, and the outcomes of
 /// attempts that finish meanwhile are recorded together in the next one (at most 256), so the
 /// database's write turn is taken once per batch rather than once per message. An attempt holds
@@ -33,6 +46,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "shopd/relay/message_spec.hpp"
@@ -50,6 +64,7 @@ namespace shopd::relay {
 
 class relay_store;
 struct relay_metrics;
+struct stored_message;
 
 struct engine_options {
   std::size_t concurrency = 64;                  ///< attempts in flight in this process
@@ -72,6 +87,8 @@ struct engine_options {
 };
 
 class engine {
+  struct impl;
+
  public:
   /// `store` is shared with the coroutines, which may outlive the engine object until the
   /// io_context is destroyed; `ioc`, `workers` and the registry behind `metrics` must outlive the
@@ -86,8 +103,46 @@ class engine {
   /// Throws what the store throws when the database is unreachable. Call once.
   void start();
 
-  /// Look for due work now (a publish committed). Thread-safe, cheap, never blocks.
+  /// Work of any origin was stored for a claim (a DLQ retry): look for due work now, and close the
+  /// fast path until a claim that starts later leaves nothing due behind. Thread-safe, cheap,
+  /// never blocks.
   void notify();
+
+  /// `m`, a publish at `now_ms` without a reservation, was stored (committed) for a claim: look for
+  /// due work now; the fast path stays closed to its origin until a claim takes it (or, scheduled
+  /// later, to all from when it falls due). Thread-safe, cheap, never blocks.
+  void stored(const message_spec& m, std::int64_t now_ms);
+
+  /// A delivery slot taken for one publish on the fast path; given back when destroyed unless
+  /// handed to deliver(). Movable; thread-safe.
+  class reservation {
+   public:
+    reservation(reservation&& other) noexcept;
+    reservation& operator=(reservation&& other) noexcept;
+    reservation(const reservation&) = delete;
+    reservation& operator=(const reservation&) = delete;
+    ~reservation();
+    /// Store the message leased to this node until then.
+    [[nodiscard]] std::int64_t lease_until_ms() const noexcept { return lease_until_ms_; }
+
+   private:
+    friend class engine;
+    reservation(std::shared_ptr<impl> engine, std::string origin, std::int64_t lease_until_ms);
+    void release() noexcept;
+    std::shared_ptr<impl> engine_;  // empty once given back or delivered
+    std::string origin_;
+    std::int64_t lease_until_ms_ = 0;
+  };
+
+  /// The fast path for a message about to be stored at `now_ms`: a slot for its origin when it is
+  /// due now, the engine runs and the fast path is open (see above); nullopt otherwise (store it
+  /// for a claim, then notify()). Thread-safe, never blocks on the database.
+  [[nodiscard]] std::optional<reservation> reserve(const message_spec& m, std::int64_t now_ms);
+
+  /// Start the attempt of `m`, stored (committed) ACTIVE under `r`'s lease. When the engine is
+  /// stopping, the lease is handed back instead (blocking on the database: call it from the worker
+  /// pool, as the publish handlers are). Thread-safe.
+  void deliver(reservation r, stored_message m);
 
   /// See the shutdown notes above. Blocks for up to the shutdown timeout (plus one database call);
   /// idempotent. Called from an io_context thread, it only starts the shutdown.
@@ -97,7 +152,6 @@ class engine {
   [[nodiscard]] std::size_t in_flight() const;
 
  private:
-  struct impl;
   std::shared_ptr<impl> impl_;
 };
 

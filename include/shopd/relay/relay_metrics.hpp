@@ -24,6 +24,10 @@ struct relay_metrics {
   obs::gauge& queue_retry;    ///< shopd_relay_queue_depth{state="RETRY"}
   obs::histogram& duration;   ///< shopd_relay_delivery_duration_seconds: one HTTP attempt
   obs::gauge& in_flight;      ///< shopd_relay_deliveries_in_flight (this process)
+  /// shopd_relay_attempts_started_total{via="publish"}: attempts the fast path started
+  obs::counter& started_by_publish;
+  /// shopd_relay_attempts_started_total{via="claim"}: attempts started by a claim
+  obs::counter& started_by_claim;
 };
 
 }  // namespace shopd::relay

@@ -88,7 +88,15 @@ struct claim_result {
   /// cut to the free slots or did not fit their origin's, or the claim visited its maximum of
   /// origins): claim again at once if slots are free.
   bool more_due = false;
-  /// The earliest not_before_ms of a CREATED/RETRY message that is not due yet.
+  /// The origins with due messages this claim left behind (among them the saturated origins that
+  /// have any), sorted. A message the claim did not see (stored after its read) is not counted.
+  std::vector<std::string> waiting_origins{};
+  /// Due messages no origin names may have been left behind: stored without an origin, an expired
+  /// lease, or at an origin past the claim's maximum.
+  bool other_due = false;
+  /// The earliest not_before_ms of a CREATED/RETRY message that is not due yet and was scheduled
+  /// (a delay, a not-before time, a retry); one published without (due when created, stored after
+  /// the claim's `now`) is due already and does not count.
   std::optional<std::int64_t> next_due_ms{};
 };
 
@@ -134,6 +142,16 @@ struct relay_counts {
   std::int64_t dlq = 0;
 };
 
+/// The slots of the node a claim is for, which others take from while it reads (the engine's
+/// fast path): just before each lease is written, `take` takes the message's slot for real
+/// (false: the message is left due, its origin reported waiting); `give_back` returns one whose
+/// lease was not written after all, or, when the claim throws, every one it took. Both empty:
+/// only the caller's copy of the slots counts.
+struct claim_slots {
+  std::function<bool(std::string_view origin)> take{};
+  std::function<void(std::string_view origin)> give_back{};
+};
+
 class relay_store {
  public:
   /// `node_id` names this relay instance in leases; it must differ between instances sharing one
@@ -148,11 +166,16 @@ class relay_store {
   /// holds that id, nothing is stored and the existing message id comes back `deduplicated`;
   /// otherwise the dedup row is (re)written to expire at now + `dedup_window_ms` and the message
   /// is inserted as CREATED with a new id. Safe against concurrent publishes of one dedup id on
-  /// both databases (one wins, the others see its row).
-  accepted_message insert(const message_spec& m, std::int64_t now_ms, std::int64_t dedup_window_ms);
+  /// both databases (one wins, the others see its row). With `lease_until_ms` the new message is
+  /// stored ACTIVE instead, leased to this node until then: the engine's fast path, which delivers
+  /// it without a claim (a duplicate takes no lease).
+  accepted_message insert(const message_spec& m, std::int64_t now_ms, std::int64_t dedup_window_ms,
+                          std::optional<std::int64_t> lease_until_ms = std::nullopt);
   /// The same for several messages in one transaction (a /v2/batch): all are stored or none.
+  /// `lease_until_ms` is empty (no leases) or holds one entry per message.
   std::vector<accepted_message> insert_all(std::span<const message_spec> ms, std::int64_t now_ms,
-                                           std::int64_t dedup_window_ms);
+                                           std::int64_t dedup_window_ms,
+                                           std::span<const std::optional<std::int64_t>> lease_until_ms = {});
 
   // -- delivery ----------------------------------------------------------------------------------
 
@@ -164,7 +187,8 @@ class relay_store {
   /// skipping the origins `slots` has saturated; each candidate that still fits its origin takes a
   /// slot in `slots` and becomes ACTIVE, leased to this node until now + its timeout
   /// (`default_timeout_ms` when it has none) + `lease_margin_ms`, with its origin stored. `slots` is
-  /// the caller's copy: on return it counts the picks. On PostgreSQL this is one transaction, with
+  /// the caller's copy: on return it counts the picks; `owner` takes them from the node's real
+  /// slots as well (see claim_slots). On PostgreSQL this is one transaction, with
   /// FOR UPDATE SKIP LOCKED, so concurrent claimers get disjoint sets. On SQLite the choice is read
   /// on a pooled connection, outside the write transaction, which then takes each lease only if the
   /// message is still claimable (not cancelled, not recorded meanwhile); one that is not is left
@@ -173,11 +197,12 @@ class relay_store {
   /// Cost: O(origins × log n) plus the rows picked, not the backlog: due messages are read per
   /// origin with pending work (at most `max_origins_per_claim` origins per claim, resuming after
   /// the last one the previous claim of this store visited), each origin's oldest first and no
-  /// more than its free slots; a saturated origin's messages are not read at all. Messages stored
+  /// more than its free slots; of a saturated origin's messages one due id at most is read, to
+  /// report the origin in `waiting_origins`. Messages stored
   /// without an origin (by an older relay) and expired leases are found by destination instead,
   /// which reads the saturated origins' ones among them.
   claim_result claim(std::int64_t now_ms, delivery_slots& slots, std::int64_t lease_margin_ms,
-                     std::int64_t default_timeout_ms);
+                     std::int64_t default_timeout_ms, const claim_slots& owner = {});
 
   /// Outcomes. Each applies only while this node holds the message's lease (ACTIVE, lease_owner =
   /// this node) and otherwise changes nothing (the message was cancelled, or its lease expired and
