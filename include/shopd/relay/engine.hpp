@@ -3,14 +3,14 @@
 /// signed as QStash signs them, then records each outcome (delivered, retry later, or failed into
 /// the DLQ with the callback and failure-callback messages it triggers).
 ///
-/// Scheduling: one loop claims due work whenever it is woken (notify(), after a publish commits;
-/// an attempt finishing) and otherwise every poll interval, or sooner when the earliest scheduled
-/// message falls due. It claims only what free slots allow: at most `concurrency` attempts in
-/// flight in this process and at most `per_destination_concurrency` to one destination origin, so
-/// a slow service holds its own slots and never the others'. Each claim leases its messages to this
-/// node for one attempt (timeout + lease margin); a message whose lease ran out (its node died) is
-/// claimed again by any node. At start-up the node first hands back its own leases, so what a
-/// killed predecessor had in flight is re-sent at once.
+/// Scheduling: one loop claims due work whenever it is woken (notify() or stored(), after a publish
+/// commits; an attempt finishing while stored work waits) and otherwise every poll interval, or
+/// sooner when the earliest scheduled message falls due. It claims only what free slots allow: at
+/// most `concurrency` attempts in flight in this process and at most `per_destination_concurrency`
+/// to one destination origin, so a slow service holds its own slots and never the others'. Each
+/// claim leases its messages to this node for one attempt (timeout + lease margin); a message whose
+/// lease ran out (its node died) is claimed again by any node. At start-up the node first hands
+/// back its own leases, so what a killed predecessor had in flight is re-sent at once.
 ///
 /// The fast path: a publish due at once takes a slot before it is stored (reserve()), is stored
 /// already leased to this node, and is handed to the engine after its commit (deliver()), with no
@@ -136,7 +136,7 @@ class engine {
 
   /// The fast path for a message about to be stored at `now_ms`: a slot for its origin when it is
   /// due now, the engine runs and the fast path is open (see above); nullopt otherwise (store it
-  /// for a claim, then notify()). Thread-safe, never blocks on the database.
+  /// for a claim, then call stored()). Thread-safe, never blocks on the database.
   [[nodiscard]] std::optional<reservation> reserve(const message_spec& m, std::int64_t now_ms);
 
   /// Start the attempt of `m`, stored (committed) ACTIVE under `r`'s lease. When the engine is
