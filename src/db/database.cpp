@@ -285,9 +285,12 @@ class database::group_commit {
   struct group {
     std::chrono::steady_clock::time_point opened;
     std::size_t members = 0;
-    // Set under group_commit::mutex.
+    // Set under group_commit::mutex. A failed group's error, which each member throws as an
+    // exception of its own: one exception object rethrown in several threads would be shared by
+    // them (and its message with it), which ThreadSanitizer cannot tell from a race.
     bool finished = false;
-    std::exception_ptr error;
+    std::optional<std::string> error;
+    bool transient = false;
   };
 
   group_commit(soci::session& writer, std::size_t max_size, std::chrono::microseconds max_age)
@@ -349,15 +352,21 @@ class database::group_commit {
   /// COMMIT the open group and wake its members; returns how many it made durable (0 when it failed).
   std::size_t commit() {
     auto g = std::move(open_);
-    std::exception_ptr error;
+    std::optional<std::string> error;
+    bool transient = false;
     try {
       run(commit_, "COMMIT");
+    } catch (const transient_error& e) {
+      error = e.what();
+      transient = true;
+    } catch (const std::exception& e) {
+      error = e.what();
     } catch (...) {
-      error = std::current_exception();
-      rollback_quietly();
+      error = "COMMIT failed: unknown exception";
     }
+    if (error) rollback_quietly();
     const std::size_t durable = error ? 0 : g->members;
-    finish(*g, std::move(error));
+    finish(*g, std::move(error), transient);
     return durable;
   }
 
@@ -374,7 +383,10 @@ class database::group_commit {
         lock.lock();
       }
     }
-    if (g->error) std::rethrow_exception(g->error);
+    if (g->error) {
+      if (g->transient) throw transient_error(*g->error);
+      throw std::runtime_error(*g->error);
+    }
   }
 
  private:
@@ -411,15 +423,15 @@ class database::group_commit {
   void abort(const std::string& cause) {
     rollback_quietly();
     auto g = std::move(open_);
-    finish(*g, std::make_exception_ptr(transient_error(
-                   "database transaction rolled back with another one of its commit group: " + cause)));
+    finish(*g, "database transaction rolled back with another one of its commit group: " + cause, true);
   }
 
-  void finish(group& g, std::exception_ptr error) {
+  void finish(group& g, std::optional<std::string> error, bool transient) {
     {
       std::lock_guard lock(mutex_);
       g.finished = true;
       g.error = std::move(error);
+      g.transient = transient;
     }
     done_.notify_all();
   }

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -144,6 +145,44 @@ class database {
   [[nodiscard]] std::size_t size() const noexcept { return opts_.pool_size; }
 
  private:
+  // Whose turn it is to write: a lock with a timed wait (Lockable, and try_lock_for). Not
+  // std::timed_mutex: libstdc++ 12 waits in its try_lock_for with pthread_mutex_clocklock, which
+  // GCC 12's ThreadSanitizer does not intercept, so it reported every unlock as one of an unlocked
+  // mutex; a condition variable's timed wait it does see.
+  class turn_lock {
+   public:
+    template <typename Rep, typename Period>
+    bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
+      std::unique_lock lock(mutex_);
+      if (!free_.wait_for(lock, timeout, [this] { return !held_; })) return false;
+      held_ = true;
+      return true;
+    }
+    bool try_lock() {
+      const std::lock_guard lock(mutex_);
+      if (held_) return false;
+      held_ = true;
+      return true;
+    }
+    void lock() {
+      std::unique_lock lock(mutex_);
+      free_.wait(lock, [this] { return !held_; });
+      held_ = true;
+    }
+    void unlock() {
+      {
+        const std::lock_guard lock(mutex_);
+        held_ = false;
+      }
+      free_.notify_one();
+    }
+
+   private:
+    std::mutex mutex_;
+    std::condition_variable free_;
+    bool held_ = false;
+  };
+
   // Holds this process's turn to write (SQLite only; a no-op on PostgreSQL) for its lifetime.
   class write_turn {
    public:
@@ -153,7 +192,7 @@ class database {
     write_turn& operator=(const write_turn&) = delete;
 
    private:
-    std::timed_mutex* writers_ = nullptr;
+    turn_lock* writers_ = nullptr;
   };
 
   class lease {
@@ -217,7 +256,7 @@ class database {
 
   database_url url_;
   database_options opts_;
-  std::timed_mutex writers_;  // whose turn it is to write (SQLite)
+  turn_lock writers_;  // whose turn it is to write (SQLite)
   // One per SQLite session: the state of its busy handler, which must outlive the connection.
   struct busy_wait;
   std::vector<std::unique_ptr<busy_wait>> busy_waits_;
