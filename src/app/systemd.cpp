@@ -1,5 +1,7 @@
 #include "shopd/app/systemd.hpp"
 
+#include "shopd/obs/thread_name.hpp"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -57,6 +59,7 @@ watchdog::watchdog() {
   const auto interval = watchdog_interval();
   if (!interval) return;
   thread_ = std::thread([this, period = *interval / 2] {
+    obs::name_this_thread("sd-watchdog");
     std::unique_lock lock(mutex_);
     while (!stop_) {
       notify("WATCHDOG=1");

@@ -4,6 +4,7 @@
 #include "shopd/db/database.hpp"
 #include "shopd/obs/log.hpp"
 #include "shopd/obs/metrics.hpp"
+#include "shopd/obs/thread_name.hpp"
 
 #include <algorithm>
 
@@ -58,6 +59,7 @@ void outbox_dispatcher::start() {
   abandon_ = std::stop_source();
   pending_ = true;  // rows may be waiting from before a restart
   thread_ = std::thread([this] {
+    obs::name_this_thread("outbox-" + opts_.producer);
     run();
     {
       std::lock_guard done(mutex_);

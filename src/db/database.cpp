@@ -4,6 +4,7 @@
 
 #include "shopd/obs/log.hpp"
 #include "shopd/obs/metrics.hpp"
+#include "shopd/obs/thread_name.hpp"
 
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
@@ -125,7 +126,10 @@ class database::checkpointer {
     // A connection opens the WAL at its first read; until then a checkpoint on it does nothing.
     std::string mode;
     session_ << "PRAGMA journal_mode", soci::into(mode);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      obs::name_this_thread("sqlite-ckpt");
+      run();
+    });
   }
   ~checkpointer() {
     {

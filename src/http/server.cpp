@@ -3,6 +3,7 @@
 #include "shopd/config/config.hpp"
 #include "shopd/obs/log.hpp"
 #include "shopd/obs/metrics.hpp"
+#include "shopd/obs/thread_name.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -30,8 +31,11 @@
 #include <condition_variable>
 #include <csignal>
 #include <future>
+#include <latch>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <unordered_set>
@@ -315,6 +319,21 @@ struct server::impl {
     io_contexts_.reserve(n);
     // Concurrency hint 1: each is run by one thread (other threads still post to it safely).
     for (unsigned i = 0; i < n; ++i) io_contexts_.push_back(std::make_unique<net::io_context>(1));
+    name_workers();
+  }
+
+  // One naming task per worker thread: each waits until all are running, so no thread runs two.
+  void name_workers() {
+    const auto n = static_cast<std::ptrdiff_t>(std::max(1u, opts_.worker_threads));
+    // Shared: a task may still be leaving arrive_and_wait when this constructor has returned.
+    const auto all_named = std::make_shared<std::latch>(n + 1);
+    for (std::ptrdiff_t i = 0; i < n; ++i) {
+      net::post(workers_, [all_named, i] {
+        obs::name_this_thread("shopd-work-" + std::to_string(i));
+        all_named->arrive_and_wait();
+      });
+    }
+    all_named->arrive_and_wait();
   }
 
   ~impl() {
@@ -436,6 +455,7 @@ void server::impl::start() {
       }
       obs::end_batching();
     });
+    obs::name_thread(io_threads_.back(), "shopd-io-" + std::to_string(io_threads_.size() - 1));
   }
 }
 
@@ -803,7 +823,10 @@ void server::impl::request_stop(bool drain) {
   stop_requested_ = true;
   drain_ = drain;
   stopping_.store(true);
-  stopper_ = std::thread([this] { shutdown(); });
+  stopper_ = std::thread([this] {
+    obs::name_this_thread("shopd-stop");
+    shutdown();
+  });
 }
 
 void server::impl::skip_drain() {

@@ -9,7 +9,10 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/parse.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -103,6 +106,29 @@ std::string error_code_of(const response& res) {
 }  // namespace
 
 TEST_SUITE("integration/http_server") {
+  TEST_CASE("server: its I/O threads and workers carry names (top -H, perf, gdb)") {
+    const auto names = [] {
+      std::multiset<std::string> out;
+      for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(task.path() / "comm");
+        std::string name;
+        if (std::getline(comm, name)) out.insert(name);
+      }
+      return out;
+    };
+    auto opts = shopd::test::test_options();
+    opts.io_threads = 2;
+    opts.worker_threads = 3;
+    const auto before = names();
+    test_server srv(std::make_shared<router>(), opts);
+    const auto during = names();
+    for (const auto* name : {"shopd-io-0", "shopd-io-1", "shopd-work-0", "shopd-work-1", "shopd-work-2"}) {
+      CAPTURE(name);
+      CHECK(during.count(name) == before.count(name) + 1);  // one each
+    }
+    CHECK(during.count("shopd-work-3") == before.count("shopd-work-3"));
+  }
+
   TEST_CASE("server: keep-alive: several requests on one connection") {
     api_fixture f;
     http_client client(f.srv.port());
