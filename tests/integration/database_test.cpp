@@ -751,6 +751,53 @@ TEST_SUITE("db.database") {
     CHECK(std::filesystem::file_size(file) >= 10'000'000);
   }
 
+  // The voluntary context switches of this process's thread named `name` (nullopt: none).
+  std::optional<long long> voluntary_switches(const std::string& name) {
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string n;
+      if (!std::getline(comm, n) || n != name) continue;
+      std::ifstream status(task.path() / "status");
+      for (std::string line; std::getline(status, line);) {
+        if (line.starts_with("voluntary_ctxt_switches:")) return std::stoll(line.substr(24));
+      }
+    }
+    return std::nullopt;
+  }
+
+  TEST_CASE("database sqlite: the checkpointer wakes once per checkpoint, not once per commit") {
+    temp_dir dir;
+    const auto file = dir.path() / "shop.db";
+    database db(database_url::parse("sqlite:" + file.string()), {.pool_size = 2});
+    db.in_transaction(
+        [](soci::session& s) { s << "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)"; });
+    // A reader holding a snapshot from before the WAL grew keeps every frame after it in the WAL:
+    // each commit below finds it past 1,000 pages and asks for a checkpoint.
+    soci::session reader(*soci::factory_sqlite3(), file.string());
+    long long n = 0;
+    reader << "BEGIN";
+    reader << "SELECT count(*) FROM blobs", soci::into(n);
+    db.in_transaction([](soci::session& s) {
+      for (int i = 0; i < 1200; ++i) s << "INSERT INTO blobs (data) VALUES (randomblob(4000))";
+    });
+    const auto before = voluntary_switches("sqlite-ckpt");
+    REQUIRE(before.has_value());
+    const auto started = std::chrono::steady_clock::now();
+    constexpr int commits = 300;
+    for (int i = 0; i < commits; ++i)
+      db.in_transaction([](soci::session& s) { s << "INSERT INTO blobs (data) VALUES (x'00')"; });
+    const auto elapsed = std::chrono::steady_clock::now() - started;
+    const auto woken = *voluntary_switches("sqlite-ckpt") - *before;
+    reader << "COMMIT";
+    // A checkpoint round is a few switches (its wait for a request, its spacing); one per commit
+    // would be ~300 however fast the commits ran.
+    const auto rounds = elapsed / std::chrono::milliseconds(100) + 2;
+    CAPTURE(woken);
+    CAPTURE(rounds);
+    CHECK(woken <= 4 * rounds);
+    CHECK(woken < commits / 2);
+  }
+
   TEST_CASE("database sqlite: under steady writes and reads the WAL starts over instead of growing") {
     temp_dir dir;
     const auto file = dir.path() / "shop.db";
