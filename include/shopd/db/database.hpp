@@ -145,7 +145,7 @@ class database {
   [[nodiscard]] std::size_t size() const noexcept { return opts_.pool_size; }
 
  private:
-  // Whose turn it is to write: a lock with a timed wait (Lockable, and try_lock_for). Not
+  // Whose turn it is to write: a lock taken with a timed wait only (try_lock_for). Not
   // std::timed_mutex: libstdc++ 12 waits in its try_lock_for with pthread_mutex_clocklock, which
   // GCC 12's ThreadSanitizer does not intercept, so it reported every unlock as one of an unlocked
   // mutex; a condition variable's timed wait it does see.
@@ -157,17 +157,6 @@ class database {
       if (!free_.wait_for(lock, timeout, [this] { return !held_; })) return false;
       held_ = true;
       return true;
-    }
-    bool try_lock() {
-      const std::lock_guard lock(mutex_);
-      if (held_) return false;
-      held_ = true;
-      return true;
-    }
-    void lock() {
-      std::unique_lock lock(mutex_);
-      free_.wait(lock, [this] { return !held_; });
-      held_ = true;
     }
     void unlock() {
       {
