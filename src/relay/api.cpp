@@ -3,6 +3,7 @@
 #include "shopd/relay/engine.hpp"
 
 #include "shopd/db/database.hpp"
+#include "shopd/http/auth.hpp"
 #include "shopd/http/router.hpp"
 #include "shopd/obs/metrics.hpp"
 #include "shopd/relay/publish_request.hpp"
@@ -13,8 +14,6 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
-
-#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <array>
@@ -249,13 +248,9 @@ class api {
 
   void authorize(const request_context& ctx) const {
     const auto& token = opts_.token;
-    const auto matches = [&](std::string_view given) {
-      return given.size() == token.size() && CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0;
-    };
-    // The scheme name is case-insensitive (RFC 9110 §11.1).
-    const std::string_view header = ctx.req[http::field::authorization];
-    if (header.size() > 7 && iequals(header.substr(0, 7), "Bearer ") && matches(header.substr(7))) return;
-    if (const auto q = ctx.query_param("qstash_token"); q && matches(*q)) return;
+    const auto given = http::bearer_token(ctx.req[http::field::authorization]);
+    if (given && http::token_equals(*given, token)) return;
+    if (const auto q = ctx.query_param("qstash_token"); q && http::token_equals(*q, token)) return;
     throw http_error(status::unauthorized, "unauthorized", "missing or invalid QStash token")
         .with_header("WWW-Authenticate", "Bearer");
   }
