@@ -195,7 +195,9 @@ const key_spec key_table[] = {
    .help = "TCP port of the embedded QStash relay (0 picks a free port).",
    .target = &settings::relay_port, .group = "HTTP"},
   {.name = "HTTP_BODY_LIMIT", .type = kind::integer, .default_value = "1048576", .min = 1024, .max = 67108864,
-   .help = "Largest request body accepted, in bytes; a larger one is refused with 413.",
+   .help = "Largest request body accepted, in bytes; a larger one is refused with 413. The analytics "
+           "role's /api/dlq/callback takes 4/3 of it plus 150 KiB: a failure callback carries a whole "
+           "message in base64.",
    .target = &settings::http_body_limit, .group = "HTTP"},
   {.name = "HTTP_HEADER_TIMEOUT_MS", .type = kind::integer, .default_value = "10000",
    .min = 100, .max = 600000,

@@ -218,6 +218,19 @@ void router::add_deferring(verb method, std::string pattern, deferring_handler f
   add_route(route{method, std::move(pattern), {}, execution::io, std::move(fn)});
 }
 
+void router::limit_body(verb method, std::string_view pattern, std::size_t bytes) {
+  if (bytes == 0) throw std::invalid_argument("route " + std::string(pattern) + ": a body limit of 0");
+  for (auto& r : routes_) {
+    if (r.method == method && r.pattern == pattern) {
+      r.body_limit = bytes;
+      largest_body_limit_ = std::max(largest_body_limit_, bytes);
+      return;
+    }
+  }
+  throw std::invalid_argument("route " + std::string(bhttp::to_string(method)) + " " + std::string(pattern) +
+                              ": not registered");
+}
+
 void router::add_route(route r) {
   validate_pattern(r.pattern);
   for (const auto& existing : routes_) {

@@ -74,6 +74,15 @@ std::string_view without_query(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
+/// The body limit of the route a request's header names, or `fallback` (the server's) for a route
+/// without one of its own, an unknown route or a wrong method.
+std::size_t body_limit_for(const router& routes, const bhttp::request_header<>& header,
+                           std::size_t fallback) {
+  const auto result = routes.lookup(header.method(), without_query(header.target()));
+  const auto* found = std::get_if<router::found>(&result);
+  return found != nullptr && found->r->body_limit != 0 ? found->r->body_limit : fallback;
+}
+
 /// Visible ASCII and blanks only: what may go back into a response header verbatim.
 bool header_safe(std::string_view value) {
   return value.size() <= correlation_id_max && std::all_of(value.begin(), value.end(), [](char ch) {
@@ -579,13 +588,25 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
   const listener_info& info = *c.listener;
   bhttp::request_parser<bhttp::string_body> parser;
   parser.header_limit(header_limit);
-  parser.body_limit(static_cast<std::uint64_t>(opts_.body_limit));
+  // A route may accept larger bodies than the server's limit (router::limit_body). Beast refuses an
+  // over-long Content-Length as the header ends, so the parser starts with the widest limit and the
+  // request's own is set once its route is known, before any body octet is parsed.
+  const std::size_t widest_limit = std::max(opts_.body_limit, info.routes->largest_body_limit());
+  parser.body_limit(static_cast<std::uint64_t>(widest_limit));
   std::size_t bytes_in = 0;
 
   c.arm(header_time, on_expiry::stop_reading);
   auto [ec, n] = co_await bhttp::async_read_header(c.socket, buffer, parser, use_tuple);
   c.disarm();
   bytes_in += n;
+  if (!ec && !parser.is_done() && widest_limit != opts_.body_limit) {
+    const std::size_t limit = body_limit_for(*info.routes, parser.get(), opts_.body_limit);
+    if (const auto length = parser.content_length(); length && *length > limit) {
+      ec = bhttp::error::body_limit;
+    } else {
+      parser.body_limit(static_cast<std::uint64_t>(limit));
+    }
+  }
   if (!ec && !parser.is_done()) {
     if (beast::iequals(parser.get()[field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> go_on{status::continue_, parser.get().version()};

@@ -239,6 +239,62 @@ TEST_SUITE("integration/http_server") {
     }
   }
 
+  TEST_CASE("server: a route with a body limit of its own") {
+    auto opts = shopd::test::test_options();
+    opts.body_limit = 1024;
+    auto routes = std::make_shared<router>();
+    const auto echo = [](request_context& ctx) { return text_response(ctx.req.body()); };
+    routes->add(verb::post, "/echo", echo, execution::io);
+    routes->add(verb::post, "/upload/{id}", echo, execution::io);
+    routes->add(verb::post, "/tiny", echo, execution::io);
+    routes->limit_body(verb::post, "/upload/{id}", 4096);
+    routes->limit_body(verb::post, "/tiny", 16);
+    test_server f(routes, opts);
+
+    SUBCASE("it accepts bodies up to its limit, past the server's") {
+      http_client client(f.port());
+      const auto res = client.request(verb::post, "/upload/1?x=y", std::string(4096, 'x'));
+      CHECK(res.result() == status::ok);
+      CHECK(res.body().size() == 4096);
+      // Chunked too, on the same connection.
+      client.send_raw("POST /upload/2 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+      for (int i = 0; i < 3; ++i) client.send_raw("400\r\n" + std::string(1024, 'y') + "\r\n");
+      client.send_raw("0\r\n\r\n");
+      const auto chunked = client.read();
+      CHECK(chunked.result() == status::ok);
+      CHECK(chunked.body().size() == 3072);
+    }
+    SUBCASE("and refuses larger ones, declared or discovered") {
+      http_client declared(f.port());
+      CHECK(declared.request(verb::post, "/upload/1", std::string(4097, 'x')).result() ==
+            status::payload_too_large);
+      CHECK(declared.closed_by_server());
+      http_client chunked(f.port());
+      chunked.send_raw("POST /upload/2 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+      for (int i = 0; i < 5; ++i) chunked.send_raw("400\r\n" + std::string(1024, 'y') + "\r\n");
+      CHECK(chunked.read().result() == status::payload_too_large);
+      CHECK(chunked.closed_by_server());
+    }
+    SUBCASE("a limit below the server's applies too") {
+      http_client client(f.port());
+      CHECK(client.request(verb::post, "/tiny", std::string(16, 'x')).result() == status::ok);
+      CHECK(client.request(verb::post, "/tiny", std::string(17, 'x')).result() == status::payload_too_large);
+    }
+    SUBCASE("every other route keeps the server's limit") {
+      http_client client(f.port());
+      CHECK(client.request(verb::post, "/echo", std::string(1024, 'x')).result() == status::ok);
+      CHECK(client.request(verb::post, "/echo", std::string(1025, 'x')).result() ==
+            status::payload_too_large);
+      http_client unknown(f.port());
+      CHECK(unknown.request(verb::post, "/nowhere", std::string(2048, 'x')).result() ==
+            status::payload_too_large);
+      http_client chunked(f.port());
+      chunked.send_raw("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+      for (int i = 0; i < 3; ++i) chunked.send_raw("200\r\n" + std::string(512, 'y') + "\r\n");
+      CHECK(chunked.read().result() == status::payload_too_large);
+    }
+  }
+
   TEST_CASE("server: 431 for a header over 8 KiB, then close") {
     api_fixture f;
     http_client client(f.srv.port());

@@ -13,6 +13,7 @@
 #include "shopd/http/message.hpp"
 #include "shopd/obs/trace.hpp"
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -60,6 +61,8 @@ struct route {
   handler fn;           ///< empty for a deferring route
   execution exec;       ///< where `fn` runs; `io` for a deferring route
   deferring_handler deferring = {};
+  /// The largest request body this route accepts; 0: the server's `body_limit`.
+  std::size_t body_limit = 0;
 };
 
 /// Everything a route does for one request, on the calling thread: for tests and tools that call
@@ -72,6 +75,12 @@ class router {
   void add(verb method, std::string pattern, handler fn, execution exec = execution::blocking);
   /// Register a route whose handler starts on the I/O thread and may defer to the worker pool.
   void add_deferring(verb method, std::string pattern, deferring_handler fn);
+  /// Let the route registered as `method` `pattern` accept request bodies of up to `bytes`, instead
+  /// of the server's `body_limit` (larger or smaller). Throws std::invalid_argument when there is no
+  /// such route or `bytes` is 0.
+  void limit_body(verb method, std::string_view pattern, std::size_t bytes);
+  /// The largest body limit set by limit_body(); 0 when none was.
+  [[nodiscard]] std::size_t largest_body_limit() const noexcept { return largest_body_limit_; }
 
   struct found {
     const route* r;
@@ -95,6 +104,7 @@ class router {
   void add_route(route r);
 
   std::vector<route> routes_;
+  std::size_t largest_body_limit_ = 0;
 };
 
 }  // namespace shopd::http

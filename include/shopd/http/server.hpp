@@ -2,10 +2,11 @@
 /// The shared HTTP/1.1 server (Boost.Beast, C++20 coroutines): one per process, any number of
 /// listeners (one per role), each with its own router and CORS policy.
 ///
-/// Per connection: keep-alive; a parser rebuilt for each request with the body limit (413 over it)
-/// and an 8 KiB header limit (431); an idle timeout between requests (connection closed silently),
-/// a header timeout and a body timeout (408, then closed) and a write timeout; requests on one
-/// connection are answered in order, one at a time (pipelined requests wait in the read buffer).
+/// Per connection: keep-alive; a parser rebuilt for each request with the body limit (413 over it;
+/// a route may have its own, router::limit_body) and an 8 KiB header limit (431); an idle timeout
+/// between requests (connection closed silently), a header timeout and a body timeout (408, then
+/// closed) and a write timeout; requests on one connection are answered in order, one at a time
+/// (pipelined requests wait in the read buffer).
 /// A new connection that sends nothing is closed silently after the header timeout; one that starts
 /// must have sent its headers within the header timeout of being accepted. Malformed
 /// requests get 400 and are closed. Handlers marked `execution::blocking` run on the worker pool,

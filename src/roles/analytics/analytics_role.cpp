@@ -349,6 +349,10 @@ std::unique_ptr<app::role> make_analytics_role(app::role_context& ctx) {
         http::execution::blocking);
   };
   route(http::verb::post, "/api/dlq/callback", &service::failure_callback);
+  // A callback carries a whole message, base64-encoded: a limit of HTTP_BODY_LIMIT would lose the
+  // report of every dead letter near it.
+  ctx.routes.limit_body(http::verb::post, "/api/dlq/callback",
+                        callback_body_limit(static_cast<std::size_t>(ctx.settings.http_body_limit)));
   route(http::verb::get, "/api/audit", &service::audit);
   route(http::verb::get, "/api/metrics/summary", &service::summary);
   route(http::verb::get, "/api/dlq", &service::dead_letters);

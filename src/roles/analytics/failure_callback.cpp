@@ -1,9 +1,11 @@
 #include "shopd/roles/analytics/failure_callback.hpp"
 
 #include "shopd/bus/crypto.hpp"
+#include "shopd/relay/delivery.hpp"
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -225,6 +227,16 @@ bus::envelope to_envelope(const failure_report& report, bus::timestamp now) {
   ev.causation_id = report.causation_id;
   ev.data = bus::to_json(report.letter);
   return ev;
+}
+
+std::size_t callback_body_limit(std::size_t message_body_limit) noexcept {
+  const auto base64_size = [](std::size_t n) { return (n / 3 + 1) * 4; };
+  // The message's headers (within the server's 8 KiB header limit, escaped in JSON) and the other
+  // fields fit in the last term.
+  constexpr std::size_t rest = 64 * 1024;
+  const std::size_t message = std::min(message_body_limit, max_callback_bytes);
+  return std::min(base64_size(message) + base64_size(relay::max_recorded_response_bytes) + rest,
+                  max_callback_bytes);
 }
 
 }  // namespace shopd::roles::analytics

@@ -158,6 +158,26 @@ TEST_SUITE("http/router") {
     CHECK_NOTHROW(r.add(verb::get, "/a/literal", answer("y")));
     CHECK(r.routes().size() == 3);
   }
+
+  TEST_CASE("router: a route's own body limit") {
+    router r;
+    r.add(verb::post, "/small", answer("s"));
+    r.add(verb::post, "/big/{id}", answer("b"));
+    r.add(verb::get, "/big/{id}", answer("g"));
+    CHECK(r.largest_body_limit() == 0);
+    r.limit_body(verb::post, "/big/{id}", 5000);
+    r.limit_body(verb::post, "/small", 10);
+    CHECK(r.largest_body_limit() == 5000);
+    const auto limit_of = [&](verb m, std::string_view path) {
+      return std::get<router::found>(r.lookup(m, path)).r->body_limit;
+    };
+    CHECK(limit_of(verb::post, "/big/7") == 5000);
+    CHECK(limit_of(verb::get, "/big/7") == 0);  // the server's
+    CHECK(limit_of(verb::post, "/small") == 10);
+    CHECK_THROWS_AS(r.limit_body(verb::put, "/big/{id}", 100), std::invalid_argument);
+    CHECK_THROWS_AS(r.limit_body(verb::post, "/big/7", 100), std::invalid_argument);  // a pattern, not a path
+    CHECK_THROWS_AS(r.limit_body(verb::post, "/small", 0), std::invalid_argument);
+  }
 }
 
 TEST_SUITE("http/router") {

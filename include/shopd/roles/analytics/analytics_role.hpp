@@ -13,7 +13,8 @@
 ///   - `POST /api/dlq/callback`: the relay's or QStash's failure callback. `Upstash-Signature` is
 ///     verified like on the webhook (401 otherwise); the body becomes an `analytics.dlq` event with a
 ///     deterministic eventId and goes through the same handler: 200 processed or duplicate, 400 for
-///     a body that is not a failure callback, 503 when the database is busy;
+///     a body that is not a failure callback, 503 when the database is busy. Its body limit is
+///     callback_body_limit(HTTP_BODY_LIMIT), so the report of the largest message still fits;
 ///   - with `Authorization: Bearer SHOPD_API_TOKEN` (401 without, 503 when none is configured):
 ///     `GET /api/audit?entityId=&action=&correlationId=&since=&limit=&cursor=` -> {records, nextCursor};
 ///     `GET /api/metrics/summary`; `GET /api/dlq?limit=&cursor=` -> {deadLetters, nextCursor};

@@ -24,6 +24,13 @@ inline constexpr std::string_view failure_callback_source = "relay";
 /// response, so strings may be far longer than in an envelope. The HTTP body limit comes first.
 inline constexpr std::size_t max_callback_bytes = 32 * 1024 * 1024;
 
+/// The request body limit of `POST /api/dlq/callback` when messages are at most
+/// `message_body_limit` bytes (HTTP_BODY_LIMIT): a failure callback carries the message's body and
+/// the last response's (the relay keeps 64 KiB of it), each in base64, plus the message's headers
+/// and the other fields, so a dead letter of the largest message is still reported. At most
+/// max_callback_bytes. Pure.
+[[nodiscard]] std::size_t callback_body_limit(std::size_t message_body_limit) noexcept;
+
 /// One failure callback, ready to be handled as an `analytics.dlq` event.
 struct failure_report {
   /// `sourceMessageId`; `url` as `destination`; `status` as `lastStatus` (none for 0, i.e. no HTTP

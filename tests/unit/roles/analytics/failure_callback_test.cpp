@@ -1,6 +1,8 @@
 #include "shopd/roles/analytics/failure_callback.hpp"
 
 #include "shopd/bus/crypto.hpp"
+#include "shopd/relay/delivery.hpp"
+#include "shopd/relay/responses.hpp"
 
 #include <doctest/doctest.h>
 #include <boost/json.hpp>
@@ -351,5 +353,29 @@ TEST_SUITE("roles/analytics/failure_callback") {
       CHECK(to_stored_text("ab\xff", 5) == "ab" + fffd);
       CHECK(to_stored_text("abc", 0).empty());
     }
+  }
+}
+
+TEST_SUITE("roles/analytics/failure_callback") {
+  TEST_CASE("callback_body_limit holds the relay's failure callback of the largest message") {
+    for (const std::size_t message_limit :
+         {std::size_t{1024}, std::size_t{1024 * 1024}, std::size_t{5'000'001}}) {
+      CAPTURE(message_limit);
+      shopd::relay::message_spec m;
+      m.destination = "http://127.0.0.1:3002/api/webhook";
+      // A body of binary bytes at the limit, and headers as large as a publish's 8 KiB header allows.
+      m.body = std::string(message_limit, '\xff');
+      m.headers.push_back({"Content-Type", "application/octet-stream"});
+      m.headers.push_back({"X-Big", std::string(8000, '"')});  // each escaped as \"
+      shopd::relay::attempt_response r;
+      r.status = 500;
+      r.body = std::string(shopd::relay::max_recorded_response_bytes, '\x01');  // escaped as \u0001 if text
+      r.headers.push_back({"Content-Type", "text/plain"});
+      const auto body =
+          json::serialize(shopd::relay::failure_callback_body("msg_src", m, r, 3, "1725323658779-0"));
+      CHECK(body.size() <= analytics::callback_body_limit(message_limit));
+      CHECK(analytics::parse_failure_callback(body).has_value());
+    }
+    CHECK(analytics::callback_body_limit(std::size_t{1} << 40) == analytics::max_callback_bytes);
   }
 }
