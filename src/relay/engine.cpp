@@ -51,10 +51,16 @@ std::int64_t now_ms() {
       .count();
 }
 
-// Recording an outcome is retried this many times on transient database errors before the engine
-// gives up and lets the lease expire (the message is then delivered again: at least once).
+// Recording an outcome is retried on transient database errors (the database is down or busy) for
+// as long as the message's lease lasts, less a safety margin: while this node holds the lease, the
+// outcome it knows is still the one to record, and recording it when the database is back beats
+// delivering the message again after the lease. Past that, or after at least `record_attempts`
+// tries when the lease is shorter, the engine gives up and lets the lease expire (the message is
+// then delivered again: at least once).
 constexpr int record_attempts = 5;
 constexpr std::chrono::milliseconds record_backoff{200};
+constexpr std::chrono::milliseconds record_backoff_max{2'000};
+constexpr std::int64_t record_safety_ms = 2'000;
 
 // Outcomes that finish while one is being recorded wait and are recorded together, at most this
 // many to one transaction.
@@ -175,6 +181,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         : signal(ex, steady::time_point::max()) {}
     std::optional<recorded_outcome> result;  // nullopt: not recorded, for the reason in `error`
     std::string error;
+    std::int64_t retry_until_ms = 0;  // transient errors are retried until then (Unix ms)
     bool done = false;
     asio::steady_timer signal;  // cancelled when done
   };
@@ -460,6 +467,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
       };
     }
     record_waiter waiter(strand);
+    waiter.retry_until_ms = m.lease_until_ms.value_or(now) - record_safety_ms;
     to_record.push_back({std::move(outcome), &waiter});
     if (!recorder_running) {
       recorder_running = true;
@@ -580,11 +588,19 @@ struct engine::impl : std::enable_shared_from_this<impl> {
           co_await record_batch(outcomes.subspan(k, 1), waiters.subspan(k, 1));
         co_return;
       }
-      if (!transient || i >= record_attempts || stopping.load()) {
+      const auto backoff = std::min(record_backoff * i, record_backoff_max);
+      const bool lease_left = std::ranges::all_of(
+          waiters,
+          [until = now_ms() + backoff.count()](const record_waiter* w) { return until < w->retry_until_ms; });
+      if (!transient || (i >= record_attempts && !lease_left) || stopping.load()) {
         for (auto* w : waiters) w->error = error;
         co_return;
       }
-      asio::steady_timer pause(strand, record_backoff * i);
+      if (i == record_attempts) {
+        obs::warn("relay cannot record outcomes yet; retrying while their leases last",
+                  {{"count", outcomes.size()}, {"error", error}});
+      }
+      asio::steady_timer pause(strand, backoff);
       boost::system::error_code ec;
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }

@@ -8,6 +8,7 @@
 
 #include <soci/postgresql/soci-postgresql.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -46,7 +47,9 @@ inline std::string pg_admin_conninfo() {
 
 class fresh_database {
  public:
-  explicit fresh_database(db::dialect d, std::size_t pool_size = 4) : dialect_(d) {
+  explicit fresh_database(db::dialect d, std::size_t pool_size = 4,
+                          std::chrono::milliseconds busy_timeout = db::database_options{}.busy_timeout)
+      : dialect_(d) {
     if (d == db::dialect::sqlite) {
       dir_ = std::filesystem::temp_directory_path() / ("shopd-relay-test-" + random_hex());
       std::filesystem::create_directories(dir_);
@@ -64,8 +67,9 @@ class fresh_database {
       soci::session admin(*soci::factory_postgresql(), admin_);
       admin << "CREATE DATABASE " + name_;
     }
-    db_ = std::make_unique<db::database>(db::database_url::parse(url_),
-                                         db::database_options{.pool_size = pool_size});
+    db_ = std::make_unique<db::database>(
+        db::database_url::parse(url_),
+        db::database_options{.pool_size = pool_size, .busy_timeout = busy_timeout});
     db::migrate(*db_);
   }
 

@@ -17,6 +17,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,8 +37,10 @@ inline constexpr std::string_view next_key = "sig_relay_test_next";
 /// A relay role in this process: a real server on a free port, a fresh database, fast back-off.
 class relay_fixture {
  public:
-  explicit relay_fixture(dialect d = dialect::sqlite, std::map<std::string, std::string> extra = {})
-      : fdb_(d, 8) {
+  /// `busy_timeout`: how long the relay's database calls wait for a locked SQLite file.
+  explicit relay_fixture(dialect d = dialect::sqlite, std::map<std::string, std::string> extra = {},
+                         std::chrono::milliseconds busy_timeout = db::database_options{}.busy_timeout)
+      : fdb_(d, 8, busy_timeout) {
     shopd::config::sources src;
     src.environment = {{"DATABASE_URL", fdb_.url()},
                        {"QSTASH_TOKEN", std::string(token)},
@@ -95,6 +98,7 @@ class relay_fixture {
   [[nodiscard]] shopd::obs::registry& metrics() { return metrics_; }
   [[nodiscard]] std::uint16_t port() const { return port_; }
   [[nodiscard]] shopd::db::database& db() { return fdb_.db(); }
+  [[nodiscard]] const std::string& database_url() const { return fdb_.url(); }
 
  private:
   shopd::test::fresh_database fdb_;

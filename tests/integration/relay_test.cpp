@@ -21,6 +21,7 @@
 #include <boost/json.hpp>
 
 #include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
 
 #include <doctest/doctest.h>
 
@@ -29,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -604,6 +606,40 @@ TEST_SUITE("relay") {
             (i == 30 ? shopd::relay::message_state::active : shopd::relay::message_state::delivered));
     }
     CHECK(dest.requests().size() == 60);
+  }
+
+  TEST_CASE("an outcome is recorded once the database is back, not delivered again after its lease") {
+    capture_server dest;
+    // Another connection holding the write lock makes every write of the relay fail as a transient
+    // error once the (short) busy timeout is over, as a database that is down does.
+    relay_fixture relay(dialect::sqlite, {}, 100ms);
+    const std::string file = relay.database_url().substr(std::string_view("sqlite:").size());
+    std::mutex outage_mutex;
+    std::optional<soci::session> outage;
+    dest.set_handler([&](const captured_request&) {
+      // The outage begins while the delivery is answered: its outcome cannot be recorded.
+      std::lock_guard lock(outage_mutex);
+      if (!outage) {
+        outage.emplace(*soci::factory_sqlite3(), file);
+        *outage << "PRAGMA busy_timeout = 5000";  // the relay may be writing just now
+        *outage << "BEGIN IMMEDIATE";
+      }
+      return scripted_reply::respond(200);
+    });
+    const auto id = std::string(relay.publish(dest.url("/api/webhook"), "hello").at("messageId").as_string());
+    REQUIRE(eventually([&] { return dest.requests().size() == 1; }));
+    // Longer than five tries of recording (about 2.5 s here), and far shorter than the lease (50 s).
+    std::this_thread::sleep_for(4s);
+    shopd::relay::relay_store store(relay.db(), "test-reader");
+    CHECK(store.get(id)->state == shopd::relay::message_state::active);  // reads go on (WAL)
+    {
+      std::lock_guard lock(outage_mutex);
+      *outage << "ROLLBACK";
+      outage.reset();
+    }
+    CHECK(eventually([&] { return store.get(id)->state == shopd::relay::message_state::delivered; }, 10s));
+    CHECK(count_metric(relay.metrics(), "shopd_relay_delivered_total") == 1);
+    CHECK(dest.requests().size() == 1);
   }
 
   TEST_CASE("a callback after success carries the response") {
