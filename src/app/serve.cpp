@@ -4,6 +4,7 @@
 #include "shopd/app/standard_routes.hpp"
 #include "shopd/app/systemd.hpp"
 #include "shopd/bus/dispatch.hpp"
+#include "shopd/bus/local_relay.hpp"
 #include "shopd/bus/outbox_dispatcher.hpp"
 #include "shopd/bus/outbox_publish.hpp"
 #include "shopd/bus/publisher.hpp"
@@ -88,6 +89,7 @@ int serve(const serve_options& opts) {
     const http::client client(server.io_context());
     const bus::publisher publisher(client, bus::publisher_config::from_settings(s));
     const auto failure_callback = destinations.failure_callback_url();
+    bus::local_relay local_relay;  // the relay role offers it; enabled below when QSTASH_URL names it
 
     // Built in place and never moved: routes and handlers keep references into each element.
     std::vector<std::unique_ptr<running_role>> running;
@@ -99,7 +101,8 @@ int serve(const serve_options& opts) {
           database,
           bus::outbox_dispatcher::options{.producer = name,
                                           .stop_timeout = std::chrono::milliseconds(s.shutdown_timeout_ms)},
-          bus::make_outbox_publisher(server.io_context(), publisher, failure_callback), metrics);
+          bus::make_outbox_publisher(server.io_context(), publisher, failure_callback, &local_relay),
+          metrics);
       app::add_standard_routes(*r.routes, name, state);
       app::role_context ctx{entry->name,
                             s,
@@ -109,7 +112,8 @@ int serve(const serve_options& opts) {
                             metrics,
                             r.events,
                             destinations,
-                            [d = r.dispatcher.get()] { d->notify(); }};
+                            [d = r.dispatcher.get()] { d->notify(); },
+                            &local_relay};
       r.instance = entry->make(ctx);
       if (!r.events.types().empty()) {
         bus::webhook_config hook_cfg{.role = name,
@@ -129,6 +133,13 @@ int serve(const serve_options& opts) {
       const auto bound = server.listen(
           {.name = name, .address = s.http_bind, .port = port, .routes = r.routes, .cors = cors});
       obs::info("listening", {{"role", entry->name}, {"address", s.http_bind}, {"port", bound}});
+      if (entry->name == "relay" &&
+          bus::names_local_listener(publisher.config().qstash_url, s.http_bind, bound)) {
+        // Outboxes hand their batches to this relay directly (bus/local_relay.hpp).
+        local_relay.enable();
+        obs::info("outboxes publish to the relay in this process",
+                  {{"qstash_url", publisher.config().qstash_url}});
+      }
     }
 
     server.on_drain([&] {

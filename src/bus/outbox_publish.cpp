@@ -36,10 +36,30 @@ std::vector<batch_entry> outbox_batch(std::span<const pending_event> events,
   return entries;
 }
 
+namespace {
+
+// The ids of the accepted prefix of a batch's answer.
+std::vector<std::string> accepted_ids(const batch_result& answer) {
+  if (!answer) throw std::runtime_error(answer.error().message);
+  std::vector<std::string> ids;
+  for (const auto& r : *answer) {
+    if (!r) break;  // keep order: the rest of the batch is sent again later
+    ids.push_back(r->message_id());
+  }
+  return ids;
+}
+
+}  // namespace
+
 outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io, const publisher& pub,
-                                                    std::string failure_callback_url) {
-  return [&io, &pub, callback = std::move(failure_callback_url)](std::span<const pending_event> events,
-                                                                 std::stop_token stop) {
+                                                    std::string failure_callback_url,
+                                                    const local_relay* local) {
+  return [&io, &pub, callback = std::move(failure_callback_url), local](std::span<const pending_event> events,
+                                                                        std::stop_token stop) {
+    if (const auto* in_process = local != nullptr ? local->get() : nullptr) {
+      const auto entries = outbox_batch(events, callback);
+      return accepted_ids((*in_process)(entries));
+    }
     // The answer is shared with the request, which may outlive an abandoned wait.
     struct pending_answer {
       std::mutex mutex;
@@ -65,14 +85,7 @@ outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io,
       throw publish_abandoned("publish abandoned at shutdown");
     }
     if (state->error) std::rethrow_exception(state->error);
-    auto& answer = *state->answer;
-    if (!answer) throw std::runtime_error(answer.error().message);
-    std::vector<std::string> ids;
-    for (const auto& r : *answer) {
-      if (!r) break;  // keep order: the rest of the batch is sent again later
-      ids.push_back(r->message_id());
-    }
-    return ids;
+    return accepted_ids(*state->answer);
   };
 }
 

@@ -2,6 +2,7 @@
 
 #include "shopd/relay/engine.hpp"
 
+#include "shopd/bus/publisher.hpp"
 #include "shopd/db/database.hpp"
 #include "shopd/http/auth.hpp"
 #include "shopd/http/router.hpp"
@@ -14,6 +15,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <array>
@@ -282,8 +284,15 @@ class api {
   }
 
   http::response batch(request_context& ctx) {
+    const auto outcomes = publish_batch(ctx.req.body());
+    return http::json_response(status::ok, batch_response(outcomes));
+  }
+
+  // `/v2/batch` without HTTP: the outcomes, in input order. Throws http_error for a body that is
+  // not a batch, db::transient_error when the database is busy.
+  std::vector<batch_outcome> publish_batch(std::string_view body) {
     const auto now = now_ms();
-    auto parsed = parse_batch(ctx.req.body(), {}, now, opts_.limits);
+    auto parsed = parse_batch(body, {}, now, opts_.limits);
     if (!parsed) throw bad_request(parsed.error());
     std::vector<message_spec> specs;
     for (auto& r : *parsed) {
@@ -320,14 +329,13 @@ class api {
       }
       outcomes.push_back(std::move(o));
     }
-    auto res = http::json_response(status::ok, batch_response(outcomes));
     for (std::size_t i = 0; i < specs.size(); ++i) {
       if (accepted[i].deduplicated) continue;
       metrics_.published.inc();
       hand_over(eng.get(), slots.empty() ? std::nullopt : std::move(slots[i]), accepted[i].message_id,
                 std::move(specs[i]), now);
     }
-    return res;
+    return outcomes;
   }
 
   // A new message is stored: hand it to the engine when it was stored leased under `slot`, or
@@ -461,8 +469,8 @@ http::handler guarded(std::shared_ptr<api> a, Handler h) {
 
 }  // namespace
 
-void add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
-                    std::weak_ptr<engine> engine, relay_metrics& metrics) {
+bus::local_batch_fn add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
+                                   std::weak_ptr<engine> engine, relay_metrics& metrics) {
   if (opts.token.empty()) throw std::invalid_argument("the relay API needs a token (QSTASH_TOKEN)");
   auto a = std::make_shared<api>(std::move(store), std::move(opts), std::move(engine), metrics);
   using http::verb;
@@ -479,6 +487,14 @@ void add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, ap
   routes.add(verb::post, "/v2/dlq/retry", guarded(a, &api::retry_dlq_many));
   routes.add(verb::post, "/v2/dlq/retry/{dlqId}", guarded(a, &api::retry_dlq));
   routes.add(verb::get, "/v2/keys", guarded(a, &api::keys));
+  // The same batch as the route's, answered as the route's answer is read by a publisher.
+  return [a](std::span<const bus::batch_entry> entries) {
+    const auto outcomes = a->publish_batch(bus::batch_body(entries));
+    return bus::parse_batch_response(
+        http::client_response{
+            .status = 200, .headers = {}, .body = json::serialize(batch_response(outcomes))},
+        entries.size());
+  };
 }
 
 }  // namespace shopd::relay

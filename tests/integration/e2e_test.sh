@@ -76,6 +76,22 @@ check_eq "still one order for ada" 1 "$(api "$O/api/orders?email=ada@example.tes
 check_eq "two emails in all" 2 "$(mail_count)"
 check_eq "stock of $sku_a decremented once" "$((stock_a - 2))" "$(stock_of "$sku_a")"
 
+echo "== how the outboxes reach the relay: in this process when it runs there, else over HTTP ($mode)"
+# sum METRIC PORT [FILTER]: the sum of METRIC's series on PORT's /metrics whose labels contain FILTER.
+sum() {
+  curl -s "http://127.0.0.1:$2/metrics" |
+    awk -v m="$1" -v f="${3:-}" 'index($0, m "{") == 1 && index($0, f) { n += $2 } END { print n + 0 }'
+}
+check_eq "the outboxes published" 1 "$([ "$(sum shopd_outbox_published_total "$ORDERS_PORT")" -ge 4 ] && echo 1 || echo 0)"
+batches=$(sum shopd_http_requests_total "$RELAY_PORT" 'route="/v2/batch"')
+if [ "$mode" = all ]; then
+  check_contains "the log says so" "outboxes publish to the relay in this process" "$(cat "$T/all.log")"
+  check_eq "no /v2/batch request" 0 "$batches"
+else
+  check_eq "the orders role does not say so" 0 "$(grep -c 'outboxes publish to the relay in this process' "$T/orders.log")"
+  check_eq "batches went over HTTP" 1 "$([ "$batches" -ge 1 ] && echo 1 || echo 0)"
+fi
+
 if [ "$mode" = all ] && [ "$db" = sqlite ]; then
   echo "== an unknown SKU is rejected without retries, audited, and reaches the DLQ"
   checkout chk-bad-sku bob@example.test NO-SUCH-SKU 1 >bad.json

@@ -56,7 +56,7 @@ class relay_fixture {
     destinations_ = std::make_unique<shopd::bus::destinations>(settings_);
     server_ = std::make_unique<shopd::http::server>(shopd::test::test_options(), metrics_);
     shopd::app::role_context ctx{"relay",  settings_, fdb_.db(),      *routes_, *server_,
-                                 metrics_, events_,   *destinations_, [] {}};
+                                 metrics_, events_,   *destinations_, [] {},    nullptr};
     role_ = shopd::relay::make_relay_role(ctx);
     port_ =
         server_->listen({.name = "relay", .address = "127.0.0.1", .port = 0, .routes = routes_, .cors = {}});

@@ -27,6 +27,7 @@ class registry;
 namespace shopd::bus {
 class event_router;
 class destinations;
+class local_relay;
 }  // namespace shopd::bus
 
 namespace shopd::app {
@@ -44,6 +45,9 @@ struct role_context {
   /// Wake this role's outbox dispatcher after committing events outside a webhook delivery
   /// (an API call that emits); deliveries wake it themselves.
   std::function<void()> notify_outbox;
+  /// Where the relay role offers its in-process batch publish (bus::local_relay); null when no
+  /// dispatcher of this process could use it (tests of one role).
+  bus::local_relay* local_relay = nullptr;
 };
 
 /// A constructed role. start() runs after the server accepts connections; stop() when shutdown

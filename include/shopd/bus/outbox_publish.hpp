@@ -4,6 +4,7 @@
 /// and the analytics role's failure-callback route, so an event that exhausts its retries is
 /// reported as a dead letter.
 
+#include "shopd/bus/local_relay.hpp"
 #include "shopd/bus/outbox.hpp"
 #include "shopd/bus/outbox_dispatcher.hpp"
 #include "shopd/bus/publisher.hpp"
@@ -20,9 +21,13 @@ namespace shopd::bus {
 
 /// A dispatcher publish function sending through `pub`, whose client runs on `io`. Called from the
 /// dispatcher's thread (never an I/O thread): it waits for the batch answer, or until its stop
-/// token fires (publish_abandoned; the request may still complete later, unrecorded).
+/// token fires (publish_abandoned; the request may still complete later, unrecorded). When `local`
+/// is enabled at the time of a call (the relay runs in this process and QSTASH_URL names it), the
+/// batch goes to the relay directly instead, on the dispatcher's thread, and is not abandoned:
+/// it ends within the database's busy timeout. `local` must outlive the function.
 [[nodiscard]] outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io,
                                                                   const publisher& pub,
-                                                                  std::string failure_callback_url);
+                                                                  std::string failure_callback_url,
+                                                                  const local_relay* local = nullptr);
 
 }  // namespace shopd::bus

@@ -33,6 +33,7 @@
 #include <memory>
 #include <string>
 
+#include "shopd/bus/local_relay.hpp"
 #include "shopd/bus/signature.hpp"
 #include "shopd/relay/message_spec.hpp"
 
@@ -58,7 +59,12 @@ struct api_options {
 /// leased, handed over after the commit); any other new message is stored for a claim and the
 /// engine notified. Without an engine (it is gone) messages are only stored.
 /// The registry behind `metrics` must outlive the routes. Throws std::invalid_argument for an empty token.
-void add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
-                    std::weak_ptr<engine> engine, relay_metrics& metrics);
+///
+/// Returns `/v2/batch` for this process (bus::local_relay): the route's work for the batch a
+/// publisher would send, answered as a publisher reads the route's answer; no token is checked.
+/// Call it from a thread that may block (it runs the insert's transaction); it throws what the
+/// route would turn into 400 (http::http_error) or 503 (db::transient_error).
+bus::local_batch_fn add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
+                                   std::weak_ptr<engine> engine, relay_metrics& metrics);
 
 }  // namespace shopd::relay

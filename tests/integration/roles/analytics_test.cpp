@@ -151,7 +151,8 @@ class analytics_env {
     db::migrate(db_);
     shopd::app::role_context ctx{"analytics", settings_,     db_,
                                  routes_,     server_,       metrics_,
-                                 events_,     destinations_, [this] { ++notified_; }};
+                                 events_,     destinations_, [this] { ++notified_; },
+                                 nullptr};
     role_ = analytics::make_analytics_role(ctx);
   }
 

@@ -329,7 +329,8 @@ struct email_role_fixture {
         destinations(settings),
         ctx{"email", settings,     db,
             routes,  server,       metrics,
-            events,  destinations, [this] { ++outbox_wakeups; }},
+            events,  destinations, [this] { ++outbox_wakeups; },
+            nullptr},
         role(roles::email::make_email_role(ctx)) {}
 
   bus::outcome deliver(const bus::envelope& ev) {

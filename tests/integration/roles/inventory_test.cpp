@@ -145,7 +145,8 @@ class harness {
     db::migrate(db_);
     shopd::app::role_context ctx{"inventory", settings_,     db_,
                                  routes_,     server_,       metrics_,
-                                 events_,     destinations_, [this] { wakeups_.fetch_add(1); }};
+                                 events_,     destinations_, [this] { wakeups_.fetch_add(1); },
+                                 nullptr};
     role_ = inv::make_inventory_role(ctx);
   }
 

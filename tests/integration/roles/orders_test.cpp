@@ -146,9 +146,9 @@ class orders_fixture {
         server_(http::server_options{}, metrics_),
         destinations_(settings_) {
     db::migrate(db_);
-    shopd::app::role_context ctx{"orders", settings_,     db_,
-                                 routes_,  server_,       metrics_,
-                                 events_,  destinations_, [this] { ++notified_; }};
+    shopd::app::role_context ctx{
+        "orders", settings_, db_, routes_, server_, metrics_, events_, destinations_, [this] { ++notified_; },
+        nullptr};
     role_ = shopd::roles::orders::make_orders_role(ctx);
   }
 
