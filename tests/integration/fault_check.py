@@ -19,7 +19,13 @@ shared database, the SMTP sink's mailbox and the relay's and analytics' APIs onc
       - every event accounted for: no unsent outbox row; no relay message unfinished; every event an
         outbox published (and every planned command) in its consumer's inbox, or in the relay's DLQ;
         every relay DLQ entry reported to analytics; only refused checkouts in the DLQ (the
-        retries outlast every fault the tests inject).
+        retries outlast the faults the tests inject, and `dead` below accounts for the rest).
+  fault_check.py dead --db DB --plan PLAN
+      the dead letters that are not refused checkouts (a delivery whose every attempt met its
+      destination killed or restarting: possible when a slow machine stretches the restarts over
+      the whole retry schedule): prints their DLQ ids, one a line, for `shopd dlq replay`, and why
+      each died on stderr; exit status 1 if any of them did not use all its retries or ended on an
+      answer that is not transient (an HTTP status below 500), which no fault here explains.
 
 DB is `sqlite:PATH` or a `postgresql://` URL (read with psql).
 """
@@ -79,6 +85,59 @@ def get_json(url, token):
         return json.load(res)
 
 
+def refused_checkouts(db, plan):
+    """The planned checkoutIds with an unknown SKU (rejected for good), and the orderable carts."""
+    catalogue = {sku for (sku,) in db.rows("SELECT sku FROM products")}
+    all_carts = {e["data"]["checkoutId"]: e["data"] for e in plan}
+    carts = {cid: cart for cid, cart in all_carts.items() if all(i["sku"] in catalogue for i in cart["items"])}
+    return set(all_carts) - set(carts), carts
+
+
+def dead_letters(db):
+    """The relay's DLQ as {dlq_id: entry}; an entry holds the eventId of its body (None for a body
+    that is no envelope), its retries, its last answer and how long it lived."""
+    out = {}
+    for dlq_id, body, retried, max_retries, status, error, created, failed in db.rows(
+            "SELECT d.dlq_id, m.body, m.retried, m.max_retries, d.response_status, m.last_error, "
+            "m.created_at_ms, d.failed_at_ms FROM relay_dlq d JOIN relay_messages m ON m.message_id = d.message_id"):
+        if db.lite is None and body.startswith("\\x"):
+            body = bytes.fromhex(body[2:]).decode()
+        try:
+            event_id = json.loads(body).get("eventId")
+        except (ValueError, AttributeError):
+            event_id = None
+        out[dlq_id] = {
+            "event_id": event_id,
+            "retried": int(retried),
+            "max_retries": int(max_retries),
+            "status": int(status) if status else None,
+            "why": (f"{dlq_id} ({event_id}): retried {retried} of {max_retries}, last status {status or 'none'}, "
+                    f"last error {error or 'none'!r}, dead {(int(failed) - int(created)) / 1000:.1f} s after publish"),
+        }
+    return out
+
+
+def dead(args):
+    """The `dead` command: see the module's help."""
+    db = Db(args.db)
+    with open(args.plan) as f:
+        plan = json.load(f)
+    refused, _ = refused_checkouts(db, plan)
+    refused_events = {e["eventId"] for e in plan if e["data"]["checkoutId"] in refused}
+    unexplained = 0
+    for dlq_id, d in sorted(dead_letters(db).items()):
+        if d["event_id"] in refused_events:
+            continue
+        transient = d["status"] is None or d["status"] >= 500
+        explained = transient and d["retried"] == d["max_retries"]
+        print(f"{'dead' if explained else 'UNEXPLAINED'}: {d['why']}", file=sys.stderr)
+        if explained:
+            print(dlq_id)
+        else:
+            unexplained += 1
+    return 1 if unexplained else 0
+
+
 class Checker:
     def __init__(self):
         self.failures = 0
@@ -101,10 +160,7 @@ def check(args):
         plan = json.load(f)
     with open(args.initial) as f:
         initial = json.load(f)
-    catalogue = {sku for (sku,) in db.rows("SELECT sku FROM products")}
-    all_carts = {e["data"]["checkoutId"]: e["data"] for e in plan}
-    carts = {cid: cart for cid, cart in all_carts.items() if all(i["sku"] in catalogue for i in cart["items"])}
-    refused = set(all_carts) - set(carts)  # an unknown SKU: rejected for good
+    refused, carts = refused_checkouts(db, plan)
 
     # -- orders ---------------------------------------------------------------------------------
     checkouts = db.rows("SELECT checkout_id, status, order_id FROM checkouts")
@@ -114,7 +170,7 @@ def check(args):
     missing = set(carts) - set(accepted)
     c.check("one accepted checkout per distinct checkoutId", not missing and rejected == refused,
             f"{len(accepted)} accepted of {len(carts)} orderable, {len(rejected)} rejected of {len(refused)} "
-            f"with an unknown SKU ({len(plan)} published, {len(plan) - len(all_carts)} repeats); "
+            f"with an unknown SKU ({len(plan)} published, {len(plan) - len(carts) - len(refused)} repeats); "
             f"missing: {sample(missing) or 'none'}; wrongly rejected: {sample(rejected - refused) or 'none'}; "
             f"wrongly accepted: {sample(refused & set(accepted)) or 'none'}")
     doubled = [cid for cid, n in orders.items() if n != 1]
@@ -201,14 +257,8 @@ def check(args):
     c.check("no outbox row unsent, no relay message unfinished", unsent_rows == 0 and stuck == 0,
             f"{unsent_rows} unsent outbox rows; relay messages by state: {dict(sorted(states.items()))}")
     inbox = {(consumer, eid) for consumer, eid in db.rows("SELECT consumer, event_id FROM inbox")}
-    dead = set()
-    for (body,) in db.rows("SELECT m.body FROM relay_dlq d JOIN relay_messages m ON m.message_id = d.message_id"):
-        if db.lite is None and body.startswith("\\x"):
-            body = bytes.fromhex(body[2:]).decode()
-        try:
-            dead.add(json.loads(body).get("eventId"))
-        except ValueError:
-            pass
+    letters = dead_letters(db)
+    dead = {d["event_id"] for d in letters.values()}
     events = [(etype, eid) for etype, eid in db.rows("SELECT event_type, event_id FROM outbox")]
     events += [("command.checkout", e["eventId"]) for e in plan]
     lost = [f"{etype} {eid}" for etype, eid in events if (CONSUMER[etype], eid) not in inbox and eid not in dead]
@@ -220,6 +270,9 @@ def check(args):
     c.check("only refused checkouts in the DLQ", not wrongly_dead,
             f"{len(dead & refused_events)} refused checkout commands dead-lettered; "
             f"others: {sample(wrongly_dead) or 'none'}")
+    for d in sorted(letters.values(), key=lambda d: d["why"]):
+        if d["event_id"] in wrongly_dead:
+            print(f"     {d['why']}")
     relay_dlq = []
     cursor = ""
     while True:  # the relay's DLQ API, page by page
@@ -241,7 +294,7 @@ def check(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["pending", "check"])
+    p.add_argument("command", choices=["pending", "check", "dead"])
     p.add_argument("--db", required=True)
     p.add_argument("--plan")
     p.add_argument("--initial")
@@ -254,6 +307,8 @@ def main():
     if args.command == "pending":
         print(pending(Db(args.db)))
         return 0
+    if args.command == "dead":
+        return dead(args)
     failures = check(args)
     print(f"invariants: {'all hold' if failures == 0 else str(failures) + ' violated'}")
     return 1 if failures else 0
