@@ -86,11 +86,14 @@ def get_json(url, token):
 
 
 def refused_checkouts(db, plan):
-    """The planned checkoutIds with an unknown SKU (rejected for good), and the orderable carts."""
+    """The planned checkoutIds with an unknown SKU (rejected for good), the eventIds of their
+    commands, and the orderable carts."""
     catalogue = {sku for (sku,) in db.rows("SELECT sku FROM products")}
     all_carts = {e["data"]["checkoutId"]: e["data"] for e in plan}
     carts = {cid: cart for cid, cart in all_carts.items() if all(i["sku"] in catalogue for i in cart["items"])}
-    return set(all_carts) - set(carts), carts
+    refused = set(all_carts) - set(carts)
+    refused_events = {e["eventId"] for e in plan if e["data"]["checkoutId"] in refused}
+    return refused, refused_events, carts
 
 
 def dead_letters(db):
@@ -122,8 +125,7 @@ def dead(args):
     db = Db(args.db)
     with open(args.plan) as f:
         plan = json.load(f)
-    refused, _ = refused_checkouts(db, plan)
-    refused_events = {e["eventId"] for e in plan if e["data"]["checkoutId"] in refused}
+    _, refused_events, _ = refused_checkouts(db, plan)
     unexplained = 0
     for dlq_id, d in sorted(dead_letters(db).items()):
         if d["event_id"] in refused_events:
@@ -160,7 +162,7 @@ def check(args):
         plan = json.load(f)
     with open(args.initial) as f:
         initial = json.load(f)
-    refused, carts = refused_checkouts(db, plan)
+    refused, refused_events, carts = refused_checkouts(db, plan)
 
     # -- orders ---------------------------------------------------------------------------------
     checkouts = db.rows("SELECT checkout_id, status, order_id FROM checkouts")
@@ -265,7 +267,6 @@ def check(args):
     c.check("every event in its consumer's inbox or in the DLQ", not lost,
             f"{len(events)} events ({len(plan)} commands), {len(dead)} dead-lettered; lost: {sample(lost) or 'none'}")
     # Retries outlast every fault injected here: only what can never succeed may be dead.
-    refused_events = {e["eventId"] for e in plan if e["data"]["checkoutId"] in refused}
     wrongly_dead = dead - refused_events
     c.check("only refused checkouts in the DLQ", not wrongly_dead,
             f"{len(dead & refused_events)} refused checkout commands dead-lettered; "
