@@ -143,6 +143,10 @@ trace_scope::trace_scope(const trace_context& ctx) noexcept : previous_(t_curren
   t_current = &ctx;
 }
 
+trace_scope::trace_scope(const trace_context* ctx) noexcept : previous_(t_current) {
+  t_current = ctx;
+}
+
 trace_scope::~trace_scope() {
   t_current = previous_;
 }

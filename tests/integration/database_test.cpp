@@ -3,6 +3,7 @@
 #include "shopd/db/execute.hpp"
 #include "shopd/db/migrations.hpp"
 #include "shopd/obs/metrics.hpp"
+#include "shopd/obs/trace.hpp"
 
 #include <doctest/doctest.h>
 #include <soci/postgresql/soci-postgresql.h>
@@ -602,6 +603,55 @@ TEST_SUITE("db.database") {
       CHECK(sample("shopd_db_writers_waiting") == 0);
     }
 
+    SUBCASE("the holder of the turn runs the queued transactions, in order, under their callers' traces") {
+      // Each writer queues only once the one before it waits, so the queue's order is known.
+      struct seen_by {
+        std::thread::id thread;
+        bool own_trace = false;
+        int position = -1;
+      };
+      std::vector<seen_by> seen(3);
+      std::vector<int> trace_kept(3, 0);  // not vector<bool>: its bits share words between threads
+      std::atomic<int> ran{0};
+      std::vector<std::thread> writers;
+      std::thread::id holder;
+      const auto holder_trace = shopd::obs::trace_context::start();
+      {
+        const shopd::obs::trace_scope traced(holder_trace);
+        db.in_transaction([&](soci::session& s) {
+          holder = std::this_thread::get_id();
+          insert_product(s, "SKU-H", 1);
+          for (std::size_t i = 0; i < 3; ++i) {
+            writers.emplace_back([&, i] {
+              // Writer 1 has no trace: none may be current while its transaction runs.
+              const auto own = shopd::obs::trace_context::start();
+              std::optional<shopd::obs::trace_scope> traced_writer;
+              if (i != 1) traced_writer.emplace(own);
+              const auto* expected = i != 1 ? &own : nullptr;
+              db.in_transaction([&](soci::session& t) {
+                seen[i] = {std::this_thread::get_id(), shopd::obs::current_trace() == expected, ran++};
+                insert_product(t, "SKU-" + std::to_string(i), 1);
+              });
+              trace_kept[i] = shopd::obs::current_trace() == expected ? 1 : 0;
+            });
+            hold_until_waiting(db, i + 1);
+          }
+        });
+      }
+      for (auto& w : writers) w.join();
+      for (std::size_t i = 0; i < 3; ++i) {
+        CAPTURE(i);
+        CHECK(seen[i].thread == holder);
+        CHECK(seen[i].own_trace);
+        CHECK(seen[i].position == static_cast<int>(i));
+        CHECK(trace_kept[i]);
+        CHECK(count("SKU-" + std::to_string(i)) == 1);
+      }
+      CHECK(commits() == 1);
+      CHECK(transactions() == 4);
+      CHECK(sample("shopd_db_writers_waiting") == 0);
+    }
+
     SUBCASE("a member that throws is rolled back alone; the others commit") {
       std::thread failing;
       std::thread passing;
@@ -659,6 +709,38 @@ TEST_SUITE("db.database") {
       db.in_transaction([](soci::session& s) { insert_product(s, "SKU-AFTER", 1); });
       CHECK(count("SKU-AFTER") == 1);
     }
+  }
+
+  TEST_CASE(
+      "database sqlite: a holder runs a commit group's worth of queued transactions, then passes the turn") {
+    temp_dir dir;
+    const auto url = database_url::parse("sqlite:" + (dir.path() / "shop.db").string());
+    database db(url, {.pool_size = 2, .busy_timeout = 30s, .commit_group_size = 2, .commit_group_age = 60s});
+    shopd::db::migrate(db);
+    std::vector<std::thread::id> ran_on(3);
+    std::vector<std::thread::id> callers(3);
+    std::vector<std::thread> writers;
+    std::thread::id holder;
+    db.in_transaction([&](soci::session& s) {
+      holder = std::this_thread::get_id();
+      insert_product(s, "SKU-H", 1);
+      for (std::size_t i = 0; i < 3; ++i) {
+        writers.emplace_back([&, i] {
+          callers[i] = std::this_thread::get_id();
+          db.in_transaction([&](soci::session& t) {
+            ran_on[i] = std::this_thread::get_id();
+            insert_product(t, "SKU-" + std::to_string(i), 1);
+          });
+        });
+        hold_until_waiting(db, i + 1);
+      }
+    });
+    for (auto& w : writers) w.join();
+    // The holder's own call returned after two others ran; the third caller then held the turn.
+    CHECK(ran_on[0] == holder);
+    CHECK(ran_on[1] == holder);
+    CHECK(ran_on[2] == callers[2]);
+    CHECK(scalar(db, "SELECT count(*) FROM products") == 4);
   }
 
   // The live prepared statements of the connection `s` runs on whose text is `sql`.

@@ -638,7 +638,8 @@ TEST_SUITE("relay") {
       outage.reset();
     }
     CHECK(eventually([&] { return store.get(id)->state == shopd::relay::message_state::delivered; }, 10s));
-    CHECK(count_metric(relay.metrics(), "shopd_relay_delivered_total") == 1);
+    // Counted once the recording call returns, a moment after its COMMIT made the row visible.
+    CHECK(eventually([&] { return count_metric(relay.metrics(), "shopd_relay_delivered_total") == 1; }));
     CHECK(dest.requests().size() == 1);
   }
 

@@ -46,7 +46,8 @@ struct database_options {
   obs::registry* metrics = nullptr;
   /// A SQLite file's group commit (see database::in_transaction) ends a group at this many
   /// transactions, or once its transaction has been open this long, even with more writers waiting:
-  /// the bound on what a transaction waits for others' work before its own COMMIT.
+  /// the bound on what a transaction waits for others' work before its own COMMIT. The holder of the
+  /// turn runs at most commit_group_size transactions of other threads before it passes the turn on.
   std::size_t commit_group_size = 64;
   std::chrono::microseconds commit_group_age{2'000};
   /// A SQLite file's WAL starts over from its beginning only when a write finds every frame copied
@@ -112,6 +113,11 @@ class database {
   /// throws its own error and the others a transient_error (to be retried), having changed nothing. One
   /// COMMIT per group instead of per transaction saves its cost and writes each page a group touched once to
   /// the WAL instead of once per transaction.
+  ///
+  /// On a SQLite file f may run on another thread of this process: the one holding the turn runs
+  /// the transactions queued for it (flat combining), while their callers wait. The caller's trace
+  /// (obs::current_trace) is current while f runs there; f must rely on no other thread-local
+  /// state, and what it throws reaches the caller as thrown.
   template <typename F>
   decltype(auto) in_transaction(F&& f) {
     using result = std::invoke_result_t<F&, soci::session&>;
@@ -201,8 +207,13 @@ class database {
   static void invoke(void* f, soci::session& s) {
     (*static_cast<F*>(f))(s);
   }
-  // in_transaction on the writer connection, with group commit.
+  // in_transaction on the writer connection, with group commit: the transaction runs on this
+  // thread when the turn is free, or else on the thread holding the turn (see writer_turn).
   void run_grouped(void (*body)(void*, soci::session&), void* context);
+  struct turn_request;
+  // With the turn held: run `first`, then the transactions queued meanwhile, then pass the turn on.
+  void hold(turn_request& first) noexcept;
+  void execute(turn_request& r) noexcept;
 
   template <typename F>
   decltype(auto) run_transaction(soci::session& s, F&& f) {
@@ -260,6 +271,9 @@ class database {
   // The writer connection's group commit: the open group, its prepared statements, who waits.
   class group_commit;
   std::unique_ptr<group_commit> group_;
+  // The writer connection's turn and the transactions queued for it (flat combining).
+  class writer_turn;
+  std::unique_ptr<writer_turn> turn_;
   std::unique_ptr<statement_cache> statements_;  // the writer connection's, for db::execute
   busy_wait* writer_wait_ = nullptr;             // the writer connection's busy handler state
   void restart_wal() noexcept;

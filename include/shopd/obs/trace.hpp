@@ -63,6 +63,8 @@ class trace_context {
 class trace_scope {
  public:
   explicit trace_scope(const trace_context& ctx) noexcept;
+  /// The same for a context that may be nullptr: then no trace is current within the scope.
+  explicit trace_scope(const trace_context* ctx) noexcept;
   ~trace_scope();
   trace_scope(const trace_scope&) = delete;
   trace_scope& operator=(const trace_scope&) = delete;
