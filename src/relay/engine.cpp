@@ -398,20 +398,28 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     }
     metrics.duration.observe(std::chrono::duration<double>(steady::now() - started_at).count());
     metrics.in_flight.dec();
+    // The destination is done with this attempt: its slot serves the next one while the outcome is
+    // recorded (the lease keeps the message from being claimed again meanwhile). Held until the
+    // recording too, a slot spent half its time waiting for the database's write turn, and a busy
+    // destination got fewer requests than its limit allows.
+    if (give_back(origin)) wake();
 
     const auto stored = co_await finish(m, std::move(rec));
     if (stored.retry_due_ms || stored.callbacks) {
-      std::lock_guard lock(slots_mutex);
-      if (stored.retry_due_ms) scheduled_locked(*stored.retry_due_ms);
-      if (stored.callbacks) stored_unnamed_locked();
+      bool claim_now = false;
+      {
+        std::lock_guard lock(slots_mutex);
+        if (stored.retry_due_ms) scheduled_locked(*stored.retry_due_ms);
+        if (stored.callbacks) stored_unnamed_locked();
+        claim_now = !fast_open || now_ms() >= fast_until_ms;
+      }
+      if (claim_now) wake();
     }
-    const bool claim_now = give_back(origin);
     {
       std::lock_guard lock(mutex);
       in_flight_ids.erase(m.message_id);
     }
     changed.notify_all();
-    if (claim_now) wake();
   }
 
   std::vector<message_spec> follow_ups(const stored_message& m, const attempt_record& rec, std::int64_t now,

@@ -503,6 +503,92 @@ TEST_SUITE("relay") {
     workers.join();
   }
 
+  TEST_CASE(
+      "engine: an attempt's slot is free once its destination answered, before the outcome is recorded") {
+    shopd::test::fresh_database fdb(dialect::sqlite);
+    auto store = std::make_shared<shopd::relay::relay_store>(fdb.db(), "node-a");
+    std::promise<void> answer;
+    const auto answered = answer.get_future().share();
+    capture_server dest;
+    dest.set_handler([answered](const captured_request&) {
+      answered.wait();
+      return scripted_reply::respond(200);
+    });
+    const std::unique_ptr<std::promise<void>, void (*)(std::promise<void>*)> guard(&answer, [](auto* p) {
+      try {
+        p->set_value();
+      } catch (const std::future_error&) {  // already answered
+      }
+    });
+    boost::asio::io_context ioc;
+    auto work = boost::asio::make_work_guard(ioc);
+    std::thread io([&] { ioc.run(); });
+    boost::asio::thread_pool workers(2);
+    shopd::obs::registry registry;
+    shopd::relay::relay_metrics metrics(registry);
+    {
+      const shopd::http::client client(ioc);
+      shopd::relay::engine_options opts;
+      opts.signing_key = "sig_engine_test";
+      opts.per_destination_concurrency = 1;
+      opts.poll_interval = 20ms;
+      shopd::relay::engine eng(opts, store, client, ioc, workers, metrics);
+      shopd::relay::message_spec m;
+      m.destination = dest.url("/slow");
+      m.body = "{}";
+      m.timeout_ms = 10'000;
+      m.not_before_ms = unix_ms();
+      eng.start();
+      std::optional<shopd::relay::engine::reservation> r;
+      REQUIRE(eventually([&] {
+        r = eng.reserve(m, unix_ms());
+        return r.has_value();
+      }));
+      const auto now = unix_ms();
+      const auto until = r->lease_until_ms();
+      const auto id = store->insert(m, now, 600'000, until).message_id;
+      eng.deliver(std::move(*r), {.message_id = id,
+                                  .spec = m,
+                                  .state = shopd::relay::message_state::active,
+                                  .retried = 0,
+                                  .lease_owner = "node-a",
+                                  .lease_until_ms = until,
+                                  .last_status = std::nullopt,
+                                  .last_error = std::nullopt,
+                                  .updated_at_ms = now});
+      REQUIRE(eventually([&] { return dest.requests().size() == 1; }));
+      CHECK_FALSE(eng.reserve(m, unix_ms()).has_value());  // the origin's one slot is the attempt's
+
+      // The outcome cannot be recorded while another transaction holds the write turn.
+      std::promise<void> held;
+      std::promise<void> let_go;
+      const auto go = let_go.get_future().share();
+      std::thread writer([&] {
+        fdb.db().in_transaction([&](soci::session&) {
+          held.set_value();
+          go.wait();
+        });
+      });
+      held.get_future().wait();
+      answer.set_value();
+      CHECK(eventually([&] { return eng.reserve(m, unix_ms()).has_value(); }));
+      const auto pending = store->get(id);
+      REQUIRE(pending.has_value());
+      CHECK(pending->state == shopd::relay::message_state::active);  // not recorded yet
+      let_go.set_value();
+      writer.join();
+      CHECK(eventually([&] {
+        const auto got = store->get(id);
+        return got && got->state == shopd::relay::message_state::delivered;
+      }));
+      eng.stop();
+    }
+    work.reset();
+    ioc.stop();
+    io.join();
+    workers.join();
+  }
+
   TEST_CASE("batch: each element is its own message") {
     capture_server dest;
     relay_fixture relay;

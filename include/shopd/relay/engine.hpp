@@ -27,13 +27,14 @@
 ///
 /// Outcomes are recorded in batches: one recording transaction runs at a time, and the outcomes of
 /// attempts that finish meanwhile are recorded together in the next one (at most 256), so the
-/// database's write turn is taken once per batch rather than once per message. An attempt holds
-/// its slot until its own outcome is recorded. A batch that meets a transient database error (the
-/// database down or busy) is retried with back-off (200 ms growing to 2 s) for as long as its
-/// messages' leases last, less 2 s, and at least 5 times: an outage that ends while the leases last
-/// costs no second delivery. After the last try (or any other error for a single outcome) the outcome is
-/// logged as not recorded and the message is delivered again once its lease runs out. A batch
-/// failing otherwise is recorded again one outcome at a time, so one refused outcome loses no other.
+/// database's write turn is taken once per batch rather than once per message. An attempt gives
+/// its slot back when its destination has answered (or the attempt failed), before its outcome is
+/// recorded: the limits count requests at the destinations. A batch that meets a transient database error
+/// (the database down or busy) is retried with back-off (200 ms growing to 2 s) for as long as its messages'
+/// leases last, less 2 s, and at least 5 times: an outage that ends while the leases last costs no second
+/// delivery. After the last try (or any other error for a single outcome) the outcome is logged as not
+/// recorded and the message is delivered again once its lease runs out. A batch failing otherwise is recorded
+/// again one outcome at a time, so one refused outcome loses no other.
 ///
 /// Threading: the loops and attempts are coroutines on a strand of the given io_context; every
 /// database call runs on the given worker pool, never on an I/O thread. notify() may be called
