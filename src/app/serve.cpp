@@ -125,8 +125,10 @@ int serve(const serve_options& opts) {
               "role " + name +
               " verifies deliveries: set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
         }
-        r.hook = std::make_unique<bus::webhook>(std::move(hook_cfg), database, destinations, r.events,
-                                                metrics, [d = r.dispatcher.get()] { d->notify(); });
+        r.hook = std::make_unique<bus::webhook>(
+            std::move(hook_cfg), database, destinations, r.events, metrics,
+            [d = r.dispatcher.get()] { d->notify(); }, &local_relay,
+            [d = r.dispatcher.get()](std::size_t n) { d->count_in_transaction(n); });
         r.hook->add_route(*r.routes);
       }
       const auto port = opts.port ? *opts.port : static_cast<std::uint16_t>(s.*(entry->port));

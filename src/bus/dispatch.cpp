@@ -1,6 +1,7 @@
 #include "shopd/bus/dispatch.hpp"
 
 #include "shopd/bus/events.hpp"
+#include "shopd/bus/local_relay.hpp"
 #include "shopd/bus/outbox.hpp"
 #include "shopd/config/config.hpp"
 #include "shopd/db/database.hpp"
@@ -13,6 +14,15 @@
 #include <stdexcept>
 
 namespace shopd::bus {
+
+// What a handler's transaction stored in the co-located relay's queue: the hand-offs to its engine,
+// run once the transaction has committed, and whether any event went to the outbox dispatcher.
+struct relay_hand_off {
+  const local_stage_fn* stage = nullptr;
+  std::vector<std::function<void()>> after_commit;
+  std::size_t stored = 0;  // events the relay stored (duplicates of live messages included)
+  bool left_to_dispatcher = false;
+};
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -63,14 +73,30 @@ const envelope& unit_of_work::emit(std::string_view event_type, boost::json::obj
   // it starts its own, so that every chain can be followed.
   const obs::trace_context* current = obs::current_trace();
   const auto trace = current != nullptr ? current->child() : obs::trace_context::start();
-  outbox::enqueue(
-      tx_, role_,
-      {.event_id = ev.event_id,
-       .event_type = ev.event_type,
-       .destination = dest_.url_for(event_type),
-       .body = serialize(ev),
-       .headers = boost::json::serialize(boost::json::object{{"traceparent", trace.traceparent()}})},
-      now_ms_);
+  const auto traceparent = trace.traceparent();
+  const outbox_event row{
+      .event_id = ev.event_id,
+      .event_type = ev.event_type,
+      .destination = dest_.url_for(event_type),
+      .body = serialize(ev),
+      .headers = boost::json::serialize(boost::json::object{{"traceparent", traceparent}})};
+  std::optional<staged_event> staged;
+  if (hand_off_ != nullptr && hand_off_->stage != nullptr) {
+    // The batch entry the dispatcher would send for this row (outbox_batch).
+    batch_entry entry{.destination = row.destination, .body = row.body, .options = {}, .queue = {}};
+    entry.options.deduplication_id = row.event_id;
+    entry.options.failure_callback = dest_.failure_callback_url();
+    entry.options.forward_headers.emplace_back("traceparent", traceparent);
+    staged = (*hand_off_->stage)(tx_, entry);
+  }
+  if (staged) {
+    outbox::enqueue_sent(tx_, role_, row, now_ms_, staged->message_id);
+    ++hand_off_->stored;
+    if (staged->after_commit) hand_off_->after_commit.push_back(std::move(staged->after_commit));
+  } else {
+    outbox::enqueue(tx_, role_, row, now_ms_);
+    if (hand_off_ != nullptr) hand_off_->left_to_dispatcher = true;
+  }
   ++emitted_;
   kept_.push_back(std::move(ev));
   return kept_.back();
@@ -100,15 +126,23 @@ bool delivery::seen() {
 
 bool delivery::once(const std::function<void(unit_of_work&)>& f) {
   std::size_t emitted = 0;
+  relay_hand_off hand_off;
+  hand_off.stage = relay_ != nullptr ? relay_->stage_for(db_) : nullptr;
   const bool first = db_.in_transaction([&](soci::session& tx) {
+    hand_off.after_commit.clear();  // a transaction run again starts over (what it held is given back)
+    hand_off.stored = 0;
+    hand_off.left_to_dispatcher = false;
     const auto now = now_ms();
     if (!inbox::record_once(tx, role_, event_.event_id, event_.event_type, now)) return false;
-    unit_of_work uow(tx, role_, &event_, dest_, now);
+    unit_of_work uow(tx, role_, &event_, dest_, now, &hand_off);
     f(uow);
     emitted = uow.emitted();
     return true;
   });
-  if (emitted > 0 && on_emit_) on_emit_();
+  for (auto& handed : hand_off.after_commit) handed();
+  if (hand_off.stored > 0 && on_stored_) on_stored_(hand_off.stored);
+  const bool dispatcher_has_work = hand_off.stage == nullptr ? emitted > 0 : hand_off.left_to_dispatcher;
+  if (dispatcher_has_work && on_emit_) on_emit_();
   return first;
 }
 

@@ -22,6 +22,19 @@ void enqueue(soci::session& tx, std::string_view producer, const outbox_event& e
       soci::use(ev.body), soci::use(ev.headers), soci::use(now_ms), soci::use(now_ms));
 }
 
+void enqueue_sent(soci::session& tx, std::string_view producer, const outbox_event& ev, std::int64_t now_ms,
+                  const std::string& message_id) {
+  const std::string producer_s(producer);
+  db::execute(
+      tx,
+      "INSERT INTO outbox (producer, event_id, event_type, destination, body, headers, created_at_ms, "
+      "next_attempt_at_ms, attempts, sent_at_ms, message_id) VALUES (:producer, :event_id, :event_type, "
+      ":destination, :body, :headers, :now, :now2, 1, :now3, :message_id)",
+      soci::use(producer_s), soci::use(ev.event_id), soci::use(ev.event_type), soci::use(ev.destination),
+      soci::use(ev.body), soci::use(ev.headers), soci::use(now_ms), soci::use(now_ms), soci::use(now_ms),
+      soci::use(message_id));
+}
+
 std::vector<pending_event> next_batch(db::database& db, std::string_view producer, int limit,
                                       std::int64_t now_ms) {
   return db.with_session([&](soci::session& s) {

@@ -17,10 +17,19 @@ outbox_dispatcher::outbox_dispatcher(db::database& db, options opts, publish_fn 
       publish_(std::move(publish)),
       metrics_(metrics),
       published_(metrics
-                     .counter_family("shopd_outbox_published_total",
-                                     "Outbox rows accepted by the relay or QStash, by producing role",
-                                     {"role"})
+                     .counter_family(
+                         "shopd_outbox_published_total",
+                         "Outbox rows accepted by the relay or QStash (stored by the relay of this process "
+                         "in their own transaction included), by producing role",
+                         {"role"})
                      .with({opts_.producer})),
+      published_in_transaction_(
+          metrics
+              .counter_family("shopd_outbox_published_in_transaction_total",
+                              "Outbox rows the relay of this process stored in the transaction that wrote "
+                              "them (no dispatcher involved), by producing role",
+                              {"role"})
+              .with({opts_.producer})),
       publish_failures_(metrics
                             .counter_family("shopd_outbox_publish_failures_total",
                                             "Failed attempts to publish outbox rows (each is retried with "
@@ -75,6 +84,11 @@ void outbox_dispatcher::notify() noexcept {
     pending_ = true;
   }
   wake_.notify_one();
+}
+
+void outbox_dispatcher::count_in_transaction(std::size_t rows) noexcept {
+  published_.inc(static_cast<double>(rows));
+  published_in_transaction_.inc(static_cast<double>(rows));
 }
 
 void outbox_dispatcher::request_stop() {

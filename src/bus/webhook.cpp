@@ -86,13 +86,16 @@ struct webhook::instruments {
 };
 
 webhook::webhook(webhook_config cfg, db::database& db, const destinations& dest, const event_router& handlers,
-                 obs::registry& metrics, std::function<void()> on_emit)
+                 obs::registry& metrics, std::function<void()> on_emit, const local_relay* relay,
+                 std::function<void(std::size_t)> on_stored)
     : cfg_(std::move(cfg)),
       db_(db),
       dest_(dest),
       handlers_(handlers),
       instruments_(std::make_unique<const instruments>(metrics, cfg_.role, handlers.types())),
-      on_emit_(std::move(on_emit)) {}
+      on_emit_(std::move(on_emit)),
+      relay_(relay),
+      on_stored_(std::move(on_stored)) {}
 
 webhook::~webhook() = default;
 
@@ -144,7 +147,7 @@ std::variant<http::response, http::deferred> webhook::screen(http::request_conte
 http::response webhook::run_handler(const envelope& ev, const event_router::entry& handler) {
   const auto start = std::chrono::steady_clock::now();
   const auto& t = instruments_->by_type.find(ev.event_type)->second;
-  delivery d(ev, cfg_.role, db_, dest_, on_emit_);
+  delivery d(ev, cfg_.role, db_, dest_, on_emit_, relay_, on_stored_);
   outcome result;
   try {
     result = handler.fn(d);

@@ -242,7 +242,7 @@ stored_message leased_message(std::string message_id, message_spec spec, std::in
           .updated_at_ms = now_ms};
 }
 
-class api {
+class api : public std::enable_shared_from_this<api> {
  public:
   api(std::shared_ptr<relay_store> store, api_options opts, std::weak_ptr<engine> engine,
       relay_metrics& metrics)
@@ -336,6 +336,36 @@ class api {
                 std::move(specs[i]), now);
     }
     return outcomes;
+  }
+
+  // One batch element stored inside the caller's transaction `tx` (bus::local_stage_fn).
+  std::optional<bus::staged_event> stage(soci::session& tx, const bus::batch_entry& entry) {
+    const auto now = now_ms();
+    const auto fields = bus::publish_headers(entry.options);
+    std::vector<header_view> headers;
+    headers.reserve(fields.size());
+    for (const auto& [name, value] : fields) headers.push_back({name, value});
+    auto spec =
+        build_message_spec(entry.destination, headers, {}, entry.body.value_or(""), {}, now, opts_.limits);
+    if (!spec || unstorable(*spec)) return std::nullopt;
+    auto eng = engine_.lock();
+    auto slot = eng ? eng->reserve(*spec, now) : std::nullopt;
+    const auto accepted = store_->insert_in(tx, *spec, now, opts_.dedup_window_ms,
+                                            slot ? std::optional(slot->lease_until_ms()) : std::nullopt);
+    bus::staged_event staged{.message_id = accepted.message_id, .after_commit = {}};
+    if (accepted.deduplicated) return staged;  // `slot`, untaken, goes back now
+    // std::function wants a copyable callable: the slot (move-only) and the spec ride in shared state.
+    struct handed {
+      std::optional<engine::reservation> slot;
+      message_spec spec;
+    };
+    auto state = std::make_shared<handed>(handed{std::move(slot), std::move(*spec)});
+    staged.after_commit = [self = shared_from_this(), eng = std::move(eng), state, id = accepted.message_id,
+                           now] {
+      self->metrics_.published.inc();
+      self->hand_over(eng.get(), std::move(state->slot), id, std::move(state->spec), now);
+    };
+    return staged;
   }
 
   // A new message is stored: hand it to the engine when it was stored leased under `slot`, or
@@ -469,8 +499,8 @@ http::handler guarded(std::shared_ptr<api> a, Handler h) {
 
 }  // namespace
 
-bus::local_batch_fn add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
-                                   std::weak_ptr<engine> engine, relay_metrics& metrics) {
+local_ways add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
+                          std::weak_ptr<engine> engine, relay_metrics& metrics) {
   if (opts.token.empty()) throw std::invalid_argument("the relay API needs a token (QSTASH_TOKEN)");
   auto a = std::make_shared<api>(std::move(store), std::move(opts), std::move(engine), metrics);
   using http::verb;
@@ -487,13 +517,17 @@ bus::local_batch_fn add_api_routes(http::router& routes, std::shared_ptr<relay_s
   routes.add(verb::post, "/v2/dlq/retry", guarded(a, &api::retry_dlq_many));
   routes.add(verb::post, "/v2/dlq/retry/{dlqId}", guarded(a, &api::retry_dlq));
   routes.add(verb::get, "/v2/keys", guarded(a, &api::keys));
-  // The same batch as the route's, answered as the route's answer is read by a publisher.
-  return [a](std::span<const bus::batch_entry> entries) {
-    const auto outcomes = a->publish_batch(bus::batch_body(entries));
-    return bus::parse_batch_response(
-        http::client_response{
-            .status = 200, .headers = {}, .body = json::serialize(batch_response(outcomes))},
-        entries.size());
+  return {
+      // The same batch as the route's, answered as the route's answer is read by a publisher.
+      .batch =
+          [a](std::span<const bus::batch_entry> entries) {
+            const auto outcomes = a->publish_batch(bus::batch_body(entries));
+            return bus::parse_batch_response(
+                http::client_response{
+                    .status = 200, .headers = {}, .body = json::serialize(batch_response(outcomes))},
+                entries.size());
+          },
+      .stage = [a](soci::session& tx, const bus::batch_entry& entry) { return a->stage(tx, entry); },
   };
 }
 

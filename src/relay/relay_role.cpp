@@ -76,8 +76,11 @@ class relay_role final : public app::role {
     ao.keys = {s.qstash_current_signing_key, s.qstash_next_signing_key};
     ao.limits = limits;
     ao.dedup_window_ms = s.relay_dedup_window_s * 1000;
-    auto local_batch = add_api_routes(ctx.routes, store_, std::move(ao), engine_, metrics_);
-    if (ctx.local_relay != nullptr) ctx.local_relay->offer(std::move(local_batch));
+    auto local = add_api_routes(ctx.routes, store_, std::move(ao), engine_, metrics_);
+    if (ctx.local_relay != nullptr) {
+      ctx.local_relay->offer(std::move(local.batch));
+      ctx.local_relay->offer_stage(std::move(local.stage), ctx.db);
+    }
     obs::info("relay configured", {{"node", store_->node_id()},
                                    {"concurrency", s.relay_concurrency},
                                    {"per_destination_concurrency", s.relay_per_destination_concurrency}});

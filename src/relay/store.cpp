@@ -598,6 +598,14 @@ accepted_message relay_store::insert(const message_spec& m, std::int64_t now_ms,
   return insert_all(std::span(&m, 1), now_ms, dedup_window_ms, std::span(&lease_until_ms, 1)).front();
 }
 
+accepted_message relay_store::insert_in(soci::session& tx, const message_spec& m, std::int64_t now_ms,
+                                        std::int64_t dedup_window_ms,
+                                        std::optional<std::int64_t> lease_until_ms) {
+  std::optional<initial_lease> lease;
+  if (lease_until_ms) lease = initial_lease{.owner = node_id_, .until_ms = *lease_until_ms};
+  return insert_one(tx, db_.kind(), m, now_ms, dedup_window_ms, lease);
+}
+
 std::vector<accepted_message> relay_store::insert_all(
     std::span<const message_spec> ms, std::int64_t now_ms, std::int64_t dedup_window_ms,
     std::span<const std::optional<std::int64_t>> lease_until_ms) {

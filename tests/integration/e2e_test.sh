@@ -84,10 +84,14 @@ sum() {
 }
 check_eq "the outboxes published" 1 "$([ "$(sum shopd_outbox_published_total "$ORDERS_PORT")" -ge 4 ] && echo 1 || echo 0)"
 batches=$(sum shopd_http_requests_total "$RELAY_PORT" 'route="/v2/batch"')
+in_transaction=$(sum shopd_outbox_published_in_transaction_total "$ORDERS_PORT")
 if [ "$mode" = all ]; then
   check_contains "the log says so" "outboxes publish to the relay in this process" "$(cat "$T/all.log")"
   check_eq "no /v2/batch request" 0 "$batches"
+  check_eq "the handlers' transactions stored their events in the relay's queue" 1 \
+    "$([ "$in_transaction" -ge 4 ] && echo 1 || echo 0)"
 else
+  check_eq "no events stored in a relay's queue by the handlers" 0 "$in_transaction"
   check_eq "the orders role does not say so" 0 "$(grep -c 'outboxes publish to the relay in this process' "$T/orders.log")"
   check_eq "batches went over HTTP" 1 "$([ "$batches" -ge 1 ] && echo 1 || echo 0)"
 fi

@@ -4,8 +4,11 @@
 # something breaks, then, once quiet, every invariant of DESIGN §3 is checked (fault_check.py):
 # one order per checkoutId, stock = initial - what was applied (shortfalls recorded, never
 # negative), one email per order (duplicates measured), every event delivered or in the DLQ.
-#   fault_test.sh chaos sqlite|postgres [CHECKOUTS]  SIGKILL and restart every role and the relay
-#                                                     at random moments during the load
+#   fault_test.sh chaos sqlite|postgres [CHECKOUTS] [all]
+#                                                     SIGKILL and restart every role and the relay
+#                                                     at random moments during the load; with `all`,
+#                                                     one process runs them all (serve --role=all: the
+#                                                     handlers store their events in the relay's queue)
 #   fault_test.sh smtp-outage                         stop the SMTP server for a while, then restart it
 #   fault_test.sh db-outage                           stop PostgreSQL (a private one) for a while
 # SHOPD_FAULT_SEED=N replays a run's plan and chaos schedule (the seed is printed first).
@@ -13,10 +16,11 @@ source "$(dirname "$0")/lib.sh"
 scenario=${1:?usage: fault_test.sh chaos sqlite|postgres [N] | smtp-outage | db-outage}
 db=${2:-sqlite}
 count=${3:-1000}
+layout=${4:-split}
 seed=${SHOPD_FAULT_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 RANDOM=$((seed % 32768))
 [ "$scenario" = db-outage ] && db=postgres
-echo "== fault test: $scenario on $db, seed $seed (SHOPD_FAULT_SEED=$seed reproduces the plan and schedule)"
+echo "== fault test: $scenario on $db ($layout), seed $seed (SHOPD_FAULT_SEED=$seed reproduces the plan and schedule)"
 cd "$T"
 py=/usr/bin/python3
 dir=$SHOPD_SOURCE_DIR/tests/integration
@@ -62,6 +66,7 @@ skus=TEE-S,TEE-M,MUG,CAP,TOTE
 start_smtp mail sink "$SMTP_PORT"
 "$SHOPD_BINARY" migrate --seed "$T/catalogue.json" >/dev/null
 roles=(relay analytics inventory email orders)
+[ "$layout" = all ] && roles=(all)
 for role in "${roles[@]}"; do start_shopd "$role" serve --role="$role"; done
 
 declare -A restarts=()
@@ -129,7 +134,7 @@ case "$scenario" in
     for role in "${roles[@]}"; do summary+=" $role=${restarts[$role]:-0}"; done
     echo "chaos: $kills kills (by role:$summary), the slowest down for $slowest_restart_ms ms"
     # Each email kill may cut off at most the deliveries it had in flight after SMTP accepted them.
-    max_duplicates=$(( ${restarts[email]:-0} * ${RELAY_PER_DESTINATION_CONCURRENCY:-16} ))
+    max_duplicates=$(( ${restarts[email]:-${restarts[all]:-0}} * ${RELAY_PER_DESTINATION_CONCURRENCY:-16} ))
     ;;
   smtp-outage)
     echo "== 300 checkouts; the SMTP server stops for 6 s in the middle, then comes back"

@@ -33,6 +33,9 @@ class database;
 
 namespace shopd::bus {
 
+class local_relay;
+struct relay_hand_off;
+
 /// Input that can never succeed (unknown SKU, invalid payload): answered 489 with
 /// `Upstash-NonRetryable-Error: true`, so the relay does not retry it.
 struct rejection {
@@ -68,9 +71,12 @@ class destinations {
 /// The open transaction of one handled event, and the events it emits.
 class unit_of_work {
  public:
+  /// With `hand_off`, emit() stores each event in the co-located relay's queue as well, inside this
+  /// transaction, and its outbox row already sent (local_relay.hpp); the caller hands them to the
+  /// relay's engine once the transaction has committed.
   unit_of_work(soci::session& tx, std::string_view role, const envelope* cause, const destinations& dest,
-               std::int64_t now_ms)
-      : tx_(tx), role_(role), cause_(cause), dest_(dest), now_ms_(now_ms) {}
+               std::int64_t now_ms, relay_hand_off* hand_off = nullptr)
+      : tx_(tx), role_(role), cause_(cause), dest_(dest), now_ms_(now_ms), hand_off_(hand_off) {}
 
   [[nodiscard]] soci::session& tx() noexcept { return tx_; }
   [[nodiscard]] std::int64_t now_ms() const noexcept { return now_ms_; }
@@ -95,6 +101,7 @@ class unit_of_work {
   const envelope* cause_;
   const destinations& dest_;
   std::int64_t now_ms_;
+  relay_hand_off* hand_off_;
   std::size_t emitted_ = 0;
   std::vector<envelope> kept_;  // emit() returns a reference into this
 };
@@ -102,9 +109,19 @@ class unit_of_work {
 /// One delivery of one event to one role.
 class delivery {
  public:
+  /// `on_emit` wakes the role's outbox dispatcher; `relay`, when it stores events in the queue of a
+  /// relay on `db` (local_relay::stage_for), takes the events once() emits directly, and
+  /// `on_stored(n)` is told how many it took once they are committed.
   delivery(const envelope& ev, std::string_view role, db::database& db, const destinations& dest,
-           std::function<void()> on_emit)
-      : event_(ev), role_(role), db_(db), dest_(dest), on_emit_(std::move(on_emit)) {}
+           std::function<void()> on_emit, const local_relay* relay = nullptr,
+           std::function<void(std::size_t)> on_stored = {})
+      : event_(ev),
+        role_(role),
+        db_(db),
+        dest_(dest),
+        on_emit_(std::move(on_emit)),
+        relay_(relay),
+        on_stored_(std::move(on_stored)) {}
 
   [[nodiscard]] const envelope& event() const noexcept { return event_; }
   [[nodiscard]] std::string_view role() const noexcept { return role_; }
@@ -123,6 +140,8 @@ class delivery {
   db::database& db_;
   const destinations& dest_;
   std::function<void()> on_emit_;
+  const local_relay* relay_;
+  std::function<void(std::size_t)> on_stored_;
 };
 
 struct processed {};

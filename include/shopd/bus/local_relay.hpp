@@ -1,10 +1,14 @@
 #pragma once
 /// The way from a role's outbox to the relay when both run in one process (`--role=all`, or any
-/// set of roles with the relay) and QSTASH_URL names that relay's own listener: the dispatchers
-/// then hand their batches to the relay's `/v2/batch` logic directly, in the same validation,
-/// storage and fast path as over HTTP, without the loopback request, its parsing and its thread
-/// hops. Deliveries still go over HTTP, signed, as between processes. With Upstash or a relay
-/// elsewhere nothing changes: the batches go over HTTP.
+/// set of roles with the relay) and QSTASH_URL names that relay's own listener. An event handler's
+/// transaction stores the events it emits in the relay's queue itself (local_stage_fn), next to
+/// their outbox rows, which it writes already sent: one transaction instead of three (outbox row,
+/// relay row, row marked sent), and no dispatcher in between. Events the relay would refuse, and
+/// those of transactions outside event handlers (the roles' APIs), go through the outbox
+/// dispatcher, which hands its batches to the relay's `/v2/batch` logic directly, in the same
+/// validation, storage and fast path as over HTTP, without the loopback request. Deliveries still
+/// go over HTTP, signed, as between processes. With Upstash or a relay elsewhere nothing changes:
+/// the outbox's batches go over HTTP.
 ///
 /// Lifetime and threading: serve() owns one; the relay role offers its function while roles are
 /// built, serve() enables it once the relay listens on the port QSTASH_URL names, and both happen
@@ -14,8 +18,17 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+
+namespace soci {
+class session;
+}
+namespace shopd::db {
+class database;
+}
 
 namespace shopd::bus {
 
@@ -23,17 +36,45 @@ namespace shopd::bus {
 /// answer gives (parse_batch_response). Blocks on the database; may throw (as a route would fail).
 using local_batch_fn = std::function<batch_result(std::span<const batch_entry> entries)>;
 
+/// An event stored in the relay's queue inside the transaction that emits it (local_stage_fn).
+struct staged_event {
+  std::string message_id;  ///< the relay's id of the message (of the live one, for a duplicate)
+  /// Run once the transaction has committed: hands the message to the delivery engine. Dropped
+  /// without running (the transaction failed), it gives back what it held (a delivery slot).
+  std::function<void()> after_commit;
+};
+
+/// Stores `entry` in the relay's queue inside `tx`, the caller's open transaction on the relay's
+/// own database, validated and stored as `/v2/batch` would store it: the message exists if and only
+/// if the transaction commits. nullopt: the relay would refuse it; it is left to the dispatcher,
+/// which reports why. Blocks on the database; throws what the database throws.
+using local_stage_fn =
+    std::function<std::optional<staged_event>(soci::session& tx, const batch_entry& entry)>;
+
 class local_relay {
  public:
   /// The relay role's batch function (before the dispatchers start).
   void offer(local_batch_fn fn) { fn_ = std::move(fn); }
+  /// The relay role's stage function, for handlers whose transactions run on `db`, the relay's
+  /// database (before the roles serve).
+  void offer_stage(local_stage_fn fn, const db::database& db) {
+    stage_ = std::move(fn);
+    stage_db_ = &db;
+  }
   /// Use it: QSTASH_URL names the relay of this process (before the dispatchers start).
   void enable() noexcept { enabled_ = static_cast<bool>(fn_); }
   /// The function to publish with, or nullptr: publish over HTTP.
   [[nodiscard]] const local_batch_fn* get() const noexcept { return enabled_ ? &fn_ : nullptr; }
+  /// The function that stores events in the relay's queue inside a transaction on `db`, or nullptr
+  /// (not enabled, or the relay keeps its queue in another database): the outbox dispatcher sends them.
+  [[nodiscard]] const local_stage_fn* stage_for(const db::database& db) const noexcept {
+    return enabled_ && stage_ && stage_db_ == &db ? &stage_ : nullptr;
+  }
 
  private:
   local_batch_fn fn_;
+  local_stage_fn stage_;
+  const db::database* stage_db_ = nullptr;
   bool enabled_ = false;
 };
 

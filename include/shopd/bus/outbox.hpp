@@ -44,6 +44,11 @@ namespace outbox {
 /// Queue `ev` inside the caller's transaction.
 void enqueue(soci::session& tx, std::string_view producer, const outbox_event& ev, std::int64_t now_ms);
 
+/// Record `ev` inside the caller's transaction as sent already, with the id the relay gave it: the
+/// same transaction stored it in the queue of the relay of this process (local_relay.hpp).
+void enqueue_sent(soci::session& tx, std::string_view producer, const outbox_event& ev, std::int64_t now_ms,
+                  const std::string& message_id);
+
 /// Up to `limit` unsent rows of `producer` that are due, oldest first.
 [[nodiscard]] std::vector<pending_event> next_batch(db::database& db, std::string_view producer, int limit,
                                                     std::int64_t now_ms);

@@ -9,8 +9,13 @@
 /// deduplication id, so a row published but not yet marked sent when the process died is not
 /// delivered twice. Crash safety: a row is marked sent only after the publisher accepted it.
 ///
-/// Metrics (labelled with the producer's role): shopd_outbox_published_total,
-/// shopd_outbox_publish_failures_total, and the backlog: shopd_outbox_pending_events is counted
+/// Rows that the relay of this process stored in the very transaction that wrote them (an event
+/// handler's, bus/local_relay.hpp) are written sent: the dispatcher never sees them, and counts
+/// them when told (count_in_transaction).
+///
+/// Metrics (labelled with the producer's role): shopd_outbox_published_total (those too),
+/// shopd_outbox_published_in_transaction_total (those alone), shopd_outbox_publish_failures_total,
+/// and the backlog: shopd_outbox_pending_events is counted
 /// after every pass (one indexed COUNT/MIN over the unsent rows of this producer; passes happen at
 /// least every `poll_interval`, and after every failure), shopd_outbox_oldest_pending_age_seconds is
 /// computed from that pass's oldest row when /metrics is scraped, so it keeps growing while the
@@ -71,6 +76,8 @@ class outbox_dispatcher {
   void start();
   /// Wake the dispatcher: new rows were committed. Cheap, thread-safe.
   void notify() noexcept;
+  /// Count `rows` written sent because the relay stored them in the same transaction. Thread-safe.
+  void count_in_transaction(std::size_t rows) noexcept;
   /// Begin stopping without waiting: no new batch starts, and the stop timeout starts counting.
   /// Call it on every dispatcher first to stop several within one timeout. Thread-safe.
   void request_stop();
@@ -88,6 +95,7 @@ class outbox_dispatcher {
   publish_fn publish_;
   obs::registry& metrics_;
   obs::counter& published_;
+  obs::counter& published_in_transaction_;
   obs::counter& publish_failures_;
   obs::gauge& backlog_;
   obs::gauge& oldest_age_;

@@ -30,6 +30,8 @@ class registry;
 
 namespace shopd::bus {
 
+class local_relay;
+
 struct webhook_config {
   std::string role;
   signing_keys keys;
@@ -39,12 +41,15 @@ struct webhook_config {
 
 class webhook {
  public:
-  /// All references must outlive the webhook. `on_emit` wakes the role's outbox dispatcher.
+  /// All references must outlive the webhook, and so must `relay`. `on_emit` wakes the role's outbox
+  /// dispatcher; `relay` (may be null) stores the events handlers emit in the queue of a relay in
+  /// this process (local_relay.hpp), and `on_stored(n)` counts them (delivery).
   /// `handlers` must hold every event type the role consumes already: their metric series
   /// (shopd_events_handled_total, shopd_event_handler_duration_seconds) are resolved here, once, so
   /// that counting an event takes no lock and allocates nothing.
   webhook(webhook_config cfg, db::database& db, const destinations& dest, const event_router& handlers,
-          obs::registry& metrics, std::function<void()> on_emit);
+          obs::registry& metrics, std::function<void()> on_emit, const local_relay* relay = nullptr,
+          std::function<void(std::size_t)> on_stored = {});
   ~webhook();
   webhook(const webhook&) = delete;
   webhook& operator=(const webhook&) = delete;
@@ -68,6 +73,8 @@ class webhook {
   const event_router& handlers_;
   std::unique_ptr<const instruments> instruments_;
   std::function<void()> on_emit_;
+  const local_relay* relay_;
+  std::function<void(std::size_t)> on_stored_;
 };
 
 }  // namespace shopd::bus

@@ -60,11 +60,20 @@ struct api_options {
 /// engine notified. Without an engine (it is gone) messages are only stored.
 /// The registry behind `metrics` must outlive the routes. Throws std::invalid_argument for an empty token.
 ///
-/// Returns `/v2/batch` for this process (bus::local_relay): the route's work for the batch a
-/// publisher would send, answered as a publisher reads the route's answer; no token is checked.
-/// Call it from a thread that may block (it runs the insert's transaction); it throws what the
-/// route would turn into 400 (http::http_error) or 503 (db::transient_error).
-bus::local_batch_fn add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
-                                   std::weak_ptr<engine> engine, relay_metrics& metrics);
+/// Returns the ways in for this process (bus::local_relay), which check no token:
+/// - `batch`, `/v2/batch`: the route's work for the batch a publisher would send, answered as a
+///   publisher reads the route's answer. Call it from a thread that may block (it runs the insert's
+///   transaction); it throws what the route would turn into 400 (http::http_error) or 503
+///   (db::transient_error).
+/// - `stage`: one batch element validated as the route validates it and stored inside the caller's
+///   transaction on the store's database (relay_store::insert_in), taking the fast path as a publish
+///   does; its after_commit hands it to the engine (or tells the engine of work for a claim) and
+///   counts it published.
+struct local_ways {
+  bus::local_batch_fn batch;
+  bus::local_stage_fn stage;
+};
+local_ways add_api_routes(http::router& routes, std::shared_ptr<relay_store> store, api_options opts,
+                          std::weak_ptr<engine> engine, relay_metrics& metrics);
 
 }  // namespace shopd::relay

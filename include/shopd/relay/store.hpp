@@ -25,6 +25,9 @@
 #include "shopd/relay/message_spec.hpp"
 #include "shopd/relay/responses.hpp"
 
+namespace soci {
+class session;
+}
 namespace shopd::db {
 class database;
 }
@@ -171,6 +174,10 @@ class relay_store {
   /// it without a claim (a duplicate takes no lease).
   accepted_message insert(const message_spec& m, std::int64_t now_ms, std::int64_t dedup_window_ms,
                           std::optional<std::int64_t> lease_until_ms = std::nullopt);
+  /// insert(), inside `tx`, the caller's open transaction on this store's database (an event
+  /// handler's, bus::local_relay): the message is stored if and only if that transaction commits.
+  accepted_message insert_in(soci::session& tx, const message_spec& m, std::int64_t now_ms,
+                             std::int64_t dedup_window_ms, std::optional<std::int64_t> lease_until_ms);
   /// The same for several messages in one transaction (a /v2/batch): all are stored or none.
   /// `lease_until_ms` is empty (no leases) or holds one entry per message.
   std::vector<accepted_message> insert_all(std::span<const message_spec> ms, std::int64_t now_ms,
