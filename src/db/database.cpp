@@ -485,7 +485,8 @@ struct database::turn_request {
 
 // The writer connection's turn, taken by flat combining: the thread that finds the turn free holds
 // it and runs, besides its own transaction, those that queued up meanwhile, in their order, each
-// in its savepoint on the holder's thread, while their callers sleep until theirs has run. Passing
+// in its savepoint on the holder's thread, while their callers sleep until the group their
+// transaction joined has ended (committed, or failed), woken once. Passing
 // the turn from one thread to the next (waking it, then waiting for a core for it) left the writer
 // connection idle between transactions: a fifth of the time it was held, under load, went to that.
 // A holder passes the turn on once it has run a commit group's worth of others, so that its own
