@@ -97,6 +97,57 @@ std::size_t count_metric(shopd::obs::registry& r, std::string_view line_start) {
   return static_cast<std::size_t>(std::stod(text.substr(at + line_start.size() + 2)));
 }
 
+// A relay engine on a fresh SQLite database, with an I/O thread and two workers of its own: one
+// slot per destination, claims at least every 20 ms. Stopped and joined in order when destroyed.
+struct engine_rig {
+  engine_rig() {
+    client.emplace(ioc);
+    shopd::relay::engine_options opts;
+    opts.signing_key = "sig_engine_test";
+    opts.per_destination_concurrency = 1;
+    opts.poll_interval = 20ms;
+    eng.emplace(opts, store, *client, ioc, workers, metrics);
+  }
+  ~engine_rig() {
+    eng.reset();
+    client.reset();
+    work.reset();
+    ioc.stop();
+    io.join();
+    workers.join();
+  }
+  engine_rig(const engine_rig&) = delete;
+  engine_rig& operator=(const engine_rig&) = delete;
+
+  /// `m` as stored under id, leased to this node until `until` (what the fast path hands over).
+  [[nodiscard]] shopd::relay::stored_message leased(const std::string& id,
+                                                    const shopd::relay::message_spec& m, std::int64_t until,
+                                                    std::int64_t now) const {
+    return {.message_id = id,
+            .spec = m,
+            .state = shopd::relay::message_state::active,
+            .retried = 0,
+            .lease_owner = store->node_id(),
+            .lease_until_ms = until,
+            .last_status = std::nullopt,
+            .last_error = std::nullopt,
+            .updated_at_ms = now};
+  }
+
+  shopd::test::fresh_database fdb{dialect::sqlite};
+  std::shared_ptr<shopd::relay::relay_store> store =
+      std::make_shared<shopd::relay::relay_store>(fdb.db(), "node-a");
+  boost::asio::io_context ioc;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work =
+      boost::asio::make_work_guard(ioc);
+  std::thread io{[this] { ioc.run(); }};
+  boost::asio::thread_pool workers{2};
+  shopd::obs::registry registry;
+  shopd::relay::relay_metrics metrics{registry};
+  std::optional<shopd::http::client> client;
+  std::optional<shopd::relay::engine> eng;
+};
+
 }  // namespace
 
 TEST_SUITE("relay") {
@@ -438,21 +489,10 @@ TEST_SUITE("relay") {
   TEST_CASE(
       "engine reservations: one slot each, given back unless delivered, and after stop() the lease goes "
       "back") {
-    shopd::test::fresh_database fdb(dialect::sqlite);
-    auto store = std::make_shared<shopd::relay::relay_store>(fdb.db(), "node-a");
-    boost::asio::io_context ioc;
-    auto work = boost::asio::make_work_guard(ioc);
-    std::thread io([&] { ioc.run(); });
-    boost::asio::thread_pool workers(2);
-    shopd::obs::registry registry;
-    shopd::relay::relay_metrics metrics(registry);
+    engine_rig rig;
+    auto& eng = *rig.eng;
+    auto& store = rig.store;
     {
-      const shopd::http::client client(ioc);
-      shopd::relay::engine_options opts;
-      opts.signing_key = "sig_engine_test";
-      opts.per_destination_concurrency = 1;
-      opts.poll_interval = 20ms;
-      shopd::relay::engine eng(opts, store, client, ioc, workers, metrics);
       shopd::relay::message_spec m;
       m.destination = "http://127.0.0.1:9/never-called";
       m.body = "{}";
@@ -481,32 +521,18 @@ TEST_SUITE("relay") {
       const auto id = store->insert(m, now, 600'000, until).message_id;
       eng.stop();
       CHECK_FALSE(eng.reserve(m, unix_ms()).has_value());
-      eng.deliver(std::move(*r), {.message_id = id,
-                                  .spec = m,
-                                  .state = shopd::relay::message_state::active,
-                                  .retried = 0,
-                                  .lease_owner = "node-a",
-                                  .lease_until_ms = until,
-                                  .last_status = std::nullopt,
-                                  .last_error = std::nullopt,
-                                  .updated_at_ms = now});
+      eng.deliver(std::move(*r), rig.leased(id, m, until, now));
       CHECK(eng.in_flight() == 0);
       const auto got = store->get(id);
       REQUIRE(got.has_value());
       CHECK(got->state == shopd::relay::message_state::retry);  // handed back, due at once
       CHECK_FALSE(got->lease_owner.has_value());
-      CHECK(count_metric(registry, R"(shopd_relay_attempts_started_total{via="publish"})") == 0);
+      CHECK(count_metric(rig.registry, R"(shopd_relay_attempts_started_total{via="publish"})") == 0);
     }
-    work.reset();
-    ioc.stop();
-    io.join();
-    workers.join();
   }
 
   TEST_CASE(
       "engine: an attempt's slot is free once its destination answered, before the outcome is recorded") {
-    shopd::test::fresh_database fdb(dialect::sqlite);
-    auto store = std::make_shared<shopd::relay::relay_store>(fdb.db(), "node-a");
     std::promise<void> answer;
     const auto answered = answer.get_future().share();
     capture_server dest;
@@ -520,19 +546,10 @@ TEST_SUITE("relay") {
       } catch (const std::future_error&) {  // already answered
       }
     });
-    boost::asio::io_context ioc;
-    auto work = boost::asio::make_work_guard(ioc);
-    std::thread io([&] { ioc.run(); });
-    boost::asio::thread_pool workers(2);
-    shopd::obs::registry registry;
-    shopd::relay::relay_metrics metrics(registry);
+    engine_rig rig;
+    auto& eng = *rig.eng;
+    auto& store = rig.store;
     {
-      const shopd::http::client client(ioc);
-      shopd::relay::engine_options opts;
-      opts.signing_key = "sig_engine_test";
-      opts.per_destination_concurrency = 1;
-      opts.poll_interval = 20ms;
-      shopd::relay::engine eng(opts, store, client, ioc, workers, metrics);
       shopd::relay::message_spec m;
       m.destination = dest.url("/slow");
       m.body = "{}";
@@ -547,15 +564,7 @@ TEST_SUITE("relay") {
       const auto now = unix_ms();
       const auto until = r->lease_until_ms();
       const auto id = store->insert(m, now, 600'000, until).message_id;
-      eng.deliver(std::move(*r), {.message_id = id,
-                                  .spec = m,
-                                  .state = shopd::relay::message_state::active,
-                                  .retried = 0,
-                                  .lease_owner = "node-a",
-                                  .lease_until_ms = until,
-                                  .last_status = std::nullopt,
-                                  .last_error = std::nullopt,
-                                  .updated_at_ms = now});
+      eng.deliver(std::move(*r), rig.leased(id, m, until, now));
       REQUIRE(eventually([&] { return dest.requests().size() == 1; }));
       CHECK_FALSE(eng.reserve(m, unix_ms()).has_value());  // the origin's one slot is the attempt's
 
@@ -564,7 +573,7 @@ TEST_SUITE("relay") {
       std::promise<void> let_go;
       const auto go = let_go.get_future().share();
       std::thread writer([&] {
-        fdb.db().in_transaction([&](soci::session&) {
+        rig.fdb.db().in_transaction([&](soci::session&) {
           held.set_value();
           go.wait();
         });
@@ -583,10 +592,6 @@ TEST_SUITE("relay") {
       }));
       eng.stop();
     }
-    work.reset();
-    ioc.stop();
-    io.join();
-    workers.join();
   }
 
   TEST_CASE("batch: each element is its own message") {
