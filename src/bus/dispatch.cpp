@@ -3,6 +3,7 @@
 #include "shopd/bus/events.hpp"
 #include "shopd/bus/local_relay.hpp"
 #include "shopd/bus/outbox.hpp"
+#include "shopd/bus/outbox_publish.hpp"
 #include "shopd/config/config.hpp"
 #include "shopd/db/database.hpp"
 #include "shopd/obs/trace.hpp"
@@ -82,12 +83,8 @@ const envelope& unit_of_work::emit(std::string_view event_type, boost::json::obj
       .headers = boost::json::serialize(boost::json::object{{"traceparent", traceparent}})};
   std::optional<staged_event> staged;
   if (hand_off_ != nullptr && hand_off_->stage != nullptr) {
-    // The batch entry the dispatcher would send for this row (outbox_batch).
-    batch_entry entry{.destination = row.destination, .body = row.body, .options = {}, .queue = {}};
-    entry.options.deduplication_id = row.event_id;
-    entry.options.failure_callback = dest_.failure_callback_url();
-    entry.options.forward_headers.emplace_back("traceparent", traceparent);
-    staged = (*hand_off_->stage)(tx_, entry);
+    staged = (*hand_off_->stage)(
+        tx_, outbox_entry(row, dest_.failure_callback_url(), {{"traceparent", traceparent}}));
   }
   if (staged) {
     outbox::enqueue_sent(tx_, role_, row, now_ms_, staged->message_id);
@@ -129,9 +126,6 @@ bool delivery::once(const std::function<void(unit_of_work&)>& f) {
   relay_hand_off hand_off;
   hand_off.stage = relay_ != nullptr ? relay_->stage_for(db_) : nullptr;
   const bool first = db_.in_transaction([&](soci::session& tx) {
-    hand_off.after_commit.clear();  // a transaction run again starts over (what it held is given back)
-    hand_off.stored = 0;
-    hand_off.left_to_dispatcher = false;
     const auto now = now_ms();
     if (!inbox::record_once(tx, role_, event_.event_id, event_.event_type, now)) return false;
     unit_of_work uow(tx, role_, &event_, dest_, now, &hand_off);

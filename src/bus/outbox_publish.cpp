@@ -13,25 +13,32 @@
 
 namespace shopd::bus {
 
+batch_entry outbox_entry(const outbox_event& ev, const std::string& failure_callback_url,
+                         std::vector<std::pair<std::string, std::string>> forward_headers) {
+  batch_entry e;
+  e.destination = ev.destination;
+  e.body = ev.body;
+  e.options.deduplication_id = ev.event_id;
+  e.options.failure_callback = failure_callback_url;
+  e.options.forward_headers = std::move(forward_headers);
+  return e;
+}
+
 std::vector<batch_entry> outbox_batch(std::span<const pending_event> events,
                                       const std::string& failure_callback_url) {
   std::vector<batch_entry> entries;
   entries.reserve(events.size());
   for (const auto& p : events) {
-    batch_entry e;
-    e.destination = p.event.destination;
-    e.body = p.event.body;
-    e.options.deduplication_id = p.event.event_id;
-    e.options.failure_callback = failure_callback_url;
     // Extra headers stored with the row (e.g. traceparent) reach the consumer as they are.
+    std::vector<std::pair<std::string, std::string>> forward;
     boost::system::error_code ec;
     const auto headers = boost::json::parse(p.event.headers, ec);
     if (!ec && headers.is_object()) {
       for (const auto& [name, value] : headers.as_object()) {
-        if (value.is_string()) e.options.forward_headers.emplace_back(name, value.as_string());
+        if (value.is_string()) forward.emplace_back(name, value.as_string());
       }
     }
-    entries.push_back(std::move(e));
+    entries.push_back(outbox_entry(p.event, failure_callback_url, std::move(forward)));
   }
   return entries;
 }

@@ -244,14 +244,17 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     asio::post(strand, [self = shared_from_this()] { self->wake(); });
   }
 
+  // Whether a claim should run now whatever slot frees: it is not known where work waits, or
+  // scheduled work fell due. Under slots_mutex.
+  [[nodiscard]] bool claim_due_locked() const { return !fast_open || now_ms() >= fast_until_ms; }
+
   // Gives back `origin`'s slot; true when a claim should run now: work may wait for this slot
-  // (of its origin, or the last free one overall), or it is not known where work waits.
+  // (of its origin, or the last free one overall), or claim_due_locked().
   bool give_back(std::string_view origin) {
     std::lock_guard lock(slots_mutex);
     const bool was_full = slots.free() == 0;
     slots.give_back(origin);
-    return !fast_open || waiting.contains(origin) || (was_full && !waiting.empty()) ||
-           now_ms() >= fast_until_ms;
+    return claim_due_locked() || waiting.contains(origin) || (was_full && !waiting.empty());
   }
 
   void spawn(asio::awaitable<void> work, std::string_view what) {
@@ -307,10 +310,16 @@ struct engine::impl : std::enable_shared_from_this<impl> {
           break;
         }
         bool free_left = false;
+        bool left_with_room = false;
         {
           std::lock_guard lock(slots_mutex);
           if (claimed_ok) claimed_locked(start, claimed);
           free_left = slots.free() > 0;
+          // The claim read from its copy of the slots: an origin it left work at as saturated may have
+          // had a slot given back meanwhile, whose give_back saw no work waiting there yet and woke
+          // nothing. Claim again at once rather than leave that work to the poll.
+          left_with_room = std::any_of(claimed.waiting_origins.begin(), claimed.waiting_origins.end(),
+                                       [this](const std::string& origin) { return slots.can_take(origin); });
         }
         if (!claimed.messages.empty()) {
           std::lock_guard lock(mutex);
@@ -320,7 +329,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
           auto origin = origin_of(m.spec.destination);
           start_attempt(std::move(m), std::move(origin), metrics.started_by_claim);
         }
-        again = claimed.more_due && !claimed.messages.empty() && free_left;
+        again = (claimed.more_due && !claimed.messages.empty() && free_left) || left_with_room;
         next_due = claimed.next_due_ms;
       }
       if (again || wake_pending) continue;
@@ -411,7 +420,7 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         std::lock_guard lock(slots_mutex);
         if (stored.retry_due_ms) scheduled_locked(*stored.retry_due_ms);
         if (stored.callbacks) stored_unnamed_locked();
-        claim_now = !fast_open || now_ms() >= fast_until_ms;
+        claim_now = claim_due_locked();
       }
       if (claim_now) wake();
     }

@@ -616,10 +616,8 @@ std::vector<accepted_message> relay_store::insert_all(
     std::vector<accepted_message> out;
     out.reserve(ms.size());
     for (std::size_t i = 0; i < ms.size(); ++i) {
-      std::optional<initial_lease> lease;
-      if (!lease_until_ms.empty() && lease_until_ms[i])
-        lease = initial_lease{.owner = node_id_, .until_ms = *lease_until_ms[i]};
-      out.push_back(insert_one(s, db_.kind(), ms[i], now_ms, dedup_window_ms, lease));
+      out.push_back(insert_in(s, ms[i], now_ms, dedup_window_ms,
+                              lease_until_ms.empty() ? std::nullopt : lease_until_ms[i]));
     }
     return out;
   });

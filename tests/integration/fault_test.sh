@@ -13,7 +13,7 @@
 #   fault_test.sh db-outage                           stop PostgreSQL (a private one) for a while
 # SHOPD_FAULT_SEED=N replays a run's plan and chaos schedule (the seed is printed first).
 source "$(dirname "$0")/lib.sh"
-scenario=${1:?usage: fault_test.sh chaos sqlite|postgres [N] | smtp-outage | db-outage}
+scenario=${1:?usage: fault_test.sh chaos sqlite|postgres [N] [all] | smtp-outage | db-outage}
 db=${2:-sqlite}
 count=${3:-1000}
 layout=${4:-split}

@@ -15,7 +15,13 @@
 
 namespace shopd::bus {
 
-/// The batch entries for `events` (pure).
+/// What the relay or QStash is sent for an outbox row: its destination and body, its eventId as the
+/// deduplication id, analytics' failure callback, and `forward_headers` (the row's extra headers,
+/// e.g. traceparent) forwarded as they are. Pure.
+[[nodiscard]] batch_entry outbox_entry(const outbox_event& ev, const std::string& failure_callback_url,
+                                       std::vector<std::pair<std::string, std::string>> forward_headers);
+
+/// The batch entries for `events`, their headers read from each row's JSON (pure).
 [[nodiscard]] std::vector<batch_entry> outbox_batch(std::span<const pending_event> events,
                                                     const std::string& failure_callback_url);
 
