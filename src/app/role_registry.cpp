@@ -16,7 +16,7 @@ namespace {
 
 constexpr role_entry table[] = {
     {"orders", &config::settings::orders_port, &roles::orders::make_orders_role},
-    {"email", &config::settings::email_port, &roles::email::make_email_role},
+    {"email", &config::settings::email_port, &roles::email::make_email_role, true},
     {"inventory", &config::settings::inventory_port, &inventory::make_inventory_role},
     {"analytics", &config::settings::analytics_port, &roles::analytics::make_analytics_role},
     {"relay", &config::settings::relay_port, &relay::make_relay_role},

@@ -132,9 +132,18 @@ int serve(const serve_options& opts) {
         r.hook->add_route(*r.routes);
       }
       const auto port = opts.port ? *opts.port : static_cast<std::uint16_t>(s.*(entry->port));
-      const auto bound = server.listen(
-          {.name = name, .address = s.http_bind, .port = port, .routes = r.routes, .cors = cors});
-      obs::info("listening", {{"role", entry->name}, {"address", s.http_bind}, {"port", bound}});
+      // Alone in its process, a role has nothing to be isolated from: it uses the shared pool.
+      const unsigned own_workers =
+          entries.size() > 1 && entry->waits_outside ? static_cast<unsigned>(s.worker_threads) : 0;
+      const auto bound = server.listen({.name = name,
+                                        .address = s.http_bind,
+                                        .port = port,
+                                        .routes = r.routes,
+                                        .cors = cors,
+                                        .own_workers = own_workers});
+      obs::info(
+          "listening",
+          {{"role", entry->name}, {"address", s.http_bind}, {"port", bound}, {"own_workers", own_workers}});
       if (entry->name == "relay" &&
           bus::names_local_listener(publisher.config().qstash_url, s.http_bind, bound)) {
         // Outboxes hand their batches to this relay directly (bus/local_relay.hpp).

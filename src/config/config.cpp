@@ -230,7 +230,8 @@ const key_spec key_table[] = {
    .help = "Threads running network I/O (0 means one per CPU core).",
    .target = &settings::io_threads, .group = "HTTP"},
   {.name = "WORKER_THREADS", .type = kind::integer, .default_value = "8", .min = 1, .max = 256,
-   .help = "Threads running blocking work such as database queries and SMTP sessions.",
+   .help = "Threads running blocking work such as database queries and SMTP sessions. A process "
+           "serving the email role with others gives it a pool of this size of its own.",
    .target = &settings::worker_threads, .group = "HTTP"},
 
   // CORS

@@ -101,6 +101,8 @@ struct listener_info {
   cors_policy cors;
   obs::gauge& in_flight;
   obs::gauge& connections_open;
+  /// Where this listener's blocking work runs: the server's shared pool, or one of its own.
+  net::thread_pool& workers;
   /// Connections admitted on this listener and not yet unregistered; guarded by server::impl::mutex_.
   /// Counted per listener so that a flood on one role cannot lock every other role out.
   mutable std::size_t connections = 0;
@@ -328,17 +330,17 @@ struct server::impl {
     io_contexts_.reserve(n);
     // Concurrency hint 1: each is run by one thread (other threads still post to it safely).
     for (unsigned i = 0; i < n; ++i) io_contexts_.push_back(std::make_unique<net::io_context>(1));
-    name_workers();
+    name_workers(workers_, std::max(1u, opts_.worker_threads), "shopd-work-");
   }
 
   // One naming task per worker thread: each waits until all are running, so no thread runs two.
-  void name_workers() {
-    const auto n = static_cast<std::ptrdiff_t>(std::max(1u, opts_.worker_threads));
-    // Shared: a task may still be leaving arrive_and_wait when this constructor has returned.
+  static void name_workers(net::thread_pool& pool, unsigned threads, const std::string& prefix) {
+    const auto n = static_cast<std::ptrdiff_t>(threads);
+    // Shared: a task may still be leaving arrive_and_wait when this function has returned.
     const auto all_named = std::make_shared<std::latch>(n + 1);
     for (std::ptrdiff_t i = 0; i < n; ++i) {
-      net::post(workers_, [all_named, i] {
-        obs::name_this_thread("shopd-work-" + std::to_string(i));
+      net::post(pool, [all_named, i, prefix] {
+        obs::name_this_thread(prefix + std::to_string(i));
         all_named->arrive_and_wait();
       });
     }
@@ -399,6 +401,8 @@ struct server::impl {
   std::vector<std::unique_ptr<net::io_context>> io_contexts_;  // [0]: acceptors, signals, clients
   std::atomic<std::size_t> next_context_{0};                   // round-robin for new connections
   net::thread_pool workers_;
+  // The pools of listeners with workers of their own (listener_spec::own_workers); guarded by mutex_.
+  std::vector<std::unique_ptr<net::thread_pool>> own_workers_;
   std::vector<std::unique_ptr<listener>> listeners_;
   std::optional<net::signal_set> signals_;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
@@ -426,14 +430,21 @@ std::uint16_t server::impl::listen(listener_spec spec) {
   const auto bound = acceptor.local_endpoint(ec);
   if (ec) fail(ec);
 
+  std::unique_ptr<net::thread_pool> own;
+  if (spec.own_workers > 0) {
+    own = std::make_unique<net::thread_pool>(spec.own_workers);
+    name_workers(*own, spec.own_workers, spec.name + "-work-");
+  }
   // Built in place: it holds a mutex, so it cannot be moved into make_shared.
-  std::shared_ptr<const listener_info> info(new listener_info{
-      spec.name, spec.routes ? std::move(spec.routes) : std::make_shared<const router>(),
-      std::move(spec.cors), in_flight_.with({spec.name}), connections_open_.with({spec.name})});
+  std::shared_ptr<const listener_info> info(
+      new listener_info{spec.name, spec.routes ? std::move(spec.routes) : std::make_shared<const router>(),
+                        std::move(spec.cors), in_flight_.with({spec.name}),
+                        connections_open_.with({spec.name}), own ? *own : workers_});
   auto l = std::make_unique<listener>(listener{std::move(info), std::move(acceptor), endpoint_text(bound)});
   {
     std::lock_guard lock(mutex_);
-    if (stop_requested_) fail(net::error::operation_aborted);
+    if (stop_requested_) fail(net::error::operation_aborted);  // `own`, idle, is stopped and joined
+    if (own) own_workers_.push_back(std::move(own));
     auto& ref = *listeners_.emplace_back(std::move(l));
     obs::info("listening", {{"listener", ref.info->name}, {"address", ref.address}});
     if (started_) spawn_accept_loop(ref);
@@ -744,13 +755,13 @@ net::awaitable<response> server::impl::dispatch(const listener_info& info, reque
     auto* rest = std::get_if<deferred>(&first);
     if (rest == nullptr) co_return std::get<response>(std::move(first));
     co_return co_await net::co_spawn(
-        workers_, [&]() -> net::awaitable<response> { co_return guarded(info, r, ctx, *rest); },
+        info.workers, [&]() -> net::awaitable<response> { co_return guarded(info, r, ctx, *rest); },
         net::use_awaitable);
   }
   const auto run = [&] { return r.fn(ctx); };
   if (r.exec == execution::io) co_return guarded(info, r, ctx, run);
   co_return co_await net::co_spawn(
-      workers_, [&]() -> net::awaitable<response> { co_return guarded(info, r, ctx, run); },
+      info.workers, [&]() -> net::awaitable<response> { co_return guarded(info, r, ctx, run); },
       net::use_awaitable);
 }
 
@@ -829,8 +840,13 @@ void server::impl::record(const listener_info& info, verb method, std::string_vi
 }
 
 bool server::impl::on_server_thread() {
-  return on_io_thread() || workers_.get_executor().running_in_this_thread() ||
-         std::this_thread::get_id() == stopper_id_.load();
+  if (on_io_thread() || workers_.get_executor().running_in_this_thread() ||
+      std::this_thread::get_id() == stopper_id_.load()) {
+    return true;
+  }
+  std::lock_guard lock(mutex_);
+  return std::any_of(own_workers_.begin(), own_workers_.end(),
+                     [](const auto& pool) { return pool->get_executor().running_in_this_thread(); });
 }
 
 bool server::impl::on_io_thread() const noexcept {
@@ -979,9 +995,12 @@ void server::impl::shutdown() {
   }
   if (cut > 0) obs::warn("shutdown timeout: connections cut", {{"connections", cut}});
 
-  // Running handlers finish; blocking work still queued is dropped.
+  // Running handlers finish; blocking work still queued is dropped. listen() adds no pool now
+  // (stop_requested_ is set).
   workers_.stop();
+  for (auto& pool : own_workers_) pool->stop();
   workers_.join();
+  for (auto& pool : own_workers_) pool->join();
 
   {
     std::lock_guard lock(mutex_);

@@ -21,6 +21,13 @@ if [ "$mode" = all ]; then
 else
   for role in relay analytics inventory email orders; do start_shopd "$role" serve --role="$role"; done
 fi
+thread_names() { cat /proc/"$1"/task/*/comm | sort -u | tr '\n' ' '; }
+if [ "$mode" = all ]; then
+  # Sharing the process, the email role's SMTP sessions run on workers of its own.
+  check_contains "the email role has its own workers" "email-work-0" "$(thread_names "$PID_all")"
+else
+  check_eq "alone, the email role uses the shared workers" "" "$(thread_names "$PID_email" | grep -o 'email-work-[0-9]*' || true)"
+fi
 O=http://127.0.0.1:$ORDERS_PORT I=http://127.0.0.1:$INVENTORY_PORT
 A=http://127.0.0.1:$ANALYTICS_PORT E=http://127.0.0.1:$EMAIL_PORT
 

@@ -5,6 +5,9 @@ shared database, the SMTP sink's mailbox and the relay's and analytics' APIs onc
   fault_check.py pending --db DB
       prints how much is still under way: unsent outbox rows + relay messages not finished
       (CREATED, ACTIVE or RETRY); 0 means quiescent.
+  fault_check.py undecided --db DB --plan PLAN
+      prints how many orderable checkoutIds of the plan the orders role has not decided yet
+      (accepted or rejected for want of stock); 0 once every one has been.
   fault_check.py check --db DB --plan PLAN --initial STOCK.json --mail DIR --relay URL
                  --analytics URL [--max-duplicates N]
       checks, printing one line per invariant with its counts, exit status 1 if any fails:
@@ -295,7 +298,7 @@ def check(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["pending", "check", "dead"])
+    p.add_argument("command", choices=["pending", "undecided", "check", "dead"])
     p.add_argument("--db", required=True)
     p.add_argument("--plan")
     p.add_argument("--initial")
@@ -307,6 +310,13 @@ def main():
     args = p.parse_args()
     if args.command == "pending":
         print(pending(Db(args.db)))
+        return 0
+    if args.command == "undecided":
+        db = Db(args.db)
+        with open(args.plan) as f:
+            _, _, carts = refused_checkouts(db, json.load(f))
+        decided = {cid for (cid,) in db.rows("SELECT checkout_id FROM checkouts")}
+        print(len(set(carts) - decided))
         return 0
     if args.command == "dead":
         return dead(args)

@@ -10,16 +10,19 @@
 #                                                     one process runs them all (serve --role=all: the
 #                                                     handlers store their events in the relay's queue)
 #   fault_test.sh smtp-outage                         stop the SMTP server for a while, then restart it
+#   fault_test.sh smtp-stall                          one --role=all process whose SMTP server hangs
+#                                                     (accepts, never answers): the other roles go on
 #   fault_test.sh db-outage                           stop PostgreSQL (a private one) for a while
 # SHOPD_FAULT_SEED=N replays a run's plan and chaos schedule (the seed is printed first).
 source "$(dirname "$0")/lib.sh"
-scenario=${1:?usage: fault_test.sh chaos sqlite|postgres [N] [all] | smtp-outage | db-outage}
+scenario=${1:?usage: fault_test.sh chaos sqlite|postgres [N] [all] | smtp-outage | smtp-stall | db-outage}
 db=${2:-sqlite}
 count=${3:-1000}
 layout=${4:-split}
 seed=${SHOPD_FAULT_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 RANDOM=$((seed % 32768))
 [ "$scenario" = db-outage ] && db=postgres
+[ "$scenario" = smtp-stall ] && layout=all
 echo "== fault test: $scenario on $db ($layout), seed $seed (SHOPD_FAULT_SEED=$seed reproduces the plan and schedule)"
 cd "$T"
 py=/usr/bin/python3
@@ -37,7 +40,7 @@ case "$scenario" in
     pg_url="postgresql://postgres@127.0.0.1:$(sed -n 's/.*port=\([0-9]*\).*/\1/p' "$pg_dir/info")/postgres"
     ;;
   chaos) [ "$db" = postgres ] && pg_url=$(new_pg_db) ;;
-  smtp-outage) ;;
+  smtp-outage | smtp-stall) ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac
 if [ "$db" = postgres ]; then url=$pg_url; else url="sqlite:$T/shopd.db"; fi
@@ -63,7 +66,7 @@ EOF
 echo '{"TEE-S": 60, "TEE-M": 80, "MUG": 100000, "CAP": 100000, "TOTE": 100000}' >initial.json
 skus=TEE-S,TEE-M,MUG,CAP,TOTE
 
-start_smtp mail sink "$SMTP_PORT"
+if [ "$scenario" = smtp-stall ]; then start_smtp mail stall "$SMTP_PORT"; else start_smtp mail sink "$SMTP_PORT"; fi
 "$SHOPD_BINARY" migrate --seed "$T/catalogue.json" >/dev/null
 roles=(relay analytics inventory email orders)
 [ "$layout" = all ] && roles=(all)
@@ -83,6 +86,8 @@ restart() {
   return 0
 }
 pending() { "$py" "$dir/fault_check.py" pending --db "$DATABASE_URL"; }
+undecided() { "$py" "$dir/fault_check.py" undecided --db "$DATABASE_URL" --plan "$T/plan.json" 2>/dev/null; }
+mail_count() { find "$T/mail-mail" -name '*.json' | wc -l; }
 ready_code() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz"; }
 # load N PREFIX RATE: the seeded load in the background, RATE checkouts a second; its pid in LOAD_PID.
 load() {
@@ -147,6 +152,20 @@ case "$scenario" in
     check_eq "sends failed while SMTP was down" yes "$([ "${failed_sends:-0}" -gt 0 ] && echo yes || echo no)"
     start_smtp mail sink "$SMTP_PORT"
     finish_load
+    ;;
+  smtp-stall)
+    echo "== 200 checkouts into one --role=all process while its SMTP server hangs, then a working one"
+    load 200 "chk-stall-$seed" 40
+    # Each send waits on the hung server (up to the 60 s SMTP timeout). On the email role's own
+    # workers; on workers shared with the other roles they would stall every checkout behind them.
+    wait_eq "every checkout decided while SMTP hangs" 30 0 undecided
+    check_eq "no email sent while SMTP hangs" 0 "$(mail_count)"
+    stop_pid "$SMTP_PID_mail"  # closes the hung sessions: those sends fail, transiently
+    start_smtp mail sink "$SMTP_PORT"
+    finish_load
+    # A delivery the relay gave up waiting for (RELAY_DELIVERY_TIMEOUT_MS) still runs once a worker
+    # is free; its retry may meet it mid-send: at most the deliveries in flight to the email role.
+    max_duplicates=${RELAY_PER_DESTINATION_CONCURRENCY:-16}
     ;;
   db-outage)
     echo "== 300 checkouts; PostgreSQL stops for 8 s in the middle, then comes back"

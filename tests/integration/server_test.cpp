@@ -9,9 +9,14 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/parse.hpp>
 
+#include <pthread.h>
+
+#include <array>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -743,6 +748,71 @@ TEST_SUITE("integration/http_server") {
         text.find(
             R"(shopd_http_requests_total{listener="email",method="GET",route="/api/emails",status="200"} 1)") !=
         std::string::npos);
+  }
+
+  TEST_CASE("server: a listener with workers of its own: its blocked handlers leave the shared pool free") {
+    auto opts = shopd::test::test_options();
+    opts.worker_threads = 1;
+    test_server srv(opts);
+    const auto thread_name = [] {
+      std::array<char, 16> name{};
+      pthread_getname_np(pthread_self(), name.data(), name.size());
+      return std::string(name.data());
+    };
+    std::mutex mutex;
+    std::condition_variable changed;
+    int stuck = 0;
+    // Declared after the server: destroyed first, it unblocks the handlers should a check fail.
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    auto mail = std::make_shared<router>();
+    mail->add(
+        verb::get, "/stuck",
+        [&, released](request_context&) {
+          const auto name = thread_name();
+          {
+            std::lock_guard lock(mutex);
+            ++stuck;
+          }
+          changed.notify_all();
+          released.wait();
+          return text_response(name);
+        },
+        execution::blocking);
+    // The webhook's path: screened on the I/O thread, handled on the listener's pool.
+    mail->add_deferring(verb::get, "/deferred",
+                        [&](request_context&) -> std::variant<response, shopd::http::deferred> {
+                          return shopd::http::deferred([&] { return text_response(thread_name()); });
+                        });
+    auto api = std::make_shared<router>();
+    api->add(
+        verb::get, "/work", [&](request_context&) { return text_response(thread_name()); },
+        execution::blocking);
+    shopd::http::listener_spec mail_spec;
+    mail_spec.name = "mail";
+    mail_spec.routes = mail;
+    mail_spec.own_workers = 2;
+    const auto mail_port = srv.server().listen(mail_spec);
+    const auto api_port = srv.listen("api", api);
+    srv.start();
+
+    http_client first(mail_port);
+    http_client second(mail_port);
+    first.send(shopd::http::request{verb::get, "/stuck", 11});
+    second.send(shopd::http::request{verb::get, "/stuck", 11});
+    {
+      std::unique_lock lock(mutex);
+      REQUIRE(changed.wait_for(lock, std::chrono::seconds{5}, [&] { return stuck == 2; }));
+    }
+    // Both of the mail listener's workers are blocked; the shared pool's one worker still serves
+    // (on one pool this request would wait for them, and the client time out).
+    http_client other(api_port);
+    CHECK(other.request(verb::get, "/work").body() == "shopd-work-0");
+    release.set_value();
+    const std::set<std::string> names{first.read().body(), second.read().body()};
+    CHECK(names == std::set<std::string>{"mail-work-0", "mail-work-1"});
+    http_client third(mail_port);
+    CHECK(third.request(verb::get, "/deferred").body().starts_with("mail-work-"));
   }
 
   TEST_CASE("server: listen() names the address it could not bind") {

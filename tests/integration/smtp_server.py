@@ -16,6 +16,8 @@ Modes:
   reject-rcpt like sink, but RCPT TO --reject ADDRESS gets "550 5.1.1 ... User unknown".
   tempfail    every command after the greeting gets "451 4.3.0 ..." (--stage all), or only the
               end of DATA does (--stage data: the message is received, then refused).
+  stall       a server that hangs: connections are accepted and held open, and never get a greeting
+              or any other byte (until the server stops and closes them).
 """
 
 import argparse
@@ -91,6 +93,19 @@ class TempFail:
         return self.reply
 
 
+class Stall(asyncio.Protocol):
+    """Accepts, reads and discards, never answers."""
+
+    held = set()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        Stall.held.add(transport)
+
+    def connection_lost(self, exc):
+        Stall.held.discard(self.transport)
+
+
 def write_atomically(path, data):
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
@@ -109,7 +124,7 @@ def make_authenticator(user, password):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["sink", "tls-auth", "reject-rcpt", "tempfail"])
+    p.add_argument("mode", choices=["sink", "tls-auth", "reject-rcpt", "tempfail", "stall"])
     p.add_argument("--dir", help="where sink modes store messages")
     p.add_argument("--cert")
     p.add_argument("--key")
@@ -127,6 +142,8 @@ def main():
     context = None  # not socket.getfqdn(): no DNS lookups in tests
     if args.mode == "tempfail":
         handler = TempFail(args.stage)
+    elif args.mode == "stall":
+        handler = None
     else:
         if not args.dir:
             p.error("--dir is required in this mode")
@@ -148,9 +165,12 @@ def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
-    server = loop.run_until_complete(
-        loop.create_server(lambda: SMTP(handler, loop=loop, **kwargs), sock=sock,
-                           ssl=context if args.implicit_tls else None))
+    if args.mode == "stall":
+        server = loop.run_until_complete(loop.create_server(Stall, sock=sock))
+    else:
+        server = loop.run_until_complete(
+            loop.create_server(lambda: SMTP(handler, loop=loop, **kwargs), sock=sock,
+                               ssl=context if args.implicit_tls else None))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, loop.stop)
@@ -173,6 +193,8 @@ def main():
     try:
         loop.run_forever()
     finally:
+        for transport in list(Stall.held):
+            transport.close()
         server.close()
         loop.run_until_complete(server.wait_closed())
         loop.close()

@@ -65,6 +65,10 @@ struct role_entry {
   std::string_view name;
   std::int64_t config::settings::*port;  ///< the key holding its default port
   role_factory make;
+  /// Its handlers wait on something outside the process (the email role: the SMTP server, or the
+  /// mail directory's fsyncs). Served with other roles, it gets a worker pool of its own, so that a
+  /// slow SMTP server or disk cannot stall the others' deliveries.
+  bool waits_outside = false;
 };
 
 /// The table of roles, in start-up order.

@@ -9,9 +9,9 @@
 /// (pipelined requests wait in the read buffer).
 /// A new connection that sends nothing is closed silently after the header timeout; one that starts
 /// must have sent its headers within the header timeout of being accepted. Malformed
-/// requests get 400 and are closed. Handlers marked `execution::blocking` run on the worker pool,
-/// never on an I/O thread; a deferring handler starts on the I/O thread and hands what blocks to
-/// the worker pool.
+/// requests get 400 and are closed. Handlers marked `execution::blocking` run on the worker pool
+/// (the listener's own, when listener_spec::own_workers gives it one), never on an I/O thread; a
+/// deferring handler starts on the I/O thread and hands what blocks to that pool.
 ///
 /// Responses: HEAD is served by the GET route, without the body; an OPTIONS preflight is answered
 /// from the listener's CORS policy; no route is 404, a wrong method 405 with `Allow`; an
@@ -76,6 +76,10 @@ struct listener_spec {
   std::uint16_t port = 0;  ///< 0 picks a free port; listen() returns the one bound
   std::shared_ptr<const router> routes;
   cors_policy cors;
+  /// 0: this listener's blocking work runs on the server's shared worker pool. N > 0: on a pool of N
+  /// threads of its own (a bulkhead), so that handlers waiting on something outside the process
+  /// (an SMTP server, a disk's fsync) cannot take every worker from the other listeners' roles.
+  unsigned own_workers = 0;
 };
 
 class server {
