@@ -50,6 +50,10 @@ for p in c["products"]:
 json.dump(c, open(sys.argv[2], "w"))
 PY
 "$shopd" migrate --seed "$dir/catalogue.json" >"$dir/migrate.log"
+# What earlier benchmarks wrote (the webhook run's request log is ~0.5 GB) goes to disk now: left to
+# the kernel, its write-back starts 30 s later (vm.dirty_expire_centisecs) and queues this run's
+# fsyncs behind it, a stall of 100-600 ms that the figures would wrongly charge to shopd.
+sync
 
 "$shopd" serve --role=all >"$dir/shopd.log" 2>&1 &
 pid=$!
