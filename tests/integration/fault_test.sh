@@ -156,8 +156,9 @@ case "$scenario" in
   smtp-stall)
     echo "== 200 checkouts into one --role=all process while its SMTP server hangs, then a working one"
     load 200 "chk-stall-$seed" 40
-    # Each send waits on the hung server (up to the 60 s SMTP timeout). On the email role's own
-    # workers; on workers shared with the other roles they would stall every checkout behind them.
+    # Each send waits on the hung server until libcurl gives up on its greeting (the 10 s connect
+    # timeout), then again at the retry. On the email role's own workers; on workers shared with the
+    # other roles those waits would stall every checkout behind them.
     wait_eq "every checkout decided while SMTP hangs" 30 0 undecided
     check_eq "no email sent while SMTP hangs" 0 "$(mail_count)"
     stop_pid "$SMTP_PID_mail"  # closes the hung sessions: those sends fail, transiently
