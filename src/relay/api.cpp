@@ -242,6 +242,12 @@ stored_message leased_message(std::string message_id, message_spec spec, std::in
           .updated_at_ms = now_ms};
 }
 
+// How long a message stored under `slot` is leased to this node: stored ACTIVE, handed straight to
+// the engine (the fast path); none without a slot (stored CREATED, for a claim).
+std::optional<std::int64_t> lease_of(const std::optional<engine::reservation>& slot) {
+  return slot ? std::optional(slot->lease_until_ms()) : std::nullopt;
+}
+
 class api : public std::enable_shared_from_this<api> {
  public:
   api(std::shared_ptr<relay_store> store, api_options opts, std::weak_ptr<engine> engine,
@@ -271,8 +277,7 @@ class api : public std::enable_shared_from_this<api> {
     if (auto e = unstorable(*spec)) throw bad_request(*e);
     const auto eng = engine_.lock();
     auto slot = eng ? eng->reserve(*spec, now) : std::nullopt;
-    const auto accepted = store_->insert(*spec, now, opts_.dedup_window_ms,
-                                         slot ? std::optional(slot->lease_until_ms()) : std::nullopt);
+    const auto accepted = store_->insert(*spec, now, opts_.dedup_window_ms, lease_of(slot));
     auto res =
         http::json_response(accepted.deduplicated ? status::accepted : status::created,
                             publish_response(accepted.message_id, spec->destination, accepted.deduplicated));
@@ -311,7 +316,7 @@ class api : public std::enable_shared_from_this<api> {
       leases.reserve(specs.size());
       for (const auto& spec : specs) {
         slots.push_back(eng->reserve(spec, now));
-        leases.push_back(slots.back() ? std::optional(slots.back()->lease_until_ms()) : std::nullopt);
+        leases.push_back(lease_of(slots.back()));
       }
     }
     const auto accepted = store_->insert_all(specs, now, opts_.dedup_window_ms, leases);
@@ -350,8 +355,7 @@ class api : public std::enable_shared_from_this<api> {
     if (!spec || unstorable(*spec)) return std::nullopt;
     auto eng = engine_.lock();
     auto slot = eng ? eng->reserve(*spec, now) : std::nullopt;
-    const auto accepted = store_->insert_in(tx, *spec, now, opts_.dedup_window_ms,
-                                            slot ? std::optional(slot->lease_until_ms()) : std::nullopt);
+    const auto accepted = store_->insert_in(tx, *spec, now, opts_.dedup_window_ms, lease_of(slot));
     bus::staged_event staged{.message_id = accepted.message_id, .after_commit = {}};
     if (accepted.deduplicated) return staged;  // `slot`, untaken, goes back now
     // std::function wants a copyable callable: the slot (move-only) and the spec ride in shared state.

@@ -46,8 +46,6 @@ checkout() { # checkout ID EMAIL SKU QTY [SKU QTY]
 checkout_status() { api "$O/api/checkouts/$1" | jget "d.get('status')"; }
 is_status() { [ "$(checkout_status "$1")" = "$2" ]; }
 audit_has() { api "$A/api/audit?correlationId=$1&limit=100" | jget "[r['action'] for r in d['records']]" | grep -q "\"$2\""; }
-mail_count() { find "$T/mail-mail" -name '*.json' 2>/dev/null | wc -l; }
-mail_at_least() { [ "$(mail_count)" -ge "$1" ]; }
 stock_of() { curl -s "$I/api/products/$1" | jget "d['stock']"; }
 
 echo "== a checkout becomes an order, an email, a stock movement and an audit trail ($mode, $db)"

@@ -87,7 +87,6 @@ restart() {
 }
 pending() { "$py" "$dir/fault_check.py" pending --db "$DATABASE_URL"; }
 undecided() { "$py" "$dir/fault_check.py" undecided --db "$DATABASE_URL" --plan "$T/plan.json" 2>/dev/null; }
-mail_count() { find "$T/mail-mail" -name '*.json' | wc -l; }
 ready_code() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz"; }
 # load N PREFIX RATE: the seeded load in the background, RATE checkouts a second; its pid in LOAD_PID.
 load() {

@@ -112,6 +112,10 @@ start_smtp() {
   echo "SMTP server $name did not start:" >&2; cat "$T/$name-smtp.log" >&2; return 1
 }
 
+# mail_count [NAME]: messages the SMTP server NAME (default: mail) has stored; mail_at_least N [NAME].
+mail_count() { find "$T/${1:-mail}-mail" -name '*.json' 2>/dev/null | wc -l; }
+mail_at_least() { [ "$(mail_count "${2:-mail}")" -ge "$1" ]; }
+
 # start_destination NAME [ARGS...]: the HTTP destination of tests/integration/relay_destination.py,
 # logging to $T/NAME.requests; sets DPORT_<NAME> and DPID_<NAME>.
 start_destination() {

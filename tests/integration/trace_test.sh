@@ -17,8 +17,6 @@ O=http://127.0.0.1:$ORDERS_PORT I=http://127.0.0.1:$INVENTORY_PORT
 sku=$(curl -s "$I/api/products" | jget "d['products'][0]['sku']")
 currency=$(curl -s "$I/api/products" | jget "d['products'][0]['currency']")
 cart() { printf '{"checkoutId":"%s","customer":{"email":"%s","name":"Ada"},"items":[{"sku":"%s","quantity":1}],"currency":"%s"}' "$1" "$2" "$sku" "$currency"; }
-mail_count() { find "$T/mail-mail" -name '*.json' 2>/dev/null | wc -l; }
-mail_at_least() { [ "$(mail_count)" -ge "$1" ]; }
 logged_in() { grep -q "trace_id=$2" "$T/$1.log"; }
 # check_trace_id WHAT VALUE: VALUE is a valid trace id (32 lower-hex digits).
 check_trace_id() {
