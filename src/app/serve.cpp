@@ -86,7 +86,12 @@ int serve(const serve_options& opts) {
     http::server server(http::server_options::from_config(s), metrics);
 
     const bus::destinations destinations(s);
-    const http::client client(server.io_context());
+    // This process's listeners, answered in-process by its clients (the relay's deliveries and
+    // callbacks to the roles beside it), signed and verified as over a socket.
+    const auto in_process = std::make_shared<http::in_process_listeners>();
+    http::client_options client_opts;
+    client_opts.in_process = in_process;
+    const http::client client(server.io_context(), client_opts);
     const bus::publisher publisher(client, bus::publisher_config::from_settings(s));
     const auto failure_callback = destinations.failure_callback_url();
     bus::local_relay local_relay;  // the relay role offers it; enabled below when QSTASH_URL names it
@@ -113,7 +118,8 @@ int serve(const serve_options& opts) {
                             r.events,
                             destinations,
                             [d = r.dispatcher.get()] { d->notify(); },
-                            &local_relay};
+                            &local_relay,
+                            in_process};
       r.instance = entry->make(ctx);
       if (!r.events.types().empty()) {
         bus::webhook_config hook_cfg{.role = name,
@@ -141,6 +147,9 @@ int serve(const serve_options& opts) {
                                         .routes = r.routes,
                                         .cors = cors,
                                         .own_workers = own_workers});
+      in_process->add(s.http_bind, bound, [&server, bound](http::request req) {
+        return server.serve_in_process(bound, std::move(req));
+      });
       obs::info(
           "listening",
           {{"role", entry->name}, {"address", s.http_bind}, {"port", bound}, {"own_workers", own_workers}});

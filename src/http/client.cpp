@@ -32,6 +32,7 @@
 #include <cerrno>
 #include <charconv>
 #include <exception>
+#include <initializer_list>
 #include <mutex>
 #include <system_error>
 #include <type_traits>
@@ -366,6 +367,34 @@ client_error to_error(const attempt& a, const target& t, std::chrono::millisecon
   return client_error{a.ec, a.stage, std::string(to_string(a.stage)) + " " + t.peer + ": " + reason};
 }
 
+using response_message = bhttp::response<bhttp::string_body>;
+
+/// What an in-process exchange (client_options::in_process) gives the caller: the response, as
+/// read from a socket, or the failure of the function that answered.
+client_result in_process_result(const std::exception_ptr& failed, response_message res,
+                                const std::string& peer, std::size_t body_limit) {
+  if (failed) {
+    std::string why = "the in-process handler failed";
+    try {
+      std::rethrow_exception(failed);
+    } catch (const std::exception& e) {
+      why += std::string(": ") + e.what();
+    } catch (...) {
+    }
+    return client_error{make_error_code(bhttp::error::partial_message), client_stage::read,
+                        "read " + peer + ": " + why};
+  }
+  if (res.body().size() > body_limit) {
+    const auto ec = make_error_code(bhttp::error::body_limit);
+    return client_error{ec, client_stage::read, "read " + peer + ": " + ec.message()};
+  }
+  client_response out;
+  out.status = res.result_int();
+  for (const auto& f : res) out.headers.emplace_back(f.name_string(), f.value());
+  out.body = std::move(res.body());
+  return out;
+}
+
 client_error request_error(const std::string& why) {
   return client_error{make_error_code(boost::system::errc::invalid_argument), client_stage::request,
                       "request: " + why};
@@ -393,6 +422,13 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     auto t = parse_target(req.url);
     if (!t) co_return request_error(t.error());
     if (auto why = check_headers(req.headers); !why.empty()) co_return request_error(why);
+    if (const in_process_fn* local = self->in_process_for(*t)) {
+      request_message msg = build_message(*t, req, self->user_agent);
+      co_return co_await asio::co_spawn(
+          asio::make_strand(self->ex),
+          exchange_in_process(*local, std::move(msg), *t, req.timeout, self->opts.body_limit),
+          asio::use_awaitable);
+    }
     const auto deadline = steady::now() + req.timeout;
     const request_message msg = build_message(*t, req, self->user_agent);
 
@@ -408,6 +444,36 @@ struct client::impl : std::enable_shared_from_this<client::impl> {
     if (!a.response) co_return to_error(a, *t, req.timeout);
     if (a.reusable) self->release(std::move(conn), a.keep_alive_hint);
     co_return std::move(*a.response);
+  }
+
+  /// The function answering requests to `t` in this process, or nullptr: send it.
+  [[nodiscard]] const in_process_fn* in_process_for(const target& t) const noexcept {
+    return opts.in_process ? opts.in_process->find(t.tls, t.host, t.port) : nullptr;
+  }
+
+  /// One request answered in this process; runs on a strand of its own. The answer is awaited for
+  /// the request's timeout at most; one that comes later is dropped, as a socket's would be.
+  static asio::awaitable<client_result> exchange_in_process(in_process_fn fn, request_message msg, target t,
+                                                            std::chrono::milliseconds timeout,
+                                                            std::size_t body_limit) {
+    struct pending {
+      explicit pending(const asio::any_io_executor& ex) : signal(ex) {}
+      asio::steady_timer signal;
+      std::optional<client_result> result;
+    };
+    const auto strand = co_await asio::this_coro::executor;
+    auto state = std::make_shared<pending>(strand);
+    state->signal.expires_after(timeout);
+    asio::co_spawn(strand, fn(std::move(msg)),
+                   [state, peer = t.peer, body_limit](std::exception_ptr e, response_message res) {
+                     state->result.emplace(in_process_result(e, std::move(res), peer, body_limit));
+                     state->signal.cancel();
+                   });
+    error_code ec;
+    co_await state->signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (state->result) co_return std::move(*state->result);
+    co_return client_error{make_error_code(beast::error::timeout), client_stage::read,
+                           "read " + t.peer + ": timed out after " + std::to_string(timeout.count()) + " ms"};
   }
 
   asio::awaitable<attempt> start(connection& c, const target& t, const request_message& msg,
@@ -567,6 +633,19 @@ asio::awaitable<client_result> client::send(client_request req) const {
   return impl::send(impl_, std::move(req));
 }
 
+void in_process_listeners::add(std::string bind_address, std::uint16_t port, in_process_fn fn) {
+  entries_.push_back({std::move(bind_address), port, std::move(fn)});
+}
+
+const in_process_fn* in_process_listeners::find(bool tls, std::string_view host,
+                                                std::uint16_t port) const noexcept {
+  if (tls) return nullptr;
+  for (const auto& e : entries_) {
+    if (e.port == port && reaches_bind_address(host, e.bind_address)) return &e.fn;
+  }
+  return nullptr;
+}
+
 void client::close_idle() const {
   impl_->close_idle();
 }
@@ -578,6 +657,22 @@ std::size_t client::idle_connections() const {
 
 const client_options& client::options() const noexcept {
   return impl_->opts;
+}
+
+bool reaches_bind_address(std::string_view host, std::string_view bind_address) noexcept {
+  const auto unbracketed = [](std::string_view h) {
+    return h.size() >= 2 && h.front() == '[' && h.back() == ']' ? h.substr(1, h.size() - 2) : h;
+  };
+  const auto one_of = [](std::string_view s, std::initializer_list<std::string_view> names) {
+    return std::find(names.begin(), names.end(), s) != names.end();
+  };
+  const std::string_view h = unbracketed(host);
+  const std::string_view bind = unbracketed(bind_address);
+  if (h == bind) return true;
+  if (h == "localhost") return one_of(bind, {"127.0.0.1", "::1", "0.0.0.0", "::"});
+  if (h == "127.0.0.1") return one_of(bind, {"localhost", "0.0.0.0", "::"});
+  if (h == "::1") return one_of(bind, {"localhost", "::"});
+  return false;
 }
 
 client_result send_blocking(client_request req, client_options opts) {

@@ -130,6 +130,54 @@ struct listener_info {
 };
 
 constexpr std::string_view unmatched_route = "unmatched";
+/// The `remote` of the request log for a request this process made to itself (serve_in_process).
+constexpr std::string_view in_process_remote = "in-process";
+
+obs::trace_context incoming_trace(const request& req);
+
+/// What a handler gets for `req`: its target split, its correlation id and trace.
+request_context context_of(const request& req) {
+  const std::string_view target = req.target();
+  const auto query_at = target.find('?');
+  request_context ctx{req,
+                      target.substr(0, query_at),
+                      query_at == std::string_view::npos ? std::string_view{} : target.substr(query_at + 1),
+                      {},
+                      std::string{}};
+  if (const auto it = req.find("X-Correlation-Id"); it != req.end() && header_safe(it->value())) {
+    ctx.correlation_id = std::string(it->value());
+  }
+  ctx.trace = incoming_trace(req);
+  return ctx;
+}
+
+/// The `request` log line of an answered request.
+void log_request(const listener_info& info, const request_context& ctx, unsigned st, steady::duration elapsed,
+                 std::size_t bytes_in, std::size_t bytes_out, std::string_view remote) {
+  const double duration_ms = round_ms(elapsed);
+  if (ctx.correlation_id.empty()) {
+    obs::info("request", {{"listener", info.name},
+                          {"method", std::string_view{ctx.req.method_string()}},
+                          {"path", ctx.path},
+                          {"status", st},
+                          {"duration_ms", duration_ms},
+                          {"bytes_in", bytes_in},
+                          {"bytes_out", bytes_out},
+                          {"remote", remote},
+                          {"trace_id", ctx.trace->trace_id()}});
+  } else {
+    obs::info("request", {{"listener", info.name},
+                          {"method", std::string_view{ctx.req.method_string()}},
+                          {"path", ctx.path},
+                          {"status", st},
+                          {"duration_ms", duration_ms},
+                          {"bytes_in", bytes_in},
+                          {"bytes_out", bytes_out},
+                          {"remote", remote},
+                          {"correlation_id", ctx.correlation_id},
+                          {"trace_id", ctx.trace->trace_id()}});
+  }
+}
 
 struct listener {
   std::shared_ptr<const listener_info> info;
@@ -366,8 +414,11 @@ struct server::impl {
   net::awaitable<void> run_session(std::shared_ptr<connection> c);
   net::awaitable<bool> serve_one(connection& c, beast::flat_buffer& buffer, steady::time_point request_start,
                                  std::chrono::milliseconds header_time);
+  net::awaitable<response> answer(const listener_info& info, request_context& ctx, const bool* draining,
+                                  std::string_view& route_label);
   net::awaitable<response> dispatch(const listener_info& info, request_context& ctx,
                                     std::string_view& route_label);
+  net::awaitable<response> serve_in_process(std::uint16_t port, request req);
   net::awaitable<std::size_t> write_response(connection& c, response& res);
   net::awaitable<void> linger_close(connection& c);
   template <typename F>
@@ -404,6 +455,8 @@ struct server::impl {
   // The pools of listeners with workers of their own (listener_spec::own_workers); guarded by mutex_.
   std::vector<std::unique_ptr<net::thread_pool>> own_workers_;
   std::vector<std::unique_ptr<listener>> listeners_;
+  // By bound port, for serve_in_process; guarded by mutex_.
+  std::unordered_map<std::uint16_t, std::shared_ptr<const listener_info>> by_port_;
   std::optional<net::signal_set> signals_;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
@@ -445,6 +498,7 @@ std::uint16_t server::impl::listen(listener_spec spec) {
     std::lock_guard lock(mutex_);
     if (stop_requested_) fail(net::error::operation_aborted);  // `own`, idle, is stopped and joined
     if (own) own_workers_.push_back(std::move(own));
+    by_port_.emplace(bound.port(), l->info);
     auto& ref = *listeners_.emplace_back(std::move(l));
     obs::info("listening", {{"listener", ref.info->name}, {"address", ref.address}});
     if (started_) spawn_accept_loop(ref);
@@ -657,19 +711,23 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
   }
 
   request req = parser.release();
-  const std::string_view target = req.target();
-  const auto query_at = target.find('?');
-  request_context ctx{req,
-                      target.substr(0, query_at),
-                      query_at == std::string_view::npos ? std::string_view{} : target.substr(query_at + 1),
-                      {},
-                      std::string{}};
-  if (const auto it = req.find("X-Correlation-Id"); it != req.end() && header_safe(it->value())) {
-    ctx.correlation_id = std::string(it->value());
-  }
-  ctx.trace = incoming_trace(req);
-
+  request_context ctx = context_of(req);
   std::string_view route_label = unmatched_route;
+  response res = co_await answer(info, ctx, &c.draining, route_label);
+  const bool keep_alive = res.keep_alive();
+  const unsigned st = res.result_int();
+  record(info, req.method(), route_label, st, steady::now() - request_start);
+  const std::size_t bytes_out = co_await write_response(c, res);
+  log_request(info, ctx, st, steady::now() - request_start, bytes_in, bytes_out, c.remote);
+  co_return bytes_out > 0 && keep_alive;
+}
+
+// A request read in full, on its way to a response: the route's handler (or the server's own answer),
+// CORS, and the fields finalize() sets. `draining`: the connection's flag, read once the handler is
+// done (a drain that began meanwhile closes the connection); nullptr when there is no connection.
+net::awaitable<response> server::impl::answer(const listener_info& info, request_context& ctx,
+                                              const bool* draining, std::string_view& route_label) {
+  const request& req = ctx.req;
   response res;
   {
     // A scope, not inc/dec: the frame may be destroyed mid-request when shutdown cuts it.
@@ -685,36 +743,56 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
 
   if (!is_preflight(req)) decorate(info.cors, req, res);
   // A handler may ask for the connection to be closed (Connection: close); the client may too.
-  const bool keep_alive = req.keep_alive() && res.keep_alive() && !c.draining && !stopping_.load();
+  const bool keep_alive =
+      req.keep_alive() && res.keep_alive() && (draining == nullptr || !*draining) && !stopping_.load();
   finalize(res, req.version(), keep_alive, req.method() == verb::head, ctx.correlation_id);
+  co_return res;
+}
+
+// A request from this process to one of its own listeners (http::client_options::in_process): what a
+// connection does once it has read the request, with the limits it applies while reading.
+net::awaitable<response> server::impl::serve_in_process(std::uint16_t port, request req) {
+  const auto request_start = steady::now();
+  std::shared_ptr<const listener_info> found;
+  {
+    std::lock_guard lock(mutex_);  // listen() may add listeners while the server runs
+    if (const auto it = by_port_.find(port); it != by_port_.end()) found = it->second;
+  }
+  if (!found) throw std::logic_error("serve_in_process: no listener on port " + std::to_string(port));
+  const listener_info& info = *found;
+
+  std::size_t header_bytes = req.method_string().size() + req.target().size() + 12;  // request line
+  for (const auto& f : req) header_bytes += f.name_string().size() + f.value().size() + 4;
+  const std::size_t bytes_in = header_bytes + req.body().size();
+  std::optional<response> refused;
+  if (header_bytes > header_limit) {
+    refused = read_failure_response(bhttp::error::header_limit, false);
+  } else if (req.body().size() > body_limit_for(*info.routes, req, opts_.body_limit)) {
+    refused = read_failure_response(bhttp::error::body_limit, false);
+  }
+  if (refused) {
+    // As on a connection: refused before any route saw it, and the connection would be closed.
+    finalize(*refused, 11, false, false, {});
+    const unsigned st = refused->result_int();
+    record(info, req.method(), unmatched_route, st, steady::now() - request_start);
+    obs::info("request", {{"listener", info.name},
+                          {"method", std::string_view{req.method_string()}},
+                          {"path", without_query(req.target())},
+                          {"status", st},
+                          {"duration_ms", round_ms(steady::now() - request_start)},
+                          {"bytes_in", bytes_in},
+                          {"bytes_out", refused->body().size()},
+                          {"remote", in_process_remote}});
+    co_return std::move(*refused);
+  }
+
+  request_context ctx = context_of(req);
+  std::string_view route_label = unmatched_route;
+  response res = co_await answer(info, ctx, nullptr, route_label);
   const unsigned st = res.result_int();
   record(info, req.method(), route_label, st, steady::now() - request_start);
-
-  const std::size_t bytes_out = co_await write_response(c, res);
-  const double duration_ms = round_ms(steady::now() - request_start);
-  if (ctx.correlation_id.empty()) {
-    obs::info("request", {{"listener", info.name},
-                          {"method", std::string_view{req.method_string()}},
-                          {"path", ctx.path},
-                          {"status", st},
-                          {"duration_ms", duration_ms},
-                          {"bytes_in", bytes_in},
-                          {"bytes_out", bytes_out},
-                          {"remote", c.remote},
-                          {"trace_id", ctx.trace->trace_id()}});
-  } else {
-    obs::info("request", {{"listener", info.name},
-                          {"method", std::string_view{req.method_string()}},
-                          {"path", ctx.path},
-                          {"status", st},
-                          {"duration_ms", duration_ms},
-                          {"bytes_in", bytes_in},
-                          {"bytes_out", bytes_out},
-                          {"remote", c.remote},
-                          {"correlation_id", ctx.correlation_id},
-                          {"trace_id", ctx.trace->trace_id()}});
-  }
-  co_return bytes_out > 0 && keep_alive;
+  log_request(info, ctx, st, steady::now() - request_start, bytes_in, res.body().size(), in_process_remote);
+  co_return res;
 }
 
 net::awaitable<response> server::impl::dispatch(const listener_info& info, request_context& ctx,
@@ -1067,6 +1145,10 @@ void server::post_blocking(std::function<void()> fn) {
       obs::error("background task failed", {{"error", e.what()}});
     }
   });
+}
+
+net::awaitable<response> server::serve_in_process(std::uint16_t port, request req) {
+  return impl_->serve_in_process(port, std::move(req));
 }
 
 bool server::on_io_thread() const noexcept {

@@ -52,6 +52,7 @@ class relay_role final : public app::role {
     http::client_options client_opts;
     client_opts.max_idle_per_origin = static_cast<std::size_t>(s.relay_per_destination_concurrency);
     client_opts.user_agent = "Upstash-QStash";
+    client_opts.in_process = ctx.in_process;  // deliveries to the roles of this process
     const http::client client(ctx.server.io_context(), client_opts);
 
     engine_options eo;

@@ -95,7 +95,14 @@ if [ "$mode" = all ]; then
   check_eq "no /v2/batch request" 0 "$batches"
   check_eq "the handlers' transactions stored their events in the relay's queue" 1 \
     "$([ "$in_transaction" -ge 4 ] && echo 1 || echo 0)"
+  # The relay's deliveries to the roles beside it are answered in memory: no webhook request came
+  # over a socket, and each was still logged as a request.
+  check_eq "deliveries answered in-process" 1 \
+    "$([ "$(grep 'path=/api/webhook ' "$T/all.log" | grep -c 'remote=in-process')" -ge 4 ] && echo 1 || echo 0)"
+  check_eq "no delivery over a socket" 0 "$(grep 'path=/api/webhook ' "$T/all.log" | grep -vc 'remote=in-process')"
 else
+  check_eq "deliveries between processes go over sockets" 0 \
+    "$(cat "$T"/orders.log "$T"/email.log "$T"/inventory.log "$T"/analytics.log | grep -c 'remote=in-process')"
   check_eq "no events stored in a relay's queue by the handlers" 0 "$in_transaction"
   check_eq "the orders role does not say so" 0 "$(grep -c 'outboxes publish to the relay in this process' "$T/orders.log")"
   check_eq "batches went over HTTP" 1 "$([ "$batches" -ge 1 ] && echo 1 || echo 0)"

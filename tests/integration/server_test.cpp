@@ -1,3 +1,7 @@
+// Ahead of http/message.hpp: GCC 12's -Wshadow takes the enumerator client_stage::request for a
+// shadow of the type alias http::request when the alias is declared first.
+#include "shopd/http/client.hpp"
+
 #include "shopd/http/server.hpp"
 
 #include "shopd/config/config.hpp"
@@ -5,13 +9,16 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
 
 #include <pthread.h>
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -813,6 +820,139 @@ TEST_SUITE("integration/http_server") {
     CHECK(names == std::set<std::string>{"mail-work-0", "mail-work-1"});
     http_client third(mail_port);
     CHECK(third.request(verb::get, "/deferred").body().starts_with("mail-work-"));
+  }
+
+  TEST_CASE("server: a request from this process to its own listener is answered in-process") {
+    auto opts = shopd::test::test_options();
+    opts.body_limit = 1024;
+    api_fixture f(opts);
+    auto& srv = f.srv.server();
+    // A second listener the client does not answer in-process: its requests take a socket.
+    const auto other_port = f.srv.listen("other", api_routes(srv));
+    const auto port = f.srv.port();
+    std::atomic<int> slow_done{0};
+    auto slow_routes = std::make_shared<router>();
+    slow_routes->add(
+        verb::get, "/slow",
+        [&slow_done](request_context&) {
+          std::this_thread::sleep_for(std::chrono::milliseconds{400});
+          ++slow_done;
+          return text_response("late");
+        },
+        execution::blocking);
+    slow_routes->add(
+        verb::get, "/big", [](request_context&) { return text_response(std::string(4096, 'b')); },
+        execution::io);
+    const auto slow_port = f.srv.listen("slow", slow_routes);
+
+    auto local = std::make_shared<shopd::http::in_process_listeners>();
+    for (const auto p : {port, slow_port}) {
+      local->add("127.0.0.1", p,
+                 [&srv, p](shopd::http::request req) { return srv.serve_in_process(p, std::move(req)); });
+    }
+    shopd::http::client_options copts;
+    copts.in_process = local;
+    copts.body_limit = 2048;
+    const shopd::http::client client(srv.io_context(), copts);
+    const auto send = [&](verb method, const std::string& url, std::string body = {},
+                          shopd::http::header_list headers = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+      shopd::http::client_request req;
+      req.method = method;
+      req.url = url;
+      req.body = std::move(body);
+      req.headers = std::move(headers);
+      req.timeout = timeout;
+      return boost::asio::co_spawn(srv.io_context(), client.send(std::move(req)), boost::asio::use_future)
+          .get();
+    };
+    const std::string base = "http://127.0.0.1:" + std::to_string(port);
+    const auto text = [&] { return f.srv.metrics().render(); };
+
+    const auto hello = send(verb::get, base + "/hello");
+    REQUIRE(hello.has_value());
+    CHECK(hello->status == 200);
+    CHECK(hello->body == "hello world");
+    CHECK(hello->header("Server") == "shopd");
+    CHECK(hello->header("Content-Length") == "11");
+    // The same listener named as localhost; a blocking route runs on the worker pool.
+    const auto order = send(verb::get, "http://localhost:" + std::to_string(port) + "/orders/42");
+    REQUIRE(order.has_value());
+    CHECK(order->body == R"({"id":"42"})");
+    const auto echo = send(verb::post, base + "/echo", "ping", {{"X-Correlation-Id", "chk_local"}});
+    REQUIRE(echo.has_value());
+    CHECK(echo->body == "ping");
+    CHECK(echo->header("X-Correlation-Id") == "chk_local");
+    const auto missing = send(verb::get, base + "/missing");
+    REQUIRE(missing.has_value());
+    CHECK(missing->status == 404);
+    // No socket was used: nothing pooled, no connection opened, every request counted as usual.
+    CHECK(client.idle_connections() == 0);
+    CAPTURE(text());
+    CHECK(text().find(R"(shopd_http_connections_open{listener="api"} 0)") != std::string::npos);
+    CHECK(text().find(
+              R"(shopd_http_requests_total{listener="api",method="GET",route="/hello",status="200"} 1)") !=
+          std::string::npos);
+    CHECK(text().find(
+              R"(shopd_http_requests_total{listener="api",method="GET",route="unmatched",status="404"} 1)") !=
+          std::string::npos);
+
+    SUBCASE("the limits a connection applies while reading") {
+      const auto too_big = send(verb::post, base + "/echo", std::string(2048, 'x'));
+      REQUIRE(too_big.has_value());
+      CHECK(too_big->status == 413);
+      CHECK(boost::json::parse(too_big->body).at("code") == "payload_too_large");
+      const auto at_limit = send(verb::post, base + "/echo", std::string(1024, 'x'));
+      REQUIRE(at_limit.has_value());
+      CHECK(at_limit->status == 200);
+      const auto big_header = send(verb::get, base + "/hello", {}, {{"X-Big", std::string(9000, 'h')}});
+      REQUIRE(big_header.has_value());
+      CHECK(big_header->status == 431);
+    }
+    SUBCASE("the request's timeout bounds the wait; a late answer is dropped") {
+      const auto started = std::chrono::steady_clock::now();
+      const auto late = send(verb::get, "http://127.0.0.1:" + std::to_string(slow_port) + "/slow", {}, {},
+                             std::chrono::milliseconds{100});
+      REQUIRE_FALSE(late.has_value());
+      CHECK(late.error().timed_out());
+      CHECK(late.error().stage == shopd::http::client_stage::read);
+      CHECK(late.error().message ==
+            "read 127.0.0.1:" + std::to_string(slow_port) + ": timed out after 100 ms");
+      CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds{400});
+      CHECK(shopd::test::eventually([&] { return slow_done.load() == 1; }));
+    }
+    SUBCASE("the client's response body limit") {
+      const auto big = send(verb::get, "http://127.0.0.1:" + std::to_string(slow_port) + "/big");
+      REQUIRE_FALSE(big.has_value());
+      CHECK(big.error().stage == shopd::http::client_stage::read);
+    }
+    SUBCASE("a failure of the answering function is a read error") {
+      auto broken = std::make_shared<shopd::http::in_process_listeners>();
+      broken->add("127.0.0.1", 9,
+                  [&srv](shopd::http::request req) { return srv.serve_in_process(9, std::move(req)); });
+      shopd::http::client_options bopts;
+      bopts.in_process = broken;
+      const shopd::http::client broken_client(srv.io_context(), bopts);
+      shopd::http::client_request req;
+      req.url = "http://localhost:9/hello";
+      const auto res =
+          boost::asio::co_spawn(srv.io_context(), broken_client.send(std::move(req)), boost::asio::use_future)
+              .get();
+      REQUIRE_FALSE(res.has_value());
+      CHECK(res.error().stage == shopd::http::client_stage::read);
+      CHECK(res.error().message ==
+            "read localhost:9: the in-process handler failed: serve_in_process: no listener on port 9");
+    }
+    SUBCASE("a listener not registered, and https, go over a socket") {
+      const auto other = send(verb::get, "http://127.0.0.1:" + std::to_string(other_port) + "/hello");
+      REQUIRE(other.has_value());
+      CHECK(other->body == "hello world");
+      CHECK(client.idle_connections() == 1);
+      const auto tls = send(verb::get, "https://127.0.0.1:" + std::to_string(port) + "/hello", {}, {},
+                            std::chrono::milliseconds{2'000});
+      REQUIRE_FALSE(tls.has_value());
+      CHECK(tls.error().stage == shopd::http::client_stage::tls_handshake);
+    }
   }
 
   TEST_CASE("server: listen() names the address it could not bind") {

@@ -20,6 +20,7 @@ class database;
 namespace shopd::http {
 class router;
 class server;
+class in_process_listeners;
 }  // namespace shopd::http
 namespace shopd::obs {
 class registry;
@@ -48,6 +49,9 @@ struct role_context {
   /// Where the relay role offers its in-process batch publish (bus::local_relay); null when no
   /// dispatcher of this process could use it (tests of one role).
   bus::local_relay* local_relay = nullptr;
+  /// This process's listeners, for clients that answer requests to them in-process
+  /// (http::client_options::in_process); complete once every role listens. Null in tests of one role.
+  std::shared_ptr<const http::in_process_listeners> in_process = nullptr;
 };
 
 /// A constructed role. start() runs after the server accepts connections; stop() when shutdown

@@ -6,8 +6,9 @@
 /// relay row, row marked sent), and no dispatcher in between. Events the relay would refuse, and
 /// those of transactions outside event handlers (the roles' APIs), go through the outbox
 /// dispatcher, which hands its batches to the relay's `/v2/batch` logic directly, in the same
-/// validation, storage and fast path as over HTTP, without the loopback request. Deliveries still
-/// go over HTTP, signed, as between processes. With Upstash or a relay elsewhere nothing changes:
+/// validation, storage and fast path as over HTTP, without the loopback request. Deliveries are
+/// signed requests, as between processes; to a role of this process they are answered in memory
+/// (http::client_options::in_process). With Upstash or a relay elsewhere nothing changes:
 /// the outbox's batches go over HTTP.
 ///
 /// Lifetime and threading: serve() owns one; the relay role offers its function while roles are

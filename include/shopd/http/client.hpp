@@ -33,6 +33,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
@@ -40,6 +42,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,6 +106,35 @@ struct client_error {
 
 using client_result = boost::system::result<client_response, client_error>;
 
+/// Answers a request in this process instead of sending it (client_options::in_process), e.g.
+/// http::server::serve_in_process for one of the process's own listeners.
+/// (The types are http::response and http::request of message.hpp, spelled out: this header's
+/// client_stage::request would shadow the latter.)
+using in_process_fn =
+    std::function<boost::asio::awaitable<boost::beast::http::response<boost::beast::http::string_body>>(
+        boost::beast::http::request<boost::beast::http::string_body>)>;
+
+/// The listeners of this process whose requests its clients answer in-process instead of sending
+/// them over a socket (client_options::in_process): a plain http:// request to a listener's port,
+/// on a host that reaches its bind address (reaches_bind_address), goes to that listener's function
+/// (http::server::serve_in_process). This is how the relay's deliveries and callbacks reach the
+/// roles it shares a process with. Filled at start-up, before any client sends; read without a lock
+/// afterwards.
+class in_process_listeners {
+ public:
+  void add(std::string bind_address, std::uint16_t port, in_process_fn fn);
+  /// The function answering requests to `host`:`port`, or nullptr: send them.
+  [[nodiscard]] const in_process_fn* find(bool tls, std::string_view host, std::uint16_t port) const noexcept;
+
+ private:
+  struct entry {
+    std::string bind_address;
+    std::uint16_t port;
+    in_process_fn fn;
+  };
+  std::vector<entry> entries_;
+};
+
 struct client_options {
   std::size_t body_limit = 10 * 1024 * 1024;      ///< response body bytes
   std::size_t header_limit = 64 * 1024;           ///< response header bytes
@@ -112,6 +144,11 @@ struct client_options {
   std::string ca_file;
   /// Sent unless the request has its own User-Agent; empty means "shopd/<version>".
   std::string user_agent;
+  /// Requests to these listeners are answered in-process: `fn` gets the request as it would be sent
+  /// (Host, User-Agent, Content-Length set) and runs on a strand of the client's executor; the
+  /// request's timeout bounds the wait for its response (a later one is dropped), the body limit
+  /// applies to it, and nothing is retried. Null: every request goes over a socket.
+  std::shared_ptr<const in_process_listeners> in_process;
 };
 
 class client {
@@ -139,6 +176,12 @@ class client {
   struct impl;
   std::shared_ptr<impl> impl_;
 };
+
+/// True when a request to `host` reaches a listener bound to `bind_address` on this machine: the
+/// same address, or `localhost` / 127.0.0.1 / ::1 for a loopback or wildcard bind (a host name other
+/// than localhost, or another address of the machine, is not recognised). `host` lowercase, IPv6
+/// with or without brackets.
+[[nodiscard]] bool reaches_bind_address(std::string_view host, std::string_view bind_address) noexcept;
 
 /// Send one request on a private io_context, blocking the calling thread (for CLI commands).
 /// No connection is kept. Must not be called from a thread running an io_context the request

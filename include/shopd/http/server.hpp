@@ -33,6 +33,8 @@
 #include "shopd/http/cors.hpp"
 #include "shopd/http/router.hpp"
 
+#include <boost/asio/awaitable.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -123,6 +125,14 @@ class server {
 
   /// Run `fn` on the worker pool.
   void post_blocking(std::function<void()> fn);
+
+  /// Answer `req` as the listener bound to `port` answers a request read from a connection (the
+  /// body and header limits, routing, the handler on the thread its route asks for, CORS, metrics,
+  /// the request log with `remote` "in-process"), without a socket: the way this process's requests
+  /// to its own listeners take (http::client_options::in_process). The caller's coroutine runs what an
+  /// I/O thread would run; call it from one of the server's I/O threads. The awaitable never throws
+  /// for what a handler does; throws std::logic_error when no listener is bound to `port`.
+  [[nodiscard]] boost::asio::awaitable<response> serve_in_process(std::uint16_t port, request req);
 
   /// True on one of the server's I/O threads (where `io` handlers run), false elsewhere.
   [[nodiscard]] bool on_io_thread() const noexcept;
