@@ -355,16 +355,15 @@ class api : public std::enable_shared_from_this<api> {
     if (!spec || unstorable(*spec)) return std::nullopt;
     auto eng = engine_.lock();
     auto slot = eng ? eng->reserve(*spec, now) : std::nullopt;
-    const auto accepted = store_->insert_in(tx, *spec, now, opts_.dedup_window_ms, lease_of(slot));
-    bus::staged_event staged{.message_id = accepted.message_id, .after_commit = {}};
-    if (accepted.deduplicated) return staged;  // `slot`, untaken, goes back now
+    bus::staged_event staged{.message_id = store_->insert_new_in(tx, *spec, now, lease_of(slot)),
+                             .after_commit = {}};
     // std::function wants a copyable callable: the slot (move-only) and the spec ride in shared state.
     struct handed {
       std::optional<engine::reservation> slot;
       message_spec spec;
     };
     auto state = std::make_shared<handed>(handed{std::move(slot), std::move(*spec)});
-    staged.after_commit = [self = shared_from_this(), eng = std::move(eng), state, id = accepted.message_id,
+    staged.after_commit = [self = shared_from_this(), eng = std::move(eng), state, id = staged.message_id,
                            now] {
       self->metrics_.published.inc();
       self->hand_over(eng.get(), std::move(state->slot), id, std::move(state->spec), now);

@@ -248,6 +248,11 @@ struct initial_lease {
   std::int64_t until_ms = 0;
 };
 
+std::optional<initial_lease> lease_for(const std::string& node_id, std::optional<std::int64_t> until_ms) {
+  if (!until_ms) return std::nullopt;
+  return initial_lease{.owner = node_id, .until_ms = *until_ms};
+}
+
 // Stores `m` as CREATED, or ACTIVE under `lease`.
 void insert_message(soci::session& s, db::dialect d, const std::string& message_id, const message_spec& m,
                     std::int64_t now_ms, bool keep_dedup_id, const std::optional<initial_lease>& lease = {}) {
@@ -598,12 +603,11 @@ accepted_message relay_store::insert(const message_spec& m, std::int64_t now_ms,
   return insert_all(std::span(&m, 1), now_ms, dedup_window_ms, std::span(&lease_until_ms, 1)).front();
 }
 
-accepted_message relay_store::insert_in(soci::session& tx, const message_spec& m, std::int64_t now_ms,
-                                        std::int64_t dedup_window_ms,
-                                        std::optional<std::int64_t> lease_until_ms) {
-  std::optional<initial_lease> lease;
-  if (lease_until_ms) lease = initial_lease{.owner = node_id_, .until_ms = *lease_until_ms};
-  return insert_one(tx, db_.kind(), m, now_ms, dedup_window_ms, lease);
+std::string relay_store::insert_new_in(soci::session& tx, const message_spec& m, std::int64_t now_ms,
+                                       std::optional<std::int64_t> lease_until_ms) {
+  std::string message_id = new_message_id();
+  insert_message(tx, db_.kind(), message_id, m, now_ms, true, lease_for(node_id_, lease_until_ms));
+  return message_id;
 }
 
 std::vector<accepted_message> relay_store::insert_all(
@@ -616,8 +620,9 @@ std::vector<accepted_message> relay_store::insert_all(
     std::vector<accepted_message> out;
     out.reserve(ms.size());
     for (std::size_t i = 0; i < ms.size(); ++i) {
-      out.push_back(insert_in(s, ms[i], now_ms, dedup_window_ms,
-                              lease_until_ms.empty() ? std::nullopt : lease_until_ms[i]));
+      out.push_back(
+          insert_one(s, db_.kind(), ms[i], now_ms, dedup_window_ms,
+                     lease_for(node_id_, lease_until_ms.empty() ? std::nullopt : lease_until_ms[i])));
     }
     return out;
   });

@@ -84,6 +84,9 @@ TEST_SUITE("bus/relay stage") {
     // Each row names its message, which carries the event's id as its deduplication id.
     CHECK(p.scalar("SELECT COUNT(*) FROM outbox o JOIN relay_messages m ON m.message_id = o.message_id "
                    "AND m.dedup_id = o.event_id AND m.destination = o.destination") == 2);
+    // An event is new when its producer's transaction stages it: no publish of it can come before
+    // or after (its outbox row is written sent), so it takes no relay_dedup row.
+    CHECK(p.scalar("SELECT COUNT(*) FROM relay_dedup") == 0);
     CHECK(p.scalar("SELECT COUNT(*) FROM relay_messages WHERE failure_callback = "
                    "'http://127.0.0.1:3004/api/dlq/callback' AND headers LIKE '%traceparent%'") == 2);
     CHECK(p.stored == 2);

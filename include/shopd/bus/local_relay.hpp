@@ -39,16 +39,17 @@ using local_batch_fn = std::function<batch_result(std::span<const batch_entry> e
 
 /// An event stored in the relay's queue inside the transaction that emits it (local_stage_fn).
 struct staged_event {
-  std::string message_id;  ///< the relay's id of the message (of the live one, for a duplicate)
+  std::string message_id;  ///< the relay's id of the new message
   /// Run once the transaction has committed: hands the message to the delivery engine. Dropped
   /// without running (the transaction failed), it gives back what it held (a delivery slot).
   std::function<void()> after_commit;
 };
 
 /// Stores `entry` in the relay's queue inside `tx`, the caller's open transaction on the relay's
-/// own database, validated and stored as `/v2/batch` would store it: the message exists if and only
-/// if the transaction commits. nullopt: the relay would refuse it; it is left to the dispatcher,
-/// which reports why. Blocks on the database; throws what the database throws.
+/// own database, validated and stored as `/v2/batch` would store it, but as a new message, without
+/// deduplication (the transaction creates the event it stages): the message exists if and only if
+/// the transaction commits. nullopt: the relay would refuse it; it is left to the dispatcher, which
+/// reports why. Blocks on the database; throws what the database throws.
 using local_stage_fn =
     std::function<std::optional<staged_event>(soci::session& tx, const batch_entry& entry)>;
 

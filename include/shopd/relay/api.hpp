@@ -66,9 +66,9 @@ struct api_options {
 ///   transaction); it throws what the route would turn into 400 (http::http_error) or 503
 ///   (db::transient_error).
 /// - `stage`: one batch element validated as the route validates it and stored inside the caller's
-///   transaction on the store's database (relay_store::insert_in), taking the fast path as a publish
-///   does; its after_commit hands it to the engine (or tells the engine of work for a claim) and
-///   counts it published.
+///   transaction on the store's database as a new message (relay_store::insert_new_in: no
+///   deduplication), taking the fast path as a publish does; its after_commit hands it to the engine
+///   (or tells the engine of work for a claim) and counts it published.
 struct local_ways {
   bus::local_batch_fn batch;
   bus::local_stage_fn stage;
