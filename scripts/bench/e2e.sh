@@ -65,7 +65,7 @@ delivered() { curl -s "http://127.0.0.1:$RELAY_PORT/metrics" | awk '$1 == "shopd
 emails() { find "$dir/mail" -maxdepth 1 -name '*.eml' 2>/dev/null | wc -l; }
 
 ticks0=$(cpu_ticks) delivered0=$(delivered) t0=$(date +%s.%N)
-connections=$([ "$rate" = 0 ] && echo 8 || echo 4)
+connections=${BENCH_CONNECTIONS:-$([ "$rate" = 0 ] && echo 8 || echo 4)}
 "$build/tests/shopd_bench_loader" 127.0.0.1 "$RELAY_PORT" "$QSTASH_TOKEN" "$ORDERS_SERVICE_URL/api/webhook" \
   "$count" "$rate" "$connections" "$dir/published.csv" | tee "$dir/loader.out"
 # Bounded: a run that cannot keep up reports the emails written by then (see "emails written").
