@@ -25,8 +25,9 @@ done
 
 echo "== /etc/shopd/<role>.env from the examples"
 declare -A port
-for role in "${roles[@]}"; do port[$role]=$(free_port); done
-smtp_port=$(free_port)
+read -r -a ports <<<"$(free_ports $((${#roles[@]} + 1)))"
+for i in "${!roles[@]}"; do port[${roles[$i]}]=${ports[$i]}; done
+smtp_port=${ports[${#roles[@]}]}
 token=deploy-qstash-token api_token=deploy-api-token
 # set_key FILE KEY VALUE: replace the key's line; a key the example lacks is a failure, not an append.
 set_key() {

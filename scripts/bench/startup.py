@@ -18,10 +18,17 @@ RUNS = 5
 ROLES = ["orders", "email", "inventory", "analytics", "relay", "all"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    """n distinct free ports, held together until all are chosen (one at a time, the kernel can hand
+    out the same port twice before anything listens on it)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 os.makedirs(work, exist_ok=True)
@@ -35,8 +42,8 @@ env.update({
     "MAIL_TRANSPORT": f"file:{work}/mail",
     "LOG_FORMAT": "json",
 })
-for role in ["ORDERS", "EMAIL", "INVENTORY", "ANALYTICS", "RELAY"]:
-    port = free_port()
+LISTENERS = ["ORDERS", "EMAIL", "INVENTORY", "ANALYTICS", "RELAY"]
+for role, port in zip(LISTENERS, free_ports(len(LISTENERS))):
     env[f"{role}_PORT"] = str(port)
     if role == "RELAY":
         env["QSTASH_URL"] = f"http://127.0.0.1:{port}"

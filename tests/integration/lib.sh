@@ -88,10 +88,17 @@ new_pg_db() {
   echo "postgresql://postgres@$host:$port/$name"
 }
 
-# free_port: a port nothing listens on right now (the kernel's choice).
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# free_ports N: N distinct ports nothing listens on right now (the kernel's choice), on one line.
+# They are held together until all are chosen: taken one at a time, before anything listens on
+# them, the kernel can hand out the same port twice (seen: a shopd given one port for two roles
+# failed with "Address already in use").
+free_ports() {
+  /usr/bin/python3 -c 'import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
+free_port() { free_ports 1; }
 
 # start_smtp NAME MODE PORT [ARGS...]: the real aiosmtpd server of tests/integration/smtp_server.py,
 # storing messages in $T/NAME-mail; waits until it listens. Stops with stop_pid "$SMTP_PID_<NAME>".
@@ -168,8 +175,7 @@ jget() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); r=eval(sy
 platform_env() {
   export DATABASE_URL=$1
   export ORDERS_PORT EMAIL_PORT INVENTORY_PORT ANALYTICS_PORT RELAY_PORT SMTP_PORT
-  ORDERS_PORT=$(free_port); EMAIL_PORT=$(free_port); INVENTORY_PORT=$(free_port)
-  ANALYTICS_PORT=$(free_port); RELAY_PORT=$(free_port); SMTP_PORT=$(free_port)
+  read -r ORDERS_PORT EMAIL_PORT INVENTORY_PORT ANALYTICS_PORT RELAY_PORT SMTP_PORT <<<"$(free_ports 6)"
   export ORDERS_SERVICE_URL=http://127.0.0.1:$ORDERS_PORT EMAIL_SERVICE_URL=http://127.0.0.1:$EMAIL_PORT
   export INVENTORY_SERVICE_URL=http://127.0.0.1:$INVENTORY_PORT ANALYTICS_SERVICE_URL=http://127.0.0.1:$ANALYTICS_PORT
   export QSTASH_URL=http://127.0.0.1:$RELAY_PORT QSTASH_TOKEN=e2e-qstash-token

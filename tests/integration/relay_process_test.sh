@@ -51,8 +51,7 @@ export DATABASE_URL
 DATABASE_URL=$(new_pg_db)
 "$SHOPD_BINARY" migrate >/dev/null
 start_destination counted
-port_a=$(free_port)
-port_b=$(free_port)
+read -r port_a port_b <<<"$(free_ports 2)"
 export RELAY_PORT=$port_a RELAY_NODE_ID=relay-a
 start_shopd relay_a serve --role=relay
 export RELAY_PORT=$port_b RELAY_NODE_ID=relay-b
