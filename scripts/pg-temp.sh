@@ -14,10 +14,6 @@ as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 case "$cmd" in
   start)
     mkdir -p "$dir"
@@ -26,7 +22,7 @@ case "$cmd" in
     [ "$(id -u)" -eq 0 ] && chown postgres: "$data"
     as_owner "$bin/initdb" -D "$data/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$data/initdb.log"
     for attempt in 1 2 3; do
-      port=$(free_port)
+      port=$(/usr/bin/python3 "$(dirname "$0")/free_ports.py" 1)
       if as_owner "$bin/pg_ctl" -D "$data/data" -l "$data/log" -w -t 30 \
           -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null; then
         echo "$data" >"$dir/data_dir"

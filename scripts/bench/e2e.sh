@@ -18,15 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# N distinct free ports, held together until all are chosen (one at a time, the kernel can hand out
-# the same port twice before anything listens on it).
-free_ports() {
-  /usr/bin/python3 -c 'import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-}
-
 if [ "$db" = postgres ]; then
   "$here/../pg-temp.sh" start "$dir/pg" >/dev/null
   info=$(cat "$dir/pg/info")
@@ -37,7 +28,7 @@ else
   export DATABASE_URL="sqlite:$dir/shopd.db"
 fi
 export ORDERS_PORT EMAIL_PORT INVENTORY_PORT ANALYTICS_PORT RELAY_PORT
-read -r ORDERS_PORT EMAIL_PORT INVENTORY_PORT ANALYTICS_PORT RELAY_PORT <<<"$(free_ports 5)"
+read -r ORDERS_PORT EMAIL_PORT INVENTORY_PORT ANALYTICS_PORT RELAY_PORT <<<"$(/usr/bin/python3 "$here/../free_ports.py" 5)"
 export ORDERS_SERVICE_URL=http://127.0.0.1:$ORDERS_PORT EMAIL_SERVICE_URL=http://127.0.0.1:$EMAIL_PORT
 export INVENTORY_SERVICE_URL=http://127.0.0.1:$INVENTORY_PORT ANALYTICS_SERVICE_URL=http://127.0.0.1:$ANALYTICS_PORT
 export QSTASH_URL=http://127.0.0.1:$RELAY_PORT QSTASH_TOKEN=bench-qstash-token

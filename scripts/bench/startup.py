@@ -7,28 +7,17 @@ Each role starts RUNS times on an already migrated SQLite database; the time is 
 "ready" log line (read from a pipe), the RSS is VmRSS one second after ready. Medians are reported."""
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from free_ports import free_ports  # noqa: E402  (scripts/free_ports.py)
+
 shopd, work = sys.argv[1:3]
 RUNS = 5
 ROLES = ["orders", "email", "inventory", "analytics", "relay", "all"]
-
-
-def free_ports(n):
-    """n distinct free ports, held together until all are chosen (one at a time, the kernel can hand
-    out the same port twice before anything listens on it)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 os.makedirs(work, exist_ok=True)

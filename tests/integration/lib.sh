@@ -88,16 +88,9 @@ new_pg_db() {
   echo "postgresql://postgres@$host:$port/$name"
 }
 
-# free_ports N: N distinct ports nothing listens on right now (the kernel's choice), on one line.
-# They are held together until all are chosen: taken one at a time, before anything listens on
-# them, the kernel can hand out the same port twice (seen: a shopd given one port for two roles
-# failed with "Address already in use").
-free_ports() {
-  /usr/bin/python3 -c 'import socket, sys
-ss = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-}
+# free_ports N: N distinct ports nothing listens on right now, on one line (scripts/free_ports.py:
+# take together the ports of servers started together). free_port: one.
+free_ports() { /usr/bin/python3 "$SHOPD_SOURCE_DIR/scripts/free_ports.py" "$1"; }
 free_port() { free_ports 1; }
 
 # start_smtp NAME MODE PORT [ARGS...]: the real aiosmtpd server of tests/integration/smtp_server.py,
