@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make bench`: build the release preset, run every benchmark, print one table and write it with the
-# machine's description to bench/results/latest.md. 3-4 minutes when the targets are met; each e2e
-# run waits at most BENCH_DRAIN_SECONDS for its emails, so a slow machine stays under ~9 minutes.
+# machine's description to bench/results/latest.md. ~8 minutes (the PostgreSQL runs ~4); each e2e
+# run waits at most BENCH_DRAIN_SECONDS for its emails and deliveries, so a slow machine stays under
+# ~15 minutes.
 #   BENCH_CHECKOUTS       checkouts of each max-rate end-to-end run (default 20000)
 #   BENCH_RATE_CHECKOUTS  checkouts of each fixed-rate run (default 10000, 20 s at 500/s)
 #   BENCH_RATE            the fixed rate (default 500 per second)
-#   BENCH_DRAIN_SECONDS   how long an e2e run waits for its emails after the last publish (default 90)
+#   BENCH_DRAIN_SECONDS   how long an e2e run waits for its emails and deliveries after the last
+#                         publish (default 180)
 #   BENCH_ONLY            a subset: any of "webhook e2e-sqlite e2e-postgres startup" (default: all)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
