@@ -276,13 +276,14 @@ const key_spec key_table[] = {
            "the same across restarts so a restarted relay re-sends its own in-flight messages at once; "
            "empty means `HOSTNAME:RELAY_PORT`.",
    .target = &settings::relay_node_id, .group = "Relay"},
-  {.name = "RELAY_CONCURRENCY", .type = kind::integer, .default_value = "64", .min = 1, .max = 10000,
+  {.name = "RELAY_CONCURRENCY", .type = kind::integer, .default_value = "256", .min = 1, .max = 10000,
    .help = "Most deliveries one relay process has in flight at once.",
    .target = &settings::relay_concurrency, .group = "Relay"},
-  {.name = "RELAY_PER_DESTINATION_CONCURRENCY", .type = kind::integer, .default_value = "16", .min = 1,
+  {.name = "RELAY_PER_DESTINATION_CONCURRENCY", .type = kind::integer, .default_value = "64", .min = 1,
    .max = 10000,
    .help = "Most deliveries one relay process has in flight to one destination (scheme, host and port), so "
-           "a slow service cannot hold every slot.",
+           "a slow service cannot hold every slot. A delivery waiting for the destination's workers holds "
+           "its slot: with too few, a busy destination's messages wait in the queue to be claimed.",
    .target = &settings::relay_per_destination_concurrency, .group = "Relay"},
   {.name = "RELAY_DEFAULT_RETRIES", .type = kind::integer, .default_value = "3", .min = 0, .max = 100,
    .help = "Retries after the first delivery attempt for messages without `Upstash-Retries`.",

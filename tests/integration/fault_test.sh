@@ -138,7 +138,7 @@ case "$scenario" in
     for role in "${roles[@]}"; do summary+=" $role=${restarts[$role]:-0}"; done
     echo "chaos: $kills kills (by role:$summary), the slowest down for $slowest_restart_ms ms"
     # Each email kill may cut off at most the deliveries it had in flight after SMTP accepted them.
-    max_duplicates=$(( ${restarts[email]:-${restarts[all]:-0}} * ${RELAY_PER_DESTINATION_CONCURRENCY:-16} ))
+    max_duplicates=$(( ${restarts[email]:-${restarts[all]:-0}} * ${RELAY_PER_DESTINATION_CONCURRENCY:-64} ))
     ;;
   smtp-outage)
     echo "== 300 checkouts; the SMTP server stops for 6 s in the middle, then comes back"
@@ -165,7 +165,7 @@ case "$scenario" in
     finish_load
     # A delivery the relay gave up waiting for (RELAY_DELIVERY_TIMEOUT_MS) still runs once a worker
     # is free; its retry may meet it mid-send: at most the deliveries in flight to the email role.
-    max_duplicates=${RELAY_PER_DESTINATION_CONCURRENCY:-16}
+    max_duplicates=${RELAY_PER_DESTINATION_CONCURRENCY:-64}
     ;;
   db-outage)
     echo "== 300 checkouts; PostgreSQL stops for 8 s in the middle, then comes back"
@@ -194,7 +194,7 @@ case "$scenario" in
     finish_load
     # A hand-over SMTP accepted while the database could not record it is sent again: the same
     # window as a kill, bounded by the deliveries in flight to the email role.
-    max_duplicates=${RELAY_PER_DESTINATION_CONCURRENCY:-16}
+    max_duplicates=${RELAY_PER_DESTINATION_CONCURRENCY:-64}
     ;;
 esac
 
