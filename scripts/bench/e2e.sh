@@ -79,6 +79,7 @@ while [ "$(emails)" -lt "$count" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0
 while [ "$(backlog)" != 0 ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
 ticks1=$(cpu_ticks) delivered1=$(delivered) t1=$(date +%s.%N)
 left=$(backlog)
+curl -s "http://127.0.0.1:$RELAY_PORT/metrics" >"$dir/metrics.txt"  # for a look afterwards (BENCH_KEEP)
 # The last delivery's time, from the relay's own record (the polling above is 0.2 s coarse).
 last_delivery_ms=$(sql "SELECT MAX(updated_at_ms) FROM relay_messages WHERE state = 'DELIVERED'")
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
