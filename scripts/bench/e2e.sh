@@ -59,7 +59,11 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 delivered() { curl -s "http://127.0.0.1:$RELAY_PORT/metrics" | awk '$1 == "shopd_relay_delivered_total" {print $2}'; }
 emails() { find "$dir/mail" -maxdepth 1 -name '*.eml' 2>/dev/null | wc -l; }
 sql() {
-  if [ "$db" = postgres ]; then psql -XAtq "$DATABASE_URL" -c "$1"; else sqlite3 -cmd ".timeout 5000" "$dir/shopd.db" "$1"; fi
+  if [ "$db" = postgres ]; then
+    psql -XAtq "$DATABASE_URL" -c "$1"
+  else
+    sqlite3 -cmd ".timeout 5000" "$dir/shopd.db" "$1"
+  fi
 }
 # Work not done yet: messages the relay has not finished and outbox rows not yet published.
 backlog() {

@@ -15,7 +15,8 @@ import os
 import re
 import sys
 
-published_csv, mail_dir, label, rate, last_delivery_ms, delivered_before, delivered_after, backlog = sys.argv[1:9]
+(published_csv, mail_dir, label, rate,
+ last_delivery_ms, delivered_before, delivered_after, backlog) = sys.argv[1:9]
 published = {}
 with open(published_csv) as f:
     for row in csv.DictReader(f):
@@ -55,7 +56,8 @@ if latencies:
         row("checkouts/s, first publish to last delivery", f"{len(written) / (done - first):.0f}", target)
         row("relay deliveries/s, first publish to last delivery", f"{deliveries / (done - first):.0f}")
     else:
-        row("checkouts/s, first publish to last delivery", f"not reached: {backlog} messages or outbox rows left")
+        left = f"not reached: {backlog} messages or outbox rows left"
+        row("checkouts/s, first publish to last delivery", left)
     row("checkouts/s, first publish to last email", f"{len(written) / (last - first):.0f}")
     target = "p99 < 50 ms" if rate == "500" and "sqlite" in label else ""
     row("publish → email p50 / p99 / max", f"{pct(50):.1f} / {pct(99):.1f} / {latencies[-1] * 1000:.1f} ms", target)
