@@ -82,23 +82,29 @@ std::vector<movement_result> stock_keeper::apply(reporter& rep, std::span<const 
   for (const auto& m : movements) skus.push_back(m.sku);
   std::sort(skus.begin(), skus.end());
   skus.erase(std::unique(skus.begin(), skus.end()), skus.end());
-  for (const auto& sku : skus) (void)repo.lock_product(sku);
+  // The stock each row holds, read once as it is locked: nothing else writes a locked row, so the
+  // movements below keep it up to date themselves instead of reading it again (a round trip under
+  // the lock on PostgreSQL, where a popular product's row is what concurrent orders queue for).
+  std::map<std::string, std::optional<std::int64_t>, std::less<>> stock;
+  for (auto& sku : skus) {
+    const auto p = repo.lock_product(sku);
+    stock.emplace(std::move(sku), p ? std::optional(p->stock) : std::nullopt);
+  }
 
   std::vector<movement_result> results;
   results.reserve(movements.size());
-  for (const auto& m : movements) results.push_back(apply_one(rep, repo, m));
+  for (const auto& m : movements) results.push_back(apply_one(rep, repo, m, stock.find(m.sku)->second));
   return results;
 }
 
-movement_result stock_keeper::apply_one(reporter& rep, inventory_repository& repo,
-                                        const movement_request& m) {
+movement_result stock_keeper::apply_one(reporter& rep, inventory_repository& repo, const movement_request& m,
+                                        std::optional<std::int64_t>& stock) {
   const std::int64_t now = rep.uow().now_ms();
   const std::string reason(bus::to_string(m.reason));
   movement_result r;
   r.request = m;
 
-  const auto current = repo.lock_product(m.sku);
-  if (!current) {
+  if (!stock) {
     r.outcome = movement_outcome::unknown_sku;
     rep.audit("stock.unknown_sku", "product", m.sku, false,
               {{"orderId", optional_text(m.order_id)}, {"reason", reason}, {"delta", m.delta}});
@@ -106,16 +112,16 @@ movement_result stock_keeper::apply_one(reporter& rep, inventory_repository& rep
                {{"sku", m.sku}, {"reason", reason}});
     return r;
   }
-  r.available = current->stock;
+  r.available = *stock;
 
-  const movement_decision d = decide_movement(current->stock, m.delta);
+  const movement_decision d = decide_movement(*stock, m.delta);
   if (d.status == movement_status::over_limit) {
     r.outcome = movement_outcome::over_limit;
     rep.audit("stock.over_limit", "product", m.sku, false,
               {{"orderId", optional_text(m.order_id)},
                {"reason", reason},
                {"delta", m.delta},
-               {"available", current->stock},
+               {"available", *stock},
                {"limit", max_stock}});
     return r;
   }
@@ -124,6 +130,7 @@ movement_result stock_keeper::apply_one(reporter& rep, inventory_repository& rep
     // something wrote the stock around the lock. Failing the whole transaction beats overselling.
     throw std::runtime_error("stock of " + m.sku + " changed while its row was locked");
   }
+  stock = d.stock_after;
 
   ledger_row row;
   row.sku = m.sku;
@@ -145,7 +152,7 @@ movement_result stock_keeper::apply_one(reporter& rep, inventory_repository& rep
               {{"orderId", optional_text(m.order_id)},
                {"reason", reason},
                {"requested", -m.delta},
-               {"available", current->stock},
+               {"available", r.available},
                {"missing", d.missing}});
     rep.metric("stock.shortfall", static_cast<double>(d.missing), "units",
                {{"sku", m.sku}, {"reason", reason}});

@@ -120,7 +120,9 @@ class stock_keeper {
   void count(std::span<const movement_result> results);
 
  private:
-  movement_result apply_one(reporter& rep, inventory_repository& repo, const movement_request& m);
+  /// `stock`: the locked row's stock (none for an unknown sku), kept current as movements apply.
+  movement_result apply_one(reporter& rep, inventory_repository& repo, const movement_request& m,
+                            std::optional<std::int64_t>& stock);
 
   obs::family<obs::counter>& movements_;
   obs::counter& shortfalls_;
