@@ -640,6 +640,12 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     return origin_cursor_;
   }();
   std::string next_cursor;
+  // Expired leases are looked for at most every expired_lease_check_ms. On PostgreSQL the index on
+  // (state, lease_until_ms) keeps an entry for every ACTIVE version a message ever had until VACUUM
+  // removes it, and a bitmap scan never marks them dead: once the leases of the first deliveries
+  // have run out, that lookup reads every message delivered since the last vacuum (after a
+  // 5,000-checkout run: 40,000 index entries and 6,000 heap pages, 15 ms), on every claim.
+  const bool look_for_expired = now_ms >= next_expired_check_ms_.load(std::memory_order_relaxed);
   // What a claim picks, before its leases are taken: the messages (with the origin each took a slot
   // of) and the rest of the result.
   struct plan {
@@ -688,7 +694,11 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       parts.push_back(next);
     };
     const auto end_part = [&] {
-      q.sql(" ORDER BY not_before_ms, message_id LIMIT ").integer(static_cast<long long>(parts.back().limit));
+      // In the order of relay_messages_origin_due within an origin, so that each part reads no more
+      // rows than its LIMIT: with message_id as a tie-break PostgreSQL read all of an origin's due
+      // messages and sorted them, every claim (16,000 rows in a 13 ms claim behind a backlog of
+      // analytics deliveries). Equal times are ordered below, by message_id, among the candidates.
+      q.sql(" ORDER BY not_before_ms LIMIT ").integer(static_cast<long long>(parts.back().limit));
       if (d.skip_locked && !parts.back().probe) q.sql(" FOR UPDATE SKIP LOCKED");
       q.sql(") AS c" + std::to_string(parts.size() - 1));
     };
@@ -707,10 +717,12 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     q.sql("state IN ('CREATED', 'RETRY') AND origin IS NULL AND not_before_ms <= ").integer(now_ms);
     exclude_origins(q, saturated);
     end_part();
-    add_part("", {.limit = limit, .origin = nullptr, .probe = false});
-    q.sql("state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
-    exclude_origins(q, saturated);
-    end_part();
+    if (look_for_expired) {
+      add_part("", {.limit = limit, .origin = nullptr, .probe = false});
+      q.sql("state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
+      exclude_origins(q, saturated);
+      end_part();
+    }
     std::set<std::string, std::less<>> waiting;  // origins with due messages left behind
 
     struct candidate {
@@ -872,6 +884,8 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     std::lock_guard lock(cursor_mutex_);
     origin_cursor_ = std::move(next_cursor);
   }
+  if (look_for_expired)
+    next_expired_check_ms_.store(now_ms + expired_lease_check_ms, std::memory_order_relaxed);
   return out;
 }
 

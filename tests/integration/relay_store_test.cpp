@@ -253,6 +253,22 @@ TEST_SUITE("relay/store") {
         CHECK(a.get(due1)->state == relay::message_state::delivered);
         CHECK(a.get(due1)->retried == 0);
       }
+      SUBCASE("a store looks for expired leases at most every expired_lease_check_ms") {
+        const auto expired = t0 + 5'000 + margin + 1;
+        CHECK(claim(b, expired - 1).messages.size() == 1);  // only "late": the leases still run
+        // Within the interval after that claim, the expired leases are not looked for...
+        CHECK(claim(b, expired).messages.empty());
+        CHECK(claim(b, expired - 1 + relay::relay_store::expired_lease_check_ms - 1).messages.empty());
+        // ...by this store: another's claims look on their own schedule.
+        relay::relay_store c(fdb.db(), "node-c");
+        CHECK(ids_of(claim(c, expired)) == std::set<std::string>{due1, due2});
+      }
+      SUBCASE("the expired leases are found by the first claim past the interval") {
+        const auto expired = t0 + 5'000 + margin + 1;
+        CHECK(claim(b, expired - 1).messages.size() == 1);
+        CHECK(ids_of(claim(b, expired - 1 + relay::relay_store::expired_lease_check_ms)) ==
+              std::set<std::string>{due1, due2});
+      }
       SUBCASE("release at start-up: this node's leases become due again, others' stay") {
         CHECK(claim(b, t0 + 600).messages.size() == 1);  // node-b leases "late"
         CHECK(a.release_leases(t0 + 700) == 2);

@@ -10,6 +10,7 @@
 /// (`lease_owner`) and ends at `lease_until_ms`: an ACTIVE message whose lease ran out (its node
 /// died) is claimed again by any node. Only the node holding a message's lease records its outcome.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -195,10 +196,15 @@ class relay_store {
   /// Origins a claim visits at most; more are served in turn by successive claims.
   static constexpr std::size_t max_origins_per_claim = 256;
 
+  /// A claim looks for expired leases only if none of this store's claims did in the last this many
+  /// milliseconds (of the `now_ms` they were given): a lease runs out only when its node died or
+  /// lost an attempt's outcome, and the lookup is not free on PostgreSQL (see claim()).
+  static constexpr std::int64_t expired_lease_check_ms = 1'000;
+
   /// Lease due work to this node: candidates are `(CREATED or RETRY) and not_before_ms <= now` or
-  /// `ACTIVE and lease_until_ms < now`, oldest not_before first, at most `slots.free()` of them,
-  /// skipping the origins `slots` has saturated; each candidate that still fits its origin takes a
-  /// slot in `slots` and becomes ACTIVE, leased to this node until now + its timeout
+  /// `ACTIVE and lease_until_ms < now` (see expired_lease_check_ms), oldest not_before first, at most
+  /// `slots.free()` of them, skipping the origins `slots` has saturated; each candidate that still fits its
+  /// origin takes a slot in `slots` and becomes ACTIVE, leased to this node until now + its timeout
   /// (`default_timeout_ms` when it has none) + `lease_margin_ms`, with its origin stored. `slots` is
   /// the caller's copy: on return it counts the picks; `owner` takes them from the node's real
   /// slots as well (see claim_slots). On PostgreSQL this is one transaction, with
@@ -287,6 +293,7 @@ class relay_store {
   dlq_id_generator dlq_ids_;
   std::mutex cursor_mutex_;
   std::string origin_cursor_;  ///< the last origin a claim visited when it hit its maximum, or empty
+  std::atomic<std::int64_t> next_expired_check_ms_{0};  ///< the first `now_ms` to look for expired leases at
 };
 
 }  // namespace shopd::relay
