@@ -202,12 +202,12 @@ class relay_store {
   static constexpr std::int64_t expired_lease_check_ms = 1'000;
 
   /// Lease due work to this node: candidates are `(CREATED or RETRY) and not_before_ms <= now` or
-  /// `ACTIVE and lease_until_ms < now` (see expired_lease_check_ms), oldest not_before first, at most
-  /// `slots.free()` of them, skipping the origins `slots` has saturated; each candidate that still fits its
-  /// origin takes a slot in `slots` and becomes ACTIVE, leased to this node until now + its timeout
-  /// (`default_timeout_ms` when it has none) + `lease_margin_ms`, with its origin stored. `slots` is
-  /// the caller's copy: on return it counts the picks; `owner` takes them from the node's real
-  /// slots as well (see claim_slots). On PostgreSQL this is one transaction, with
+  /// `ACTIVE and lease_until_ms < now` (see expired_lease_check_ms), oldest not_before first, at
+  /// most `slots.free()` of them, skipping the origins `slots` has saturated; each candidate that
+  /// still fits its origin takes a slot in `slots` and becomes ACTIVE, leased to this node until
+  /// now + its timeout (`default_timeout_ms` when it has none) + `lease_margin_ms`, with its origin
+  /// stored. `slots` is the caller's copy: on return it counts the picks; `owner` takes them from
+  /// the node's real slots as well (see claim_slots). On PostgreSQL this is one transaction, with
   /// FOR UPDATE SKIP LOCKED, so concurrent claimers get disjoint sets. On SQLite the choice is read
   /// on a pooled connection, outside the write transaction, which then takes each lease only if the
   /// message is still claimable (not cancelled, not recorded meanwhile); one that is not is left
