@@ -20,7 +20,6 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <stdlib.h>  // mkdtemp
 
 #include <deque>
 #include <fstream>
@@ -121,7 +120,7 @@ scripted_reply scripted_reply::raw(std::string bytes) {
   return scripted_reply{action::raw, 0, {}, std::move(bytes)};
 }
 
-// -- certificates, temp_dir ---------------------------------------------------------------------------
+// -- certificates ----------------------------------------------------------------------------------
 
 tls_identity make_self_signed(const std::vector<std::string>& subject_alt_names) {
   std::string san;
@@ -168,27 +167,6 @@ tls_identity make_self_signed(const std::vector<std::string>& subject_alt_names)
   require(PEM_write_bio_PrivateKey(key_bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1,
           "PEM_write_bio_PrivateKey");
   return tls_identity{bio_text(cert_bio.get()), bio_text(key_bio.get())};
-}
-
-temp_dir::temp_dir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "shopd-test-XXXXXX").string();
-  if (::mkdtemp(pattern.data()) == nullptr) {
-    throw std::system_error(errno, std::generic_category(), "mkdtemp " + pattern);
-  }
-  path_ = pattern;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::filesystem::path temp_dir::write(std::string_view name, std::string_view content) const {
-  const auto file = path_ / name;
-  std::ofstream out(file, std::ios::binary);
-  out.write(content.data(), static_cast<std::streamsize>(content.size()));
-  if (!out.flush()) throw std::runtime_error("cannot write " + file.string());
-  return file;
 }
 
 // -- capture_server -----------------------------------------------------------------------------------

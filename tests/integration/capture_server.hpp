@@ -4,6 +4,7 @@
 /// generator, and an io_context run by background threads for client coroutines.
 
 #include "shopd/http/client.hpp"
+#include "temp_dir.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -12,7 +13,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -71,22 +71,6 @@ struct tls_identity {
 /// subjectAltName is `subject_alt_names` joined by commas, e.g. {"IP:127.0.0.1", "DNS:localhost"}.
 /// Trusting it (as a CA file) makes it verify. Throws std::runtime_error on an OpenSSL failure.
 [[nodiscard]] tls_identity make_self_signed(const std::vector<std::string>& subject_alt_names);
-
-/// A directory under the system temp directory, removed with everything in it on destruction.
-class temp_dir {
- public:
-  temp_dir();
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-  /// Write `content` to `name` inside the directory; returns the file's path.
-  std::filesystem::path write(std::string_view name, std::string_view content) const;
-
- private:
-  std::filesystem::path path_;
-};
 
 /// The server. Replies come from the script (push), in order; once it is empty, from the handler
 /// (set_handler), or else `200` with an empty body. Requests are recorded before they are answered,

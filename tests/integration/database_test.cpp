@@ -1,5 +1,6 @@
 #include "shopd/db/database.hpp"
 
+#include "fresh_database.hpp"
 #include "shopd/db/execute.hpp"
 #include "shopd/db/migrations.hpp"
 #include "shopd/obs/metrics.hpp"
@@ -24,11 +25,8 @@
 #include <fstream>
 #include <iterator>
 #include <latch>
-#include <map>
 #include <optional>
-#include <random>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -43,78 +41,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string random_suffix() {
-  std::random_device rd;
-  std::uniform_int_distribution<unsigned long long> dist;
-  std::ostringstream out;
-  out << std::hex << dist(rd);
-  return out.str();
-}
-
-class temp_dir {
- public:
-  temp_dir() : path_(std::filesystem::temp_directory_path() / ("shopd-db-test-" + random_suffix())) {
-    std::filesystem::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// The conninfo of the PostgreSQL that the CTest fixture started. Missing is a failure, not a skip:
-// CI always provides it, and a silently skipped suite proves nothing.
-std::string pg_admin_conninfo() {
-  const char* file = std::getenv("SHOPD_TEST_PG_INFO");
-  if (file == nullptr || *file == '\0') {
-    throw std::runtime_error(
-        "SHOPD_TEST_PG_INFO is not set: run these tests through ctest (fixture 'postgres')");
-  }
-  std::ifstream in(file);
-  std::string line;
-  if (!in || !std::getline(in, line) || line.empty()) {
-    throw std::runtime_error(std::string("cannot read the PostgreSQL conninfo from SHOPD_TEST_PG_INFO=") +
-                             file);
-  }
-  return line;
-}
+using shopd::test::temp_dir;
 
 // A fresh database on the fixture's server, dropped afterwards.
 class pg_database {
  public:
-  pg_database() : admin_(pg_admin_conninfo()), name_("shopd_test_" + random_suffix()) {
-    std::map<std::string, std::string> info;
-    std::istringstream words(admin_);
-    for (std::string word; words >> word;) {
-      auto eq = word.find('=');
-      if (eq != std::string::npos) info[word.substr(0, eq)] = word.substr(eq + 1);
-    }
-    url_ = "postgresql://" + info["user"] + "@" + info["host"] + ":" + info["port"] + "/" + name_;
-    soci::session admin(*soci::factory_postgresql(), admin_);
-    admin << "CREATE DATABASE " + name_;
-  }
-  ~pg_database() {
-    try {
-      soci::session admin(*soci::factory_postgresql(), admin_);
-      admin << "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)";
-    } catch (const std::exception& e) {
-      MESSAGE("could not drop " << name_ << ": " << e.what());
-    }
-  }
-  pg_database(const pg_database&) = delete;
-  pg_database& operator=(const pg_database&) = delete;
+  pg_database() : scratch_("shopd_test_") {}
 
-  [[nodiscard]] database_url url() const { return database_url::parse(url_); }
+  [[nodiscard]] database_url url() const { return database_url::parse(scratch_.url()); }
 
   /// Terminate one backend from another session, as a server restart would, and wait until it is gone.
   void terminate_backend(int pid) const {
-    soci::session admin(*soci::factory_postgresql(), admin_);
+    soci::session admin(*soci::factory_postgresql(), scratch_.admin_conninfo());
     int terminated = 0;
     admin << "SELECT CASE WHEN pg_terminate_backend(:pid, 10000) THEN 1 ELSE 0 END", soci::use(pid),
         soci::into(terminated);
@@ -122,9 +60,7 @@ class pg_database {
   }
 
  private:
-  std::string admin_;
-  std::string name_;
-  std::string url_;
+  shopd::test::pg_scratch_database scratch_;
 };
 
 const std::set<std::string> expected_tables{

@@ -1,10 +1,9 @@
 #include "shopd/mail/transport.hpp"
 
 #include "shopd/mail/mime.hpp"
+#include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
-
-#include <stdlib.h>
 
 #include <atomic>
 #include <filesystem>
@@ -17,34 +16,10 @@
 
 using namespace shopd::mail;
 namespace fs = std::filesystem;
+using shopd::test::read_file;
+using shopd::test::temp_dir;
 
 namespace {
-
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "shopd-file-transport-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 std::vector<fs::path> entries(const fs::path& dir) {
   std::vector<fs::path> out;

@@ -2,6 +2,8 @@
 
 #include "shopd/mail/mime.hpp"
 #include "shopd/mail/templates.hpp"
+#include "smtp_server.hpp"
+#include "temp_dir.hpp"
 
 #include <boost/json/parse.hpp>
 
@@ -10,8 +12,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -19,53 +19,19 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 extern char** environ;
 
 using namespace shopd::mail;
+using shopd::test::read_file;
+using shopd::test::smtp_server;
+using shopd::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-// The script lives next to this file; CMake compiles sources by absolute path.
-const fs::path server_script = fs::path(SHOPD_TEST_SOURCE_DIR) / "tests" / "integration" / "smtp_server.py";
-// Debian's interpreter has python3-aiosmtpd; the python3 first on PATH may not.
-constexpr const char* python = "/usr/bin/python3";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "cannot open ", p.string());
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "shopd-smtp-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::vector<char*> argv_of(std::vector<std::string>& args) {
   std::vector<char*> argv;
@@ -107,115 +73,6 @@ certificate make_certificate(const fs::path& dir) {
   REQUIRE_MESSAGE(rc == 0, "openssl req failed: ", read_file(dir / "openssl.log"));
   return c;
 }
-
-// smtp_server.py in one of its modes, on a port the kernel picked. It is stopped when this object
-// goes away, also when a REQUIRE failed; and it stops by itself when this process dies, because its
-// stdin (our pipe) then reaches end of file.
-class smtp_server {
- public:
-  smtp_server(const temp_dir& dir, std::vector<std::string> mode_args) : log_(dir.path() / "server.log") {
-    int in[2];
-    int out[2];
-    if (::pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    if (::pipe2(out, O_CLOEXEC) != 0) {
-      ::close(in[0]);
-      ::close(in[1]);
-      throw std::runtime_error("pipe2 failed");
-    }
-    std::vector<std::string> args{python, server_script.string()};
-    args.insert(args.end(), mode_args.begin(), mode_args.end());
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    auto argv = argv_of(args);
-    const int rc = ::posix_spawn(&pid_, python, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(in[0]);
-    ::close(out[1]);
-    stdin_ = in[1];
-    stdout_ = out[0];
-    if (rc != 0) {
-      pid_ = -1;
-      close_pipes();
-      throw std::runtime_error("cannot start " + std::string(python));
-    }
-    try {
-      port_ = wait_until_listening();
-    } catch (...) {
-      stop();
-      throw;
-    }
-  }
-
-  smtp_server(const smtp_server&) = delete;
-  smtp_server& operator=(const smtp_server&) = delete;
-  ~smtp_server() { stop(); }
-
-  [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  // Reads the "LISTENING <port>" line, waiting at most 30 s in total (a slow machine, not a timing
-  // assertion: normally it takes a fraction of a second).
-  int wait_until_listening() {
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (line.find('\n') == std::string::npos) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw std::runtime_error("SMTP test server did not start: " + read_log());
-      pollfd p{stdout_, POLLIN, 0};
-      const int n = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) continue;
-      char buf[256];
-      const auto got = ::read(stdout_, buf, sizeof buf);
-      if (got <= 0) throw std::runtime_error("SMTP test server exited: " + read_log());
-      line.append(buf, static_cast<std::size_t>(got));
-    }
-    if (!line.starts_with("LISTENING ")) throw std::runtime_error("SMTP test server said: " + line);
-    return std::stoi(line.substr(10));
-  }
-
-  std::string read_log() const {
-    std::ifstream in(log_);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-  }
-
-  void close_pipes() {
-    if (stdin_ >= 0) ::close(stdin_);
-    if (stdout_ >= 0) ::close(stdout_);
-    stdin_ = stdout_ = -1;
-  }
-
-  void stop() {
-    close_pipes();
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 500; ++i) {  // up to 10 s for a clean exit, then SIGKILL
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ::kill(pid_, SIGKILL);
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-  }
-
-  fs::path log_;
-  pid_t pid_ = -1;
-  int stdin_ = -1;
-  int stdout_ = -1;
-  int port_ = 0;
-};
 
 // A TCP socket on 127.0.0.1 with a kernel-chosen port. Bound but not listening, connections to it
 // are refused; listening but never accepting, a client waits forever for the SMTP greeting.
@@ -288,7 +145,7 @@ TEST_SUITE("mail/smtp") {
   TEST_CASE("plain SMTP: the message arrives byte for byte, with its envelope") {
     temp_dir dir;
     fs::create_directory(dir.path() / "mail");
-    smtp_server server(dir, {"sink", "--dir", (dir.path() / "mail").string()});
+    smtp_server server(dir.path(), {"sink", "--dir", (dir.path() / "mail").string()});
     const auto transport = make_transport("smtp", "smtp://" + server.address(), short_timeouts());
 
     const auto mail = order_mail({"Ada Lovelace <ada@example.com>", "ops@example.com"});
@@ -323,9 +180,9 @@ TEST_SUITE("mail/smtp") {
     fs::create_directory(dir.path() / "mail");
     const auto cert = make_certificate(dir.path());
     const std::string password = "p@ss:w/rd%";
-    smtp_server server(
-        dir, {"tls-auth", "--dir", (dir.path() / "mail").string(), "--cert", cert.cert.string(), "--key",
-              cert.key.string(), "--user", "shop", "--password", password});
+    smtp_server server(dir.path(),
+                       {"tls-auth", "--dir", (dir.path() / "mail").string(), "--cert", cert.cert.string(),
+                        "--key", cert.key.string(), "--user", "shop", "--password", password});
     const std::string credentials = "shop:p%40ss%3Aw%2Frd%25@";
 
     SUBCASE("work with the CA file, STARTTLS required") {
@@ -377,8 +234,8 @@ TEST_SUITE("mail/smtp") {
     fs::create_directory(dir.path() / "mail");
     const auto cert = make_certificate(dir.path());
     smtp_server server(
-        dir, {"tls-auth", "--implicit-tls", "--dir", (dir.path() / "mail").string(), "--cert",
-              cert.cert.string(), "--key", cert.key.string(), "--user", "shop", "--password", "pw"});
+        dir.path(), {"tls-auth", "--implicit-tls", "--dir", (dir.path() / "mail").string(), "--cert",
+                     cert.cert.string(), "--key", cert.key.string(), "--user", "shop", "--password", "pw"});
 
     SUBCASE("with the CA file") {
       auto options = short_timeouts();
@@ -401,7 +258,7 @@ TEST_SUITE("mail/smtp") {
   TEST_CASE("STARTTLS required but not offered is permanent") {
     temp_dir dir;
     fs::create_directory(dir.path() / "mail");
-    smtp_server server(dir, {"sink", "--dir", (dir.path() / "mail").string()});
+    smtp_server server(dir.path(), {"sink", "--dir", (dir.path() / "mail").string()});
     const auto transport =
         make_transport("smtp", "smtp://" + server.address() + "?starttls=required", short_timeouts());
     const auto failure = expect<permanent_failure>(transport->send(order_mail()));
@@ -412,8 +269,8 @@ TEST_SUITE("mail/smtp") {
   TEST_CASE("a recipient refused with 550 is permanent") {
     temp_dir dir;
     fs::create_directory(dir.path() / "mail");
-    smtp_server server(
-        dir, {"reject-rcpt", "--dir", (dir.path() / "mail").string(), "--reject", "nobody@example.com"});
+    smtp_server server(dir.path(), {"reject-rcpt", "--dir", (dir.path() / "mail").string(), "--reject",
+                                    "nobody@example.com"});
     const auto transport = make_transport("smtp", "smtp://" + server.address(), short_timeouts());
 
     const auto failure = expect<permanent_failure>(transport->send(order_mail({"nobody@example.com"})));
@@ -429,13 +286,13 @@ TEST_SUITE("mail/smtp") {
   TEST_CASE("451 is transient") {
     temp_dir dir;
     SUBCASE("to every command") {
-      smtp_server server(dir, {"tempfail", "--stage", "all"});
+      smtp_server server(dir.path(), {"tempfail", "--stage", "all"});
       const auto transport = make_transport("smtp", "smtp://" + server.address(), short_timeouts());
       const auto failure = expect<transient_failure>(transport->send(order_mail()));
       CHECK_MESSAGE(contains(failure.reason, "451"), failure.reason);
     }
     SUBCASE("at the end of DATA, after the message was transferred") {
-      smtp_server server(dir, {"tempfail", "--stage", "data"});
+      smtp_server server(dir.path(), {"tempfail", "--stage", "data"});
       const auto transport = make_transport("smtp", "smtp://" + server.address(), short_timeouts());
       const auto failure = expect<transient_failure>(transport->send(order_mail()));
       CHECK_MESSAGE(contains(failure.reason, "451"), failure.reason);

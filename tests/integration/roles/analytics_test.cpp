@@ -4,6 +4,7 @@
 #include "shopd/roles/analytics/analytics_role.hpp"
 
 #include "capture_server.hpp"
+#include "fresh_database.hpp"
 #include "shopd/bus/crypto.hpp"
 #include "shopd/bus/dispatch.hpp"
 #include "shopd/bus/events.hpp"
@@ -19,18 +20,10 @@
 #include "shopd/roles/analytics/query.hpp"
 
 #include <doctest/doctest.h>
-#include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 #include <boost/json.hpp>
 
 #include <atomic>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <random>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -47,74 +40,6 @@ constexpr std::string_view current_key = "sig_test_current";
 constexpr std::string_view next_key = "sig_test_next";
 constexpr std::string_view qstash_token = "qstash-test-token";
 const std::string callback_url = "http://127.0.0.1:3004/api/dlq/callback";
-
-std::string random_suffix() {
-  std::random_device rd;
-  std::uniform_int_distribution<unsigned long long> dist;
-  std::ostringstream out;
-  out << std::hex << dist(rd);
-  return out.str();
-}
-
-// The conninfo of the PostgreSQL the CTest fixture started. Missing is a failure, not a skip.
-std::string pg_admin_conninfo() {
-  const char* file = std::getenv("SHOPD_TEST_PG_INFO");
-  if (file == nullptr || *file == '\0') {
-    throw std::runtime_error(
-        "SHOPD_TEST_PG_INFO is not set: run these tests through ctest (fixture 'postgres')");
-  }
-  std::ifstream in(file);
-  std::string line;
-  if (!in || !std::getline(in, line) || line.empty()) {
-    throw std::runtime_error(std::string("cannot read the PostgreSQL conninfo from SHOPD_TEST_PG_INFO=") +
-                             file);
-  }
-  return line;
-}
-
-// Where a test's database lives: a SQLite file in a temp dir, or a fresh PostgreSQL database that is
-// dropped afterwards.
-class test_database {
- public:
-  explicit test_database(db::dialect kind) : kind_(kind) {
-    if (kind == db::dialect::sqlite) {
-      dir_ = std::make_unique<shopd::test::temp_dir>();
-      url_ = "sqlite:" + (dir_->path() / "analytics.db").string();
-      return;
-    }
-    admin_ = pg_admin_conninfo();
-    name_ = "shopd_analytics_" + random_suffix();
-    std::map<std::string, std::string> info;
-    std::istringstream words(admin_);
-    for (std::string word; words >> word;) {
-      const auto eq = word.find('=');
-      if (eq != std::string::npos) info[word.substr(0, eq)] = word.substr(eq + 1);
-    }
-    url_ = "postgresql://" + info["user"] + "@" + info["host"] + ":" + info["port"] + "/" + name_;
-    soci::session admin(*soci::factory_postgresql(), admin_);
-    admin << "CREATE DATABASE " + name_;
-  }
-  ~test_database() {
-    if (kind_ != db::dialect::postgresql) return;
-    try {
-      soci::session admin(*soci::factory_postgresql(), admin_);
-      admin << "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)";
-    } catch (const std::exception& e) {
-      MESSAGE("could not drop " << name_ << ": " << e.what());
-    }
-  }
-  test_database(const test_database&) = delete;
-  test_database& operator=(const test_database&) = delete;
-
-  [[nodiscard]] db::database_url url() const { return db::database_url::parse(url_); }
-
- private:
-  db::dialect kind_;
-  std::unique_ptr<shopd::test::temp_dir> dir_;
-  std::string admin_;
-  std::string name_;
-  std::string url_;
-};
 
 shopd::config::settings test_settings() {
   auto s = shopd::config::load({});
@@ -143,7 +68,7 @@ struct outbox_row {
 class analytics_env {
  public:
   explicit analytics_env(db::dialect kind, shopd::config::settings s = test_settings())
-      : where_(kind),
+      : where_(kind, "analytics"),
         settings_(std::move(s)),
         db_(where_.url(), {.pool_size = 4, .busy_timeout = std::chrono::milliseconds(5'000)}),
         destinations_(settings_),
@@ -234,7 +159,7 @@ class analytics_env {
   }
 
  private:
-  test_database where_;
+  shopd::test::scratch_database where_;
   shopd::config::settings settings_;
   db::database db_;
   bus::destinations destinations_;

@@ -1,5 +1,6 @@
 #include "shopd/roles/email/email_role.hpp"
 
+#include "fresh_database.hpp"
 #include "shopd/app/role.hpp"
 #include "shopd/bus/dispatch.hpp"
 #include "shopd/bus/envelope.hpp"
@@ -10,43 +11,31 @@
 #include "shopd/http/router.hpp"
 #include "shopd/http/server.hpp"
 #include "shopd/obs/metrics.hpp"
+#include "smtp_server.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <doctest/doctest.h>
-#include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <memory>
 #include <optional>
-#include <random>
-#include <sstream>
-#include <stdexcept>
 #include <string>
-#include <thread>
 #include <variant>
 #include <vector>
 
-extern char** environ;
-
 using namespace shopd;
+using shopd::test::read_file;
+using shopd::test::smtp_server;
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
@@ -54,87 +43,6 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Scratch space, databases and the SMTP server
-
-std::string random_suffix() {
-  std::random_device rd;
-  std::uniform_int_distribution<unsigned long long> dist;
-  std::ostringstream out;
-  out << std::hex << dist(rd);
-  return out.str();
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "cannot open ", p.string());
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-class temp_dir {
- public:
-  temp_dir() : path_(fs::temp_directory_path() / ("shopd-email-test-" + random_suffix())) {
-    fs::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// The conninfo of the PostgreSQL the CTest fixture started. Missing is a failure, not a skip.
-std::string pg_admin_conninfo() {
-  const char* file = std::getenv("SHOPD_TEST_PG_INFO");
-  if (file == nullptr || *file == '\0') {
-    throw std::runtime_error(
-        "SHOPD_TEST_PG_INFO is not set: run these tests through ctest (fixture 'postgres')");
-  }
-  std::ifstream in(file);
-  std::string line;
-  if (!in || !std::getline(in, line) || line.empty()) {
-    throw std::runtime_error(std::string("cannot read the PostgreSQL conninfo from SHOPD_TEST_PG_INFO=") +
-                             file);
-  }
-  return line;
-}
-
-// A fresh database on the fixture's server, dropped afterwards.
-class pg_database {
- public:
-  pg_database() : admin_(pg_admin_conninfo()), name_("shopd_email_" + random_suffix()) {
-    std::map<std::string, std::string> info;
-    std::istringstream words(admin_);
-    for (std::string word; words >> word;) {
-      const auto eq = word.find('=');
-      if (eq != std::string::npos) info[word.substr(0, eq)] = word.substr(eq + 1);
-    }
-    url_ = "postgresql://" + info["user"] + "@" + info["host"] + ":" + info["port"] + "/" + name_;
-    soci::session admin(*soci::factory_postgresql(), admin_);
-    admin << "CREATE DATABASE " + name_;
-  }
-  ~pg_database() {
-    try {
-      soci::session admin(*soci::factory_postgresql(), admin_);
-      admin << "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)";
-    } catch (const std::exception& e) {
-      MESSAGE("could not drop " << name_ << ": " << e.what());
-    }
-  }
-  pg_database(const pg_database&) = delete;
-  pg_database& operator=(const pg_database&) = delete;
-  [[nodiscard]] const std::string& url() const { return url_; }
-
- private:
-  std::string admin_;
-  std::string name_;
-  std::string url_;
-};
 
 enum class backend { sqlite, postgresql };
 
@@ -144,7 +52,7 @@ class test_database {
   explicit test_database(backend b) {
     std::string url = "sqlite:" + (dir_.path() / "shopd.db").string();
     if (b == backend::postgresql) {
-      pg_.emplace();
+      pg_.emplace("shopd_email_");
       url = pg_->url();
     }
     db_ = std::make_unique<db::database>(db::database_url::parse(url), db::database_options{.pool_size = 4});
@@ -158,126 +66,9 @@ class test_database {
   [[nodiscard]] const fs::path& dir() const { return dir_.path(); }
 
  private:
-  temp_dir dir_;
-  std::optional<pg_database> pg_;
+  test::temp_dir dir_;
+  std::optional<test::pg_scratch_database> pg_;
   std::unique_ptr<db::database> db_;
-};
-
-// The script lives next to smtp_test.cpp; CMake compiles sources by absolute path.
-const fs::path server_script = fs::path(SHOPD_TEST_SOURCE_DIR) / "tests" / "integration" / "smtp_server.py";
-// Debian's interpreter has python3-aiosmtpd; the python3 first on PATH may not.
-constexpr const char* python = "/usr/bin/python3";
-
-std::vector<char*> argv_of(std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  return argv;
-}
-
-// smtp_server.py in one of its modes. Stopped when this object goes away; it also stops by itself
-// when this process dies, because its stdin (our pipe) then reaches end of file.
-class smtp_server {
- public:
-  smtp_server(const fs::path& dir, std::vector<std::string> mode_args) : log_(dir / "smtp-server.log") {
-    int in[2];
-    int out[2];
-    if (::pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    if (::pipe2(out, O_CLOEXEC) != 0) {
-      ::close(in[0]);
-      ::close(in[1]);
-      throw std::runtime_error("pipe2 failed");
-    }
-    std::vector<std::string> args{python, server_script.string()};
-    args.insert(args.end(), mode_args.begin(), mode_args.end());
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    auto argv = argv_of(args);
-    const int rc = ::posix_spawn(&pid_, python, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(in[0]);
-    ::close(out[1]);
-    stdin_ = in[1];
-    stdout_ = out[0];
-    if (rc != 0) {
-      pid_ = -1;
-      close_pipes();
-      throw std::runtime_error("cannot start " + std::string(python));
-    }
-    try {
-      port_ = wait_until_listening();
-    } catch (...) {
-      stop();
-      throw;
-    }
-  }
-  smtp_server(const smtp_server&) = delete;
-  smtp_server& operator=(const smtp_server&) = delete;
-  ~smtp_server() { stop(); }
-
-  [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  // Reads "LISTENING <port>", waiting at most 30 s (a slow machine, not a timing assertion).
-  int wait_until_listening() {
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (line.find('\n') == std::string::npos) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw std::runtime_error("SMTP test server did not start: " + read_log());
-      pollfd p{stdout_, POLLIN, 0};
-      const int n = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (n <= 0) continue;
-      char buf[256];
-      const auto got = ::read(stdout_, buf, sizeof buf);
-      if (got <= 0) throw std::runtime_error("SMTP test server exited: " + read_log());
-      line.append(buf, static_cast<std::size_t>(got));
-    }
-    if (!line.starts_with("LISTENING ")) throw std::runtime_error("SMTP test server said: " + line);
-    return std::stoi(line.substr(10));
-  }
-
-  std::string read_log() const {
-    std::ifstream in(log_);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-  }
-
-  void close_pipes() {
-    if (stdin_ >= 0) ::close(stdin_);
-    if (stdout_ >= 0) ::close(stdout_);
-    stdin_ = stdout_ = -1;
-  }
-
-  void stop() {
-    close_pipes();
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 500; ++i) {  // up to 10 s for a clean exit, then SIGKILL
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ::kill(pid_, SIGKILL);
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-  }
-
-  fs::path log_;
-  pid_t pid_ = -1;
-  int stdin_ = -1;
-  int stdout_ = -1;
-  int port_ = 0;
 };
 
 // A port on 127.0.0.1 that refuses connections: bound (so nobody else takes it) but not listening.

@@ -1,5 +1,6 @@
 #include "shopd/roles/inventory/inventory_role.hpp"
 
+#include "fresh_database.hpp"
 #include "shopd/app/role.hpp"
 #include "shopd/bus/dispatch.hpp"
 #include "shopd/bus/envelope.hpp"
@@ -16,12 +17,10 @@
 #include "shopd/roles/inventory/stock_rules.hpp"
 
 #include <doctest/doctest.h>
-#include <soci/postgresql/soci-postgresql.h>
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -30,7 +29,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -43,83 +41,11 @@ namespace bus = shopd::bus;
 namespace db = shopd::db;
 namespace http = shopd::http;
 namespace inv = shopd::inventory;
+namespace test = shopd::test;
 
 namespace {
 
 constexpr std::string_view token = "inventory-test-token";
-
-std::string random_suffix() {
-  std::random_device rd;
-  std::uniform_int_distribution<unsigned long long> dist;
-  std::ostringstream out;
-  out << std::hex << dist(rd);
-  return out.str();
-}
-
-class temp_dir {
- public:
-  temp_dir() : path_(std::filesystem::temp_directory_path() / ("shopd-inventory-test-" + random_suffix())) {
-    std::filesystem::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// The conninfo of the PostgreSQL the CTest fixture started. Missing is a failure, not a skip.
-std::string pg_admin_conninfo() {
-  const char* file = std::getenv("SHOPD_TEST_PG_INFO");
-  if (file == nullptr || *file == '\0') {
-    throw std::runtime_error(
-        "SHOPD_TEST_PG_INFO is not set: run these tests through ctest (fixture 'postgres')");
-  }
-  std::ifstream in(file);
-  std::string line;
-  if (!in || !std::getline(in, line) || line.empty()) {
-    throw std::runtime_error(std::string("cannot read the PostgreSQL conninfo from SHOPD_TEST_PG_INFO=") +
-                             file);
-  }
-  return line;
-}
-
-// A fresh database on the fixture's server, dropped afterwards.
-class pg_database {
- public:
-  pg_database() : admin_(pg_admin_conninfo()), name_("shopd_inventory_" + random_suffix()) {
-    std::map<std::string, std::string> info;
-    std::istringstream words(admin_);
-    for (std::string word; words >> word;) {
-      const auto eq = word.find('=');
-      if (eq != std::string::npos) info[word.substr(0, eq)] = word.substr(eq + 1);
-    }
-    url_ = "postgresql://" + info["user"] + "@" + info["host"] + ":" + info["port"] + "/" + name_;
-    soci::session admin(*soci::factory_postgresql(), admin_);
-    admin << "CREATE DATABASE " + name_;
-  }
-  ~pg_database() {
-    try {
-      soci::session admin(*soci::factory_postgresql(), admin_);
-      admin << "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)";
-    } catch (const std::exception& e) {
-      MESSAGE("could not drop " << name_ << ": " << e.what());
-    }
-  }
-  pg_database(const pg_database&) = delete;
-  pg_database& operator=(const pg_database&) = delete;
-  [[nodiscard]] db::database_url url() const { return db::database_url::parse(url_); }
-
- private:
-  std::string admin_;
-  std::string name_;
-  std::string url_;
-};
 
 shopd::config::settings test_settings() {
   shopd::config::sources src;
@@ -319,12 +245,12 @@ std::string error_code(const reply& r) {
 template <typename F>
 void on_each_backend(F&& body) {
   SUBCASE("sqlite") {
-    temp_dir dir;
-    harness h(db::database_url::parse("sqlite:" + (dir.path() / "shopd.db").string()));
+    const test::scratch_database dir(db::dialect::sqlite, "inventory");
+    harness h(dir.url());
     body(h);
   }
   SUBCASE("postgresql") {
-    pg_database pg;
+    const test::scratch_database pg(db::dialect::postgresql, "inventory");
     harness h(pg.url());
     body(h);
   }
@@ -493,8 +419,8 @@ TEST_SUITE("integration/inventory") {
   }
 
   TEST_CASE("an event whose every movement falls short still answers processed and only reports failures") {
-    temp_dir dir;
-    harness h(db::database_url::parse("sqlite:" + (dir.path() / "shopd.db").string()));
+    const test::scratch_database dir(db::dialect::sqlite, "inventory");
+    harness h(dir.url());
     h.add_product("MUG-LOGO", 0);
     REQUIRE(is_processed(h.deliver(stock_event("ord_8", bus::stock_reason::order, {{"MUG-LOGO", -1}}))));
     const auto out = h.outbox();
@@ -532,8 +458,8 @@ TEST_SUITE("integration/inventory") {
   }
 
   TEST_CASE("an invalid payload is rejected naming the field, audited, and not retried") {
-    temp_dir dir;
-    harness h(db::database_url::parse("sqlite:" + (dir.path() / "shopd.db").string()));
+    const test::scratch_database dir(db::dialect::sqlite, "inventory");
+    harness h(dir.url());
     h.add_product("MUG-LOGO", 10);
     SUBCASE("a positive delta for an order") {
       json::object data{{"orderId", "ord_1"},
@@ -572,8 +498,8 @@ TEST_SUITE("integration/inventory") {
   }
 
   TEST_CASE("restocks without an order are audited per product") {
-    temp_dir dir;
-    harness h(db::database_url::parse("sqlite:" + (dir.path() / "shopd.db").string()));
+    const test::scratch_database dir(db::dialect::sqlite, "inventory");
+    harness h(dir.url());
     h.add_product("MUG-LOGO", 1);
     h.add_product("CAP-NAVY", 1);
     REQUIRE(is_processed(h.deliver(
@@ -590,8 +516,8 @@ TEST_SUITE("integration/inventory") {
   }
 
   TEST_CASE("a restock past the stock ceiling is refused and reported without a ledger row") {
-    temp_dir dir;
-    harness h(db::database_url::parse("sqlite:" + (dir.path() / "shopd.db").string()));
+    const test::scratch_database dir(db::dialect::sqlite, "inventory");
+    harness h(dir.url());
     h.add_product("MUG-LOGO", inv::max_stock - 1);
     REQUIRE(
         is_processed(h.deliver(stock_event(std::nullopt, bus::stock_reason::restock, {{"MUG-LOGO", 2}}))));
@@ -674,8 +600,8 @@ TEST_SUITE("integration/inventory") {
   }
 
   TEST_CASE("GET /api/products pages the catalogue by sku") {
-    temp_dir dir;
-    harness h(db::database_url::parse("sqlite:" + (dir.path() / "shopd.db").string()));
+    const test::scratch_database dir(db::dialect::sqlite, "inventory");
+    harness h(dir.url());
     for (const char* sku : {"E-5", "A-1", "C-3", "B-2", "D-4"})
       h.add_product(sku, 3, std::string(sku) != "C-3");
 
@@ -930,8 +856,8 @@ TEST_SUITE("integration/inventory") {
   }
 
   TEST_CASE("GET /api/stock/{sku}/movements lists the ledger newest first") {
-    temp_dir dir;
-    harness h(db::database_url::parse("sqlite:" + (dir.path() / "shopd.db").string()));
+    const test::scratch_database dir(db::dialect::sqlite, "inventory");
+    harness h(dir.url());
     h.add_product("MUG-LOGO", 0);
     h.add_product("CAP-NAVY", 0);
     for (int i = 1; i <= 5; ++i) {
@@ -986,7 +912,7 @@ TEST_SUITE("integration/inventory") {
   }
 
   TEST_CASE("a bad catalogue file is refused by name and writes nothing") {
-    temp_dir dir;
+    test::temp_dir dir;
     harness h(db::database_url::parse("sqlite:" + (dir.path() / "shopd.db").string()));
     const auto file = dir.path() / "bad.json";
     {

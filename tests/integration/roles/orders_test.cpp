@@ -1,5 +1,6 @@
 #include "shopd/roles/orders/orders_role.hpp"
 
+#include "fresh_database.hpp"
 #include "shopd/app/role.hpp"
 #include "shopd/bus/dispatch.hpp"
 #include "shopd/bus/envelope.hpp"
@@ -12,22 +13,14 @@
 #include "shopd/obs/metrics.hpp"
 
 #include <doctest/doctest.h>
-#include <soci/postgresql/soci-postgresql.h>
 #include <boost/json.hpp>
 
 #include <atomic>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <latch>
-#include <map>
 #include <memory>
 #include <optional>
-#include <random>
 #include <set>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -38,85 +31,11 @@ namespace bus = shopd::bus;
 namespace db = shopd::db;
 namespace http = shopd::http;
 namespace json = boost::json;
+namespace test = shopd::test;
 
 namespace {
 
 constexpr const char* api_token = "orders-test-token";
-
-std::string random_suffix() {
-  std::random_device rd;
-  std::uniform_int_distribution<unsigned long long> dist;
-  std::ostringstream out;
-  out << std::hex << dist(rd);
-  return out.str();
-}
-
-class temp_dir {
- public:
-  temp_dir() : path_(std::filesystem::temp_directory_path() / ("shopd-orders-test-" + random_suffix())) {
-    std::filesystem::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] db::database_url url() const {
-    return db::database_url::parse("sqlite:" + (path_ / "shopd.db").string());
-  }
-
- private:
-  std::filesystem::path path_;
-};
-
-// The PostgreSQL the CTest fixture started. Missing is a failure, not a skip.
-std::string pg_admin_conninfo() {
-  const char* file = std::getenv("SHOPD_TEST_PG_INFO");
-  if (file == nullptr || *file == '\0') {
-    throw std::runtime_error(
-        "SHOPD_TEST_PG_INFO is not set: run these tests through ctest (fixture 'postgres')");
-  }
-  std::ifstream in(file);
-  std::string line;
-  if (!in || !std::getline(in, line) || line.empty()) {
-    throw std::runtime_error(std::string("cannot read the PostgreSQL conninfo from SHOPD_TEST_PG_INFO=") +
-                             file);
-  }
-  return line;
-}
-
-// A fresh database on the fixture's server, dropped afterwards.
-class pg_database {
- public:
-  pg_database() : admin_(pg_admin_conninfo()), name_("shopd_orders_" + random_suffix()) {
-    std::map<std::string, std::string> info;
-    std::istringstream words(admin_);
-    for (std::string word; words >> word;) {
-      const auto eq = word.find('=');
-      if (eq != std::string::npos) info[word.substr(0, eq)] = word.substr(eq + 1);
-    }
-    url_ = "postgresql://" + info["user"] + "@" + info["host"] + ":" + info["port"] + "/" + name_;
-    soci::session admin(*soci::factory_postgresql(), admin_);
-    admin << "CREATE DATABASE " + name_;
-  }
-  ~pg_database() {
-    try {
-      soci::session admin(*soci::factory_postgresql(), admin_);
-      admin << "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)";
-    } catch (const std::exception& e) {
-      MESSAGE("could not drop " << name_ << ": " << e.what());
-    }
-  }
-  pg_database(const pg_database&) = delete;
-  pg_database& operator=(const pg_database&) = delete;
-  [[nodiscard]] db::database_url url() const { return db::database_url::parse(url_); }
-
- private:
-  std::string admin_;
-  std::string name_;
-  std::string url_;
-};
 
 shopd::config::settings test_settings() {
   shopd::config::settings s = shopd::config::load({});
@@ -475,27 +394,27 @@ void concurrent_retries(const db::database_url& url) {
 
 TEST_SUITE("roles.orders") {
   TEST_CASE("orders sqlite: happy path, redelivery and client retry") {
-    temp_dir dir;
+    const test::scratch_database dir(db::dialect::sqlite, "orders");
     happy_path_and_duplicates(dir.url());
   }
 
   TEST_CASE("orders postgresql: happy path, redelivery and client retry") {
-    pg_database pg;
+    const test::scratch_database pg(db::dialect::postgresql, "orders");
     happy_path_and_duplicates(pg.url());
   }
 
   TEST_CASE("orders sqlite: concurrent deliveries of one checkout create one order") {
-    temp_dir dir;
+    const test::scratch_database dir(db::dialect::sqlite, "orders");
     concurrent_retries(dir.url());
   }
 
   TEST_CASE("orders postgresql: concurrent deliveries of one checkout create one order") {
-    pg_database pg;
+    const test::scratch_database pg(db::dialect::postgresql, "orders");
     concurrent_retries(pg.url());
   }
 
   TEST_CASE("orders sqlite: rejected checkouts are recorded, audited and final") {
-    temp_dir dir;
+    const test::scratch_database dir(db::dialect::sqlite, "orders");
     orders_fixture f(dir.url());
     f.add_product("MUG-01", "Coffee mug", 1250);
     f.add_product("OLD-1", "Discontinued", 500, "EUR", 0);
@@ -584,7 +503,7 @@ TEST_SUITE("roles.orders") {
   }
 
   TEST_CASE("orders sqlite: reading orders") {
-    temp_dir dir;
+    const test::scratch_database dir(db::dialect::sqlite, "orders");
     orders_fixture f(dir.url());
     f.add_product("MUG-01", "Coffee mug", 1250);
     f.add_product("TEE-L", "T-shirt, large", 1999);
@@ -705,7 +624,7 @@ TEST_SUITE("roles.orders") {
   }
 
   TEST_CASE("orders sqlite: POST /api/checkout queues the command that later becomes the order") {
-    temp_dir dir;
+    const test::scratch_database dir(db::dialect::sqlite, "orders");
     orders_fixture f(dir.url());
     f.add_product("MUG-01", "Coffee mug", 1250);
     f.add_product("TEE-L", "T-shirt, large", 1999);
