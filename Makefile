@@ -20,7 +20,7 @@ fuzz:           ## build the libFuzzer targets and fuzz each for FUZZ_SECONDS (d
 	scripts/fuzz.sh
 
 format:         ## reformat every C++ file in place
-	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+	git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp' | xargs clang-format -i
 
 check-format:
 	scripts/check-format.sh

@@ -68,7 +68,9 @@ smtp_server::smtp_server(const std::filesystem::path& log_dir, std::vector<std::
   }
 }
 
-smtp_server::~smtp_server() { stop(); }
+smtp_server::~smtp_server() {
+  stop();
+}
 
 // Reads the "LISTENING <port>" line, waiting at most 30 s in total (a slow machine, not a timing
 // assertion: normally it takes a fraction of a second).
