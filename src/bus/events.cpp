@@ -1,5 +1,7 @@
 #include "shopd/bus/events.hpp"
 
+#include "shopd/text/utf8.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -35,44 +37,6 @@ constexpr std::int64_t max_attempts = 1'000'000;
 // ---------------------------------------------------------------------------------------------
 // Text
 
-// Decodes one UTF-8 sequence at s[i] into `cp`, advancing i; false on any malformed, overlong,
-// surrogate or out-of-range sequence.
-bool next_code_point(std::string_view s, std::size_t& i, char32_t& cp) noexcept {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(i);
-  std::size_t len = 0;
-  char32_t min = 0;
-  if (b0 < 0x80) {
-    cp = b0;
-    ++i;
-    return true;
-  }
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2;
-    cp = b0 & 0x1FU;
-    min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3;
-    cp = b0 & 0x0FU;
-    min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4;
-    cp = b0 & 0x07U;
-    min = 0x10000;
-  } else {
-    return false;
-  }
-  if (i + len > s.size()) return false;
-  for (std::size_t k = 1; k < len; ++k) {
-    const unsigned char b = byte(i + k);
-    if ((b & 0xC0) != 0x80) return false;
-    cp = (cp << 6) | (b & 0x3FU);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-  i += len;
-  return true;
-}
-
 bool is_control(char32_t cp) noexcept {
   return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
 }
@@ -93,8 +57,9 @@ std::optional<std::string> check_text(std::string_view s, std::size_t max_chars,
   std::size_t chars = 0;
   bool blank = true;
   for (std::size_t i = 0; i < s.size();) {
-    char32_t cp = 0;
-    if (!next_code_point(s, i, cp)) return "must be valid UTF-8";
+    const auto decoded = shopd::text::next_code_point(s, i);
+    if (!decoded) return "must be valid UTF-8";
+    const char32_t cp = *decoded;
     const bool allowed_break =
         kind == lines::multi && (cp == '\t' || cp == '\n' || cp == '\r' || is_line_separator(cp));
     if (!allowed_break && (is_control(cp) || is_line_separator(cp))) {
@@ -456,8 +421,8 @@ bool is_valid_email(std::string_view address) noexcept {
 
 bool is_single_line(std::string_view text) noexcept {
   for (std::size_t i = 0; i < text.size();) {
-    char32_t cp = 0;
-    if (!next_code_point(text, i, cp) || is_control(cp) || is_line_separator(cp)) return false;
+    const auto cp = shopd::text::next_code_point(text, i);
+    if (!cp || is_control(*cp) || is_line_separator(*cp)) return false;
   }
   return true;
 }

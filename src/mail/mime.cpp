@@ -1,5 +1,7 @@
 #include "shopd/mail/mime.hpp"
 
+#include "shopd/text/utf8.hpp"
+
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -11,6 +13,8 @@
 #include <utility>
 
 namespace shopd::mail {
+
+using text::is_valid_utf8;
 
 namespace {
 
@@ -51,14 +55,6 @@ bool is_printable_ascii(std::string_view s) noexcept {
 bool is_atext(char c) noexcept {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   return std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
-}
-
-std::size_t utf8_sequence_length(unsigned char lead) noexcept {
-  if (lead < 0x80) return 1;
-  if (lead >= 0xc2 && lead <= 0xdf) return 2;
-  if (lead >= 0xe0 && lead <= 0xef) return 3;
-  if (lead >= 0xf0 && lead <= 0xf4) return 4;
-  return 0;
 }
 
 std::string base64(std::string_view in) {
@@ -110,7 +106,7 @@ std::vector<std::string> encoded_words(std::string_view text, std::size_t first_
   std::size_t start = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
-    const auto len = std::max<std::size_t>(1, utf8_sequence_length(static_cast<unsigned char>(text[pos])));
+    const auto len = std::max<std::size_t>(1, shopd::text::utf8_sequence_length(text, pos));
     if (pos + len - start > budget && pos > start) {
       words.push_back(std::string(encoded_word_prefix) + base64(text.substr(start, pos - start)) +
                       std::string(encoded_word_suffix));
@@ -332,27 +328,6 @@ mail_result<mailbox> mailbox::parse(std::string_view text) {
 std::string_view mailbox::domain() const noexcept {
   const auto at = address.rfind('@');
   return at == std::string::npos ? std::string_view{} : std::string_view(address).substr(at + 1);
-}
-
-bool is_valid_utf8(std::string_view s) noexcept {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto lead = static_cast<unsigned char>(s[i]);
-    const auto len = utf8_sequence_length(lead);
-    if (len == 0 || i + len > s.size()) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
-    }
-    if (len >= 3) {
-      const auto second = static_cast<unsigned char>(s[i + 1]);
-      if (lead == 0xe0 && second < 0xa0) return false;  // overlong
-      if (lead == 0xed && second > 0x9f) return false;  // UTF-16 surrogates
-      if (lead == 0xf0 && second < 0x90) return false;  // overlong
-      if (lead == 0xf4 && second > 0x8f) return false;  // above U+10FFFF
-    }
-    i += len;
-  }
-  return true;
 }
 
 std::string format_rfc5322_date(std::chrono::system_clock::time_point t) {

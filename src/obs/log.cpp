@@ -1,6 +1,7 @@
 #include "shopd/obs/log.hpp"
 
 #include "shopd/obs/trace.hpp"
+#include "shopd/text/utf8.hpp"
 
 #include <unistd.h>
 
@@ -26,26 +27,6 @@ std::atomic<format> g_format{format::text};
 
 constexpr std::string_view replacement_char = "\xEF\xBF\xBD";  // U+FFFD
 
-/// Length of the well-formed UTF-8 sequence starting at s[i], or 0 when it is not one (overlong
-/// forms, surrogates and code points above U+10FFFF are refused, as RFC 3629 says).
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(i);
-  const std::size_t left = s.size() - i;
-  const auto cont = [&](std::size_t k, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
-    return k < left && byte(i + k) >= lo && byte(i + k) <= hi;
-  };
-  if (b0 < 0x80) return 1;
-  if (b0 >= 0xC2 && b0 <= 0xDF) return cont(1) ? 2 : 0;
-  if (b0 == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if (b0 == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-  if (b0 >= 0xE1 && b0 <= 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (b0 == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (b0 >= 0xF1 && b0 <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (b0 == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
-}
-
 /// Appends `s` with the JSON string escapes (without the surrounding quotes): quotes, backslash and
 /// control characters escaped, invalid UTF-8 replaced by U+FFFD. The text format uses the same
 /// escapes so that a value can never break a line in two.
@@ -56,7 +37,7 @@ void append_escaped(std::string& out, std::string_view s) {
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      const std::size_t n = utf8_sequence_length(s, i);
+      const std::size_t n = shopd::text::utf8_sequence_length(s, i);
       if (n == 0) {
         out += replacement_char;
         ++i;

@@ -11,6 +11,7 @@
 #include "shopd/relay/relay_metrics.hpp"
 #include "shopd/relay/responses.hpp"
 #include "shopd/relay/store.hpp"
+#include "shopd/text/utf8.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -26,6 +27,8 @@
 #include <vector>
 
 namespace shopd::relay {
+
+using text::is_valid_utf8;
 
 namespace {
 

@@ -10,6 +10,7 @@
 #include "shopd/relay/relay_metrics.hpp"
 #include "shopd/relay/responses.hpp"
 #include "shopd/relay/store.hpp"
+#include "shopd/text/utf8.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -39,6 +40,8 @@
 #include <vector>
 
 namespace shopd::relay {
+
+using text::is_valid_utf8;
 
 namespace {
 

@@ -1,5 +1,7 @@
 #include "shopd/relay/responses.hpp"
 
+#include "shopd/text/utf8.hpp"
+
 #include <boost/json/string.hpp>
 
 #include <openssl/evp.h>
@@ -8,6 +10,8 @@
 #include <stdexcept>
 
 namespace shopd::relay {
+
+using text::is_valid_utf8;
 
 namespace {
 
@@ -62,39 +66,6 @@ std::string base64_encode(std::string_view bytes) {
                       reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
-}
-
-bool is_valid_utf8(std::string_view bytes) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const auto* end = p + bytes.size();
-  while (p < end) {
-    unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    std::size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte (RFC 3629 table)
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;  // no overlong forms
-      if (c == 0xED) hi = 0x9F;  // no surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;  // no overlong forms
-      if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-    } else {
-      return false;
-    }
-    if (static_cast<std::size_t>(end - p) < len) return false;
-    if (p[1] < lo || p[1] > hi) return false;
-    for (std::size_t k = 2; k < len; ++k)
-      if (p[k] < 0x80 || p[k] > 0xBF) return false;
-    p += len;
-  }
-  return true;
 }
 
 json::object publish_response(std::string_view message_id, std::string_view url, bool deduplicated) {

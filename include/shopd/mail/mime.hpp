@@ -75,7 +75,4 @@ struct outgoing_mail {
 /// are encoded, and so are a '.' starting a line and the 'F' of a line starting "From ".
 [[nodiscard]] std::string quoted_printable_encode(std::string_view text);
 
-/// True when `s` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
-[[nodiscard]] bool is_valid_utf8(std::string_view s) noexcept;
-
 }  // namespace shopd::mail

@@ -98,8 +98,4 @@ struct attempt_response {
 /// Standard base64 (RFC 4648 §4, `+/`, padded), as QStash encodes bodies in JSON.
 [[nodiscard]] std::string base64_encode(std::string_view bytes);
 
-/// True when `bytes` is well-formed UTF-8 (no overlong forms, surrogates or code points above
-/// U+10FFFF).
-[[nodiscard]] bool is_valid_utf8(std::string_view bytes) noexcept;
-
 }  // namespace shopd::relay

@@ -2,6 +2,7 @@
 
 #include "shopd/bus/crypto.hpp"
 #include "shopd/roles/inventory/stock_rules.hpp"
+#include "shopd/text/utf8.hpp"
 
 #include <boost/json.hpp>
 
@@ -20,27 +21,6 @@ using bus::validation_error;
 constexpr std::string_view product_cursor_tag = "p1:";
 constexpr std::string_view movement_cursor_tag = "m1:";
 
-// Decodes the code point at s[i] (s is known to be valid UTF-8), advancing i.
-char32_t next_code_point(std::string_view s, std::size_t& i) noexcept {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  std::size_t len = 1;
-  char32_t cp = b0;
-  if (b0 >= 0xF0) {
-    len = 4;
-    cp = b0 & 0x07U;
-  } else if (b0 >= 0xE0) {
-    len = 3;
-    cp = b0 & 0x0FU;
-  } else if (b0 >= 0xC0) {
-    len = 2;
-    cp = b0 & 0x1FU;
-  }
-  for (std::size_t k = 1; k < len && i + k < s.size(); ++k)
-    cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3FU);
-  i += len;
-  return cp;
-}
-
 bool is_space(char32_t cp) noexcept {
   return cp == ' ' || cp == 0xA0 || (cp >= 0x2000 && cp <= 0x200B) || cp == 0x202F || cp == 0x205F ||
          cp == 0x3000 || cp == 0xFEFF;
@@ -53,7 +33,8 @@ std::optional<std::string> text_problem(std::string_view s, std::size_t max_char
   std::size_t chars = 0;
   bool blank = true;
   for (std::size_t i = 0; i < s.size(); ++chars) {
-    if (!is_space(next_code_point(s, i))) blank = false;
+    if (!is_space(shopd::text::next_code_point(s, i).value_or(U'\uFFFD')))
+      blank = false;  // valid: checked above
   }
   if (blank) return "must not be blank";
   if (chars > max_chars) return "must be at most " + std::to_string(max_chars) + " characters";

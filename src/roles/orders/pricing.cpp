@@ -1,5 +1,7 @@
 #include "shopd/roles/orders/pricing.hpp"
 
+#include "shopd/text/utf8.hpp"
+
 #include <boost/throw_exception.hpp>
 
 #include <stdexcept>
@@ -7,26 +9,6 @@
 namespace shopd::roles::orders {
 
 namespace {
-
-// Decodes the code point at s[i] of text already known to be valid UTF-8, advancing i.
-char32_t next_code_point(std::string_view s, std::size_t& i) noexcept {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  std::size_t len = 1;
-  char32_t cp = b0;
-  if (b0 >= 0xF0) {
-    len = 4;
-    cp = b0 & 0x07U;
-  } else if (b0 >= 0xE0) {
-    len = 3;
-    cp = b0 & 0x0FU;
-  } else if (b0 >= 0xC0) {
-    len = 2;
-    cp = b0 & 0x1FU;
-  }
-  for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3FU);
-  i += len;
-  return cp;
-}
 
 bool is_space(char32_t cp) noexcept {
   return cp == ' ' || cp == 0xA0 || cp == 0x3000 || (cp >= 0x2000 && cp <= 0x200B);
@@ -40,7 +22,7 @@ bool is_line_name(std::string_view name) noexcept {
   std::size_t chars = 0;
   bool blank = true;
   for (std::size_t i = 0; i < name.size();) {
-    const char32_t cp = next_code_point(name, i);
+    const char32_t cp = shopd::text::next_code_point(name, i).value_or(U'\uFFFD');  // valid: checked above
     blank = blank && is_space(cp);
     ++chars;
   }

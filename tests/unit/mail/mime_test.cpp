@@ -1,5 +1,7 @@
 #include "shopd/mail/mime.hpp"
 
+#include "shopd/text/utf8.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -371,7 +373,7 @@ TEST_SUITE("mail/mime") {
       for (const auto& w : words) {
         CAPTURE(w);
         CHECK(w.size() <= 75);
-        CHECK(is_valid_utf8(decode_words(w)));
+        CHECK(shopd::text::is_valid_utf8(decode_words(w)));
       }
     }
     SUBCASE("a word too long to fold is encoded") {
@@ -562,18 +564,5 @@ TEST_SUITE("mail/mime") {
       CHECK(mailbox::parse(std::string(65, 'a') + "@example.com").has_error());
       CHECK(mailbox::parse("a@" + std::string(64, 'b') + ".com").has_error());
     }
-  }
-
-  TEST_CASE("is_valid_utf8") {
-    CHECK(is_valid_utf8(""));
-    CHECK(is_valid_utf8("plain"));
-    CHECK(is_valid_utf8("Grüße € 🛒"));
-    CHECK_FALSE(is_valid_utf8("\x80"));
-    CHECK_FALSE(is_valid_utf8("\xc3"));
-    CHECK_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
-    CHECK_FALSE(is_valid_utf8("\xe0\x80\xaf"));      // overlong
-    CHECK_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate
-    CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
-    CHECK_FALSE(is_valid_utf8("\xf5\x80\x80\x80"));
   }
 }
