@@ -234,9 +234,18 @@ ALTER TABLE relay_messages ADD COLUMN origin TEXT;
 CREATE INDEX relay_messages_origin_due ON relay_messages (origin, not_before_ms) WHERE state IN ('CREATED', 'RETRY');
 )sql";
 
-constexpr std::array<migration, 2> all_migrations{{
+// Finished messages by their last change: what relay_store::purge deletes, oldest first, once
+// RELAY_RETENTION_S has passed. Without it a purge read every delivered message still kept (a
+// week's worth by default) to find the expired ones, in one write transaction: 0.8 s with two
+// million kept on a fast disk, growing with the traffic, every ten minutes.
+constexpr std::string_view relay_messages_finished = R"sql(
+CREATE INDEX relay_messages_finished ON relay_messages (updated_at_ms) WHERE state IN ('DELIVERED', 'CANCELLED', 'FAILED');
+)sql";
+
+constexpr std::array<migration, 3> all_migrations{{
     {1, "initial_schema", initial_schema},
     {2, "relay_message_origin", relay_message_origin},
+    {3, "relay_messages_finished", relay_messages_finished},
 }};
 
 // Any constant unique to shopd: every migrator of one database serialises on it ('shopdmig').

@@ -151,12 +151,19 @@ struct dialect_sql {
   // (origin, not_before_ms) read the rows in order and stop at the LIMIT.
   std::string_view due_index;
   std::string_view origin_index;
+  // The same for purge's scan of finished messages (relay_messages_finished), where SQLite would
+  // otherwise read every kept message through relay_messages_state_lease.
+  std::string_view finished_index;
 };
 
 dialect_sql sql_for(db::dialect d) {
-  if (d == db::dialect::postgresql) return {"decode(%, 'hex')", "encode(body, 'hex')", true, "", ""};
-  return {"CAST(% AS BLOB)", "hex(body)", false, " INDEXED BY relay_messages_due",
-          " INDEXED BY relay_messages_origin_due"};
+  if (d == db::dialect::postgresql) return {"decode(%, 'hex')", "encode(body, 'hex')", true, "", "", ""};
+  return {"CAST(% AS BLOB)",
+          "hex(body)",
+          false,
+          " INDEXED BY relay_messages_due",
+          " INDEXED BY relay_messages_origin_due",
+          " INDEXED BY relay_messages_finished"};
 }
 
 std::string body_value(db::dialect d, std::string_view body) {
@@ -1085,19 +1092,32 @@ relay_counts relay_store::counts() {
   });
 }
 
-std::size_t relay_store::purge(std::int64_t now_ms, std::int64_t retention_ms) {
-  return db_.in_transaction([&](soci::session& s) {
+std::size_t relay_store::purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch) {
+  batch = std::max<std::size_t>(batch, 1);
+  db_.in_transaction([&](soci::session& s) {
     long long now = now_ms;
     s << "DELETE FROM relay_dedup WHERE expires_at_ms <= :now", soci::use(now);
-    long long before = now_ms - retention_ms;
-    soci::statement st =
-        (s.prepare << "DELETE FROM relay_messages WHERE updated_at_ms < :before AND (state IN ('DELIVERED', "
-                      "'CANCELLED') OR (state = 'FAILED' AND NOT EXISTS (SELECT 1 FROM relay_dlq q WHERE "
-                      "q.message_id = relay_messages.message_id)))",
-         soci::use(before));
-    st.execute(true);
-    return static_cast<std::size_t>(st.get_affected_rows());
   });
+  // Oldest first, a batch per transaction: each holds the write lock (SQLite: the process's write
+  // turn) for one batch only, however much expired since the last purge.
+  const std::string sql =
+      "DELETE FROM relay_messages WHERE message_id IN (SELECT message_id FROM relay_messages" +
+      std::string(sql_for(db_.kind()).finished_index) +
+      " WHERE state IN ('DELIVERED', 'CANCELLED', 'FAILED') AND updated_at_ms < :before AND "
+      "(state <> 'FAILED' OR NOT EXISTS (SELECT 1 FROM relay_dlq q WHERE q.message_id = "
+      "relay_messages.message_id)) ORDER BY updated_at_ms LIMIT :batch)";
+  const long long before = now_ms - retention_ms;
+  const auto limit = static_cast<long long>(batch);
+  std::size_t purged = 0;
+  for (;;) {
+    const auto n = db_.in_transaction([&](soci::session& s) {
+      soci::statement st = (s.prepare << sql, soci::use(before), soci::use(limit));
+      st.execute(true);
+      return static_cast<std::size_t>(st.get_affected_rows());
+    });
+    purged += n;
+    if (n < batch) return purged;
+  }
 }
 
 }  // namespace shopd::relay

@@ -131,9 +131,9 @@ void common_contract(const database_url& url) {
     CHECK(shopd::db::migrate(db) == all_versions());
     CHECK(table_names(db) == expected_tables);
     const auto indexes = index_names(db);
-    for (const char* idx :
-         {"stock_movements_sku_id", "orders_customer_email", "outbox_unsent", "audit_log_entity_id",
-          "relay_messages_due", "relay_messages_state_lease", "relay_messages_origin_due"}) {
+    for (const char* idx : {"stock_movements_sku_id", "orders_customer_email", "outbox_unsent",
+                            "audit_log_entity_id", "relay_messages_due", "relay_messages_state_lease",
+                            "relay_messages_origin_due", "relay_messages_finished"}) {
       CAPTURE(idx);
       CHECK(indexes.count(idx) == 1);
     }
@@ -166,7 +166,7 @@ void common_contract(const database_url& url) {
            "created_at_ms, updated_at_ms) VALUES ('msg_old', 'http://h:1/x', '', 'CREATED', 3, 0, 0, 0)";
     });
     CHECK(shopd::db::status(db).current == 1);
-    CHECK(shopd::db::migrate(db) == std::vector<int>{2});
+    CHECK(shopd::db::migrate(db) == std::vector<int>{2, 3});
     CHECK(index_names(db).count("relay_messages_origin_due") == 1);
     CHECK(scalar(db, "SELECT count(*) FROM relay_messages WHERE origin IS NULL") == 1);
   }

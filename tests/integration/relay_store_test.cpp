@@ -973,4 +973,45 @@ TEST_SUITE("relay/store") {
       CHECK(store.purge(t0 + window + 60'000, 10'000) == 1);  // the failed one, out of the DLQ now
     }
   }
+
+  TEST_CASE("purging goes oldest first, a batch per transaction, and keeps what is not due") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      // 25 messages delivered a second apart, a cancelled one, one still waiting, one in the DLQ.
+      std::vector<std::string> delivered;
+      for (int i = 0; i < 25; ++i)
+        delivered.push_back(store.insert(spec("http://h/x"), t0, window).message_id);
+      REQUIRE(claim(store, t0).messages.size() == 25);
+      for (int i = 0; i < 25; ++i)
+        CHECK(store.record_delivered(delivered[i], answered(200), {}, t0 + i * 1'000));
+      const auto cancelled = store.insert(spec("http://h/c", "{}", t0 + 3'600'000), t0, window).message_id;
+      REQUIRE(store.cancel(cancelled, t0) == relay::relay_store::cancel_outcome::cancelled);
+      const auto waiting = store.insert(spec("http://h/w", "{}", t0 + 3'600'000), t0, window).message_id;
+      const auto failed = store.insert(spec("http://h/f"), t0, window).message_id;
+      REQUIRE(claim(store, t0).messages.size() == 1);
+      REQUIRE(store
+                  .record_failed(
+                      failed, answered(500),
+                      [](std::string_view) { return std::vector<relay::message_spec>{}; }, t0)
+                  .has_value());
+
+      // Retention 10 s, now t0 + 20.5 s: the 11 delivered at t0 .. t0 + 10 s expired, 4 per batch.
+      CHECK(store.purge(t0 + 20'500, 10'000, 4) == 11 + 1);  // and the cancelled one (changed at t0)
+      for (int i = 0; i < 25; ++i) {
+        CAPTURE(i);
+        CHECK(store.get(delivered[i]).has_value() == (i > 10));
+      }
+      CHECK_FALSE(store.get(cancelled).has_value());
+      CHECK(store.get(waiting).has_value());
+      CHECK(store.get(failed).has_value());  // in the DLQ: kept however old
+      // Exactly a batch's worth left to purge: one full batch, then an empty one ends it.
+      CHECK(store.purge(t0 + 24'500, 10'000, 4) == 4);
+      CHECK(store.purge(t0 + 24'500, 10'000, 4) == 0);
+      CHECK(store.purge(t0 + 1'000'000, 10'000) == 10);
+      CHECK(store.get(waiting).has_value());
+      CHECK(store.get(failed).has_value());
+    }
+  }
 }
