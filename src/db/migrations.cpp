@@ -234,18 +234,23 @@ ALTER TABLE relay_messages ADD COLUMN origin TEXT;
 CREATE INDEX relay_messages_origin_due ON relay_messages (origin, not_before_ms) WHERE state IN ('CREATED', 'RETRY');
 )sql";
 
-// Finished messages by their last change: what relay_store::purge deletes, oldest first, once
-// RELAY_RETENTION_S has passed. Without it a purge read every delivered message still kept (a
-// week's worth by default) to find the expired ones, in one write transaction: 0.8 s with two
-// million kept on a fast disk, growing with the traffic, every ten minutes.
-constexpr std::string_view relay_messages_finished = R"sql(
-CREATE INDEX relay_messages_finished ON relay_messages (updated_at_ms) WHERE state IN ('DELIVERED', 'CANCELLED', 'FAILED');
+// Messages by state and last change, in place of (state, lease_until_ms): the same queries find
+// what they need in it (in-flight leases, counts and cancellations by state, which narrow to the
+// few pending messages), and relay_store::purge finds the finished messages it deletes, those last
+// changed before RELAY_RETENTION_S, as a range. Through (state, lease_until_ms), whose finished
+// entries all have a NULL lease, each purge read every delivered message still kept (a week's worth
+// by default) in one write transaction: 0.8 s with two million kept on a fast disk, growing with
+// the traffic, every ten minutes. A message's entry moves when its state changes, as it did: a
+// second index for purging alone cost ~4% of the end-to-end throughput.
+constexpr std::string_view relay_messages_state_changed = R"sql(
+DROP INDEX relay_messages_state_lease;
+CREATE INDEX relay_messages_state_changed ON relay_messages (state, updated_at_ms);
 )sql";
 
 constexpr std::array<migration, 3> all_migrations{{
     {1, "initial_schema", initial_schema},
     {2, "relay_message_origin", relay_message_origin},
-    {3, "relay_messages_finished", relay_messages_finished},
+    {3, "relay_messages_state_changed", relay_messages_state_changed},
 }};
 
 // Any constant unique to shopd: every migrator of one database serialises on it ('shopdmig').

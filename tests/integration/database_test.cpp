@@ -131,12 +131,13 @@ void common_contract(const database_url& url) {
     CHECK(shopd::db::migrate(db) == all_versions());
     CHECK(table_names(db) == expected_tables);
     const auto indexes = index_names(db);
-    for (const char* idx : {"stock_movements_sku_id", "orders_customer_email", "outbox_unsent",
-                            "audit_log_entity_id", "relay_messages_due", "relay_messages_state_lease",
-                            "relay_messages_origin_due", "relay_messages_finished"}) {
+    for (const char* idx :
+         {"stock_movements_sku_id", "orders_customer_email", "outbox_unsent", "audit_log_entity_id",
+          "relay_messages_due", "relay_messages_state_changed", "relay_messages_origin_due"}) {
       CAPTURE(idx);
       CHECK(indexes.count(idx) == 1);
     }
+    CHECK(indexes.count("relay_messages_state_lease") == 0);  // replaced by migration 3
     auto st = shopd::db::status(db);
     CHECK(st.up_to_date());
     CHECK(st.current == st.latest);

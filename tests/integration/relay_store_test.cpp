@@ -974,7 +974,7 @@ TEST_SUITE("relay/store") {
     }
   }
 
-  TEST_CASE("purging goes oldest first, a batch per transaction, and keeps what is not due") {
+  TEST_CASE("purging goes a batch per transaction and keeps what is not due") {
     for (auto d : both) {
       CAPTURE(shopd::test::dialect_name(d));
       fresh_database fdb(d);

@@ -284,7 +284,7 @@ class relay_store {
 
   [[nodiscard]] relay_counts counts();
   /// Delete expired dedup rows, and DELIVERED/CANCELLED messages (and FAILED ones no longer in the
-  /// DLQ) last changed before `now_ms - retention_ms`, oldest first, `batch` per transaction.
+  /// DLQ) last changed before `now_ms - retention_ms`, `batch` per transaction.
   /// Returns the messages deleted.
   std::size_t purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch = 1'000);
 
