@@ -1092,7 +1092,8 @@ relay_counts relay_store::counts() {
   });
 }
 
-std::size_t relay_store::purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch) {
+std::size_t relay_store::purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch,
+                               std::size_t max_batches) {
   batch = std::max<std::size_t>(batch, 1);
   db_.in_transaction([&](soci::session& s) {
     long long now = now_ms;
@@ -1110,15 +1111,16 @@ std::size_t relay_store::purge(std::int64_t now_ms, std::int64_t retention_ms, s
   const long long before = now_ms - retention_ms;
   const auto limit = static_cast<long long>(batch);
   std::size_t purged = 0;
-  for (;;) {
+  for (std::size_t i = 0; i < max_batches; ++i) {
     const auto n = db_.in_transaction([&](soci::session& s) {
       soci::statement st = (s.prepare << sql, soci::use(before), soci::use(limit));
       st.execute(true);
       return static_cast<std::size_t>(st.get_affected_rows());
     });
     purged += n;
-    if (n < batch) return purged;
+    if (n < batch) break;
   }
+  return purged;
 }
 
 }  // namespace shopd::relay

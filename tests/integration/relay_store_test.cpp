@@ -1009,7 +1009,9 @@ TEST_SUITE("relay/store") {
       // Exactly a batch's worth left to purge: one full batch, then an empty one ends it.
       CHECK(store.purge(t0 + 24'500, 10'000, 4) == 4);
       CHECK(store.purge(t0 + 24'500, 10'000, 4) == 0);
-      CHECK(store.purge(t0 + 1'000'000, 10'000) == 10);
+      CHECK(store.purge(t0 + 1'000'000, 10'000, 3, 2) == 6);  // at most 2 batches of 3: more to go
+      CHECK(store.purge(t0 + 1'000'000, 10'000, 3, 2) == 4);
+      CHECK(store.purge(t0 + 1'000'000, 10'000) == 0);
       CHECK(store.get(waiting).has_value());
       CHECK(store.get(failed).has_value());
     }

@@ -284,9 +284,12 @@ class relay_store {
 
   [[nodiscard]] relay_counts counts();
   /// Delete expired dedup rows, and DELIVERED/CANCELLED messages (and FAILED ones no longer in the
-  /// DLQ) last changed before `now_ms - retention_ms`, `batch` per transaction.
-  /// Returns the messages deleted.
-  std::size_t purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch = 1'000);
+  /// DLQ) last changed before `now_ms - retention_ms`, `batch` per transaction, at most
+  /// `max_batches` transactions (a backlog of expired messages, after an upgrade or a long
+  /// retention cut, is spread over calls instead of stalling the caller, e.g. a shutdown).
+  /// Returns the messages deleted: `batch * max_batches` means there may be more.
+  std::size_t purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch = 1'000,
+                    std::size_t max_batches = 100);
 
  private:
   db::database& db_;
