@@ -639,14 +639,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
         metrics.dlq_size.set(static_cast<double>(c.dlq));
         if (steady::now() - last_purge >= opts.purge_interval) {
           last_purge = steady::now();
-          constexpr std::size_t batch = 1'000;
-          constexpr std::size_t max_batches = 100;
-          const auto purged = co_await on_workers(
-              [this] { return store->purge(now_ms(), opts.retention.count(), batch, max_batches); });
+          const auto purged =
+              co_await on_workers([this] { return store->purge(now_ms(), opts.retention.count()); });
           if (purged > 0) obs::info("relay purged finished messages", {{"count", purged}});
           // Cut short with more to go: on at the next round (metrics_interval) rather than in ten
           // minutes, each round a bounded piece of work that a shutdown waits for.
-          if (purged == batch * max_batches) last_purge = steady::now() - opts.purge_interval;
+          if (purged == relay_store::purge_batch * relay_store::purge_max_batches)
+            last_purge = steady::now() - opts.purge_interval;
         }
       } catch (const std::exception& e) {
         obs::warn("relay maintenance failed", {{"error", e.what()}});

@@ -647,11 +647,11 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     return origin_cursor_;
   }();
   std::string next_cursor;
-  // Expired leases are looked for at most every expired_lease_check_ms. On PostgreSQL the index on
-  // (state, lease_until_ms) keeps an entry for every ACTIVE version a message ever had until VACUUM
-  // removes it, and a bitmap scan never marks them dead: once the leases of the first deliveries
-  // have run out, that lookup reads every message delivered since the last vacuum (after a
-  // 5,000-checkout run: 40,000 index entries and 6,000 heap pages, 15 ms), on every claim.
+  // Expired leases are looked for at most every expired_lease_check_ms. On PostgreSQL the state
+  // index keeps an entry for every ACTIVE version a message ever had until VACUUM removes it, and a
+  // bitmap scan never marks them dead: once the leases of the first deliveries have run out, that
+  // lookup reads every message delivered since the last vacuum (after a 5,000-checkout run: 40,000
+  // index entries and 6,000 heap pages, 15 ms), on every claim.
   const bool look_for_expired = now_ms >= next_expired_check_ms_.load(std::memory_order_relaxed);
   // What a claim picks, before its leases are taken: the messages (with the origin each took a slot
   // of) and the rest of the result.
@@ -681,7 +681,7 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
     // All candidate queries go in one statement (preparing a statement costs more than its index
     // seeks here), each selecting ids only: one part per origin, one for the messages stored
     // without an origin (by an older relay; found by destination, and their origin is written when
-    // claimed), one for expired leases (index (state, lease_until_ms)). A saturated origin's part
+    // claimed), one for expired leases (the state index). A saturated origin's part
     // is a probe: it only tells whether the origin has a due message (LIMIT 1, not locked, not a
     // candidate), to report it waiting. Each row carries its part's number (at most
     // max_origins_per_claim + 2 parts, within SQLite's limit of 500 compound terms). Only the

@@ -288,8 +288,10 @@ class relay_store {
   /// `max_batches` transactions (a backlog of expired messages, after an upgrade or a long
   /// retention cut, is spread over calls instead of stalling the caller, e.g. a shutdown).
   /// Returns the messages deleted: `batch * max_batches` means there may be more.
-  std::size_t purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch = 1'000,
-                    std::size_t max_batches = 100);
+  std::size_t purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch = purge_batch,
+                    std::size_t max_batches = purge_max_batches);
+  static constexpr std::size_t purge_batch = 1'000;
+  static constexpr std::size_t purge_max_batches = 100;
 
  private:
   db::database& db_;

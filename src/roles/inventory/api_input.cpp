@@ -33,8 +33,8 @@ std::optional<std::string> text_problem(std::string_view s, std::size_t max_char
   std::size_t chars = 0;
   bool blank = true;
   for (std::size_t i = 0; i < s.size(); ++chars) {
-    if (!is_space(shopd::text::next_code_point(s, i).value_or(U'\uFFFD')))
-      blank = false;  // valid: checked above
+    // s is valid UTF-8 (is_single_line above): the replacement character never comes up.
+    if (!is_space(shopd::text::next_code_point(s, i).value_or(U'\uFFFD'))) blank = false;
   }
   if (blank) return "must not be blank";
   if (chars > max_chars) return "must be at most " + std::to_string(max_chars) + " characters";
