@@ -2,6 +2,8 @@
 
 #include "shopd/bus/signature.hpp"
 
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -10,9 +12,8 @@
 #include <sstream>
 #include <string>
 
-#include <unistd.h>
-
 namespace fs = std::filesystem;
+using shopd::test::temp_dir;
 
 namespace {
 
@@ -55,19 +56,6 @@ std::string verify_printed(const run_result& r, std::string_view body, const sho
            : std::string(shopd::bus::to_string(v.error()));
 }
 
-// A scratch directory removed at the end of the test.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    path = fs::temp_directory_path() / ("shopd-sign-test-" + std::to_string(::getpid()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 }  // namespace
 
 TEST_SUITE("app/sign") {
@@ -91,7 +79,7 @@ TEST_SUITE("app/sign") {
 
   TEST_CASE("the body from a file, byte for byte") {
     temp_dir dir;
-    const fs::path file = dir.path / "body.json";
+    const fs::path file = dir.path() / "body.json";
     const std::string body = "{\"a\":\"b\"}\n\n";
     std::ofstream(file, std::ios::binary) << body;
     const auto o = options("@" + file.string());
@@ -128,12 +116,12 @@ TEST_SUITE("app/sign") {
       mention = "--url";
     }
     SUBCASE("missing body file") {
-      o.body_arg = "@" + (dir.path / "absent.json").string();
+      o.body_arg = "@" + (dir.path() / "absent.json").string();
       mention = "absent.json";
     }
     SUBCASE("body file is a directory") {
-      o.body_arg = "@" + dir.path.string();
-      mention = dir.path.string();
+      o.body_arg = "@" + dir.path().string();
+      mention = dir.path().string();
     }
     const auto r = run(o);
     CHECK(r.code == 1);

@@ -1,5 +1,7 @@
 #include "shopd/bus/envelope.hpp"
 
+#include "validation_error_string.hpp"
+
 #include <doctest/doctest.h>
 #include <boost/json.hpp>
 
@@ -7,15 +9,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-
-namespace doctest {
-template <>
-struct StringMaker<shopd::bus::validation_error> {
-  static String convert(const shopd::bus::validation_error& e) {
-    return ("{\"" + e.field + "\", \"" + e.message + "\"}").c_str();
-  }
-};
-}  // namespace doctest
 
 namespace json = boost::json;
 using namespace shopd::bus;

@@ -1,19 +1,12 @@
 #include "shopd/bus/events.hpp"
 
+#include "validation_error_string.hpp"
+
 #include <doctest/doctest.h>
 #include <boost/json.hpp>
 
 #include <string>
 #include <string_view>
-
-namespace doctest {
-template <>
-struct StringMaker<shopd::bus::validation_error> {
-  static String convert(const shopd::bus::validation_error& e) {
-    return ("{\"" + e.field + "\", \"" + e.message + "\"}").c_str();
-  }
-};
-}  // namespace doctest
 
 namespace json = boost::json;
 using namespace shopd::bus;

@@ -1,14 +1,13 @@
 #include "shopd/config/config.hpp"
 
-#include <doctest/doctest.h>
+#include "temp_dir.hpp"
 
-#include <unistd.h>
+#include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,35 +15,9 @@
 #include <vector>
 
 namespace cfg = shopd::config;
+using shopd::test::temp_dir;
 
 namespace {
-
-/// A fresh directory under the system temp directory, removed with everything in it.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "shopd-config-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  [[nodiscard]] std::filesystem::path write(const std::string& name, std::string_view text) const {
-    const auto file = path_ / name;
-    std::ofstream out(file, std::ios::binary);
-    out << text;
-    REQUIRE(out.good());
-    return file;
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 /// The config_error message load() throws for `src`, or "" when it loads.
 std::string load_error(const cfg::sources& src) {

@@ -3,19 +3,12 @@
 #include "shopd/bus/crypto.hpp"
 #include "shopd/roles/inventory/stock_rules.hpp"
 
+#include "validation_error_string.hpp"
+
 #include <doctest/doctest.h>
 #include <boost/json.hpp>
 
 #include <string>
-
-namespace doctest {
-template <>
-struct StringMaker<shopd::bus::validation_error> {
-  static String convert(const shopd::bus::validation_error& e) {
-    return ("{\"" + e.field + "\", \"" + e.message + "\"}").c_str();
-  }
-};
-}  // namespace doctest
 
 namespace json = boost::json;
 using namespace shopd::inventory;

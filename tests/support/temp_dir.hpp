@@ -1,5 +1,5 @@
 #pragma once
-/// Scratch directories and files for one test (implemented in test_support.cpp).
+/// Scratch directories and files for one test (tests/support/temp_dir.cpp; both test executables link it).
 
 #include <filesystem>
 #include <string>
