@@ -2,9 +2,6 @@
 
 #include "shopd/config/config.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -12,8 +9,8 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
-#include <exception>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 
 namespace shopd::bus {
@@ -142,20 +139,9 @@ std::optional<std::vector<published_message>> read_messages(const json::value& v
 template <class Result>
 Result run_blocking(http::client_options client_opts,
                     const std::function<asio::awaitable<Result>(const http::client&)>& call) {
-  client_opts.max_idle_per_origin = 0;  // one call: nothing to reuse, and no sweep timer to outlive it
-  asio::io_context ioc(1);
-  const http::client client(ioc, std::move(client_opts));
   std::optional<Result> out;
-  std::exception_ptr failure;
-  asio::co_spawn(ioc, call(client), [&](std::exception_ptr e, Result r) {
-    if (e) {
-      failure = e;
-    } else {
-      out.emplace(std::move(r));
-    }
-  });
-  ioc.run();
-  if (failure) std::rethrow_exception(failure);
+  http::run_blocking(std::move(client_opts),
+                     [&](const http::client& c) -> asio::awaitable<void> { out.emplace(co_await call(c)); });
   return std::move(*out);
 }
 

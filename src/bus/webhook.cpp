@@ -148,27 +148,25 @@ http::response webhook::run_handler(const envelope& ev, const event_router::entr
   const auto start = std::chrono::steady_clock::now();
   const auto& t = instruments_->by_type.find(ev.event_type)->second;
   delivery d(ev, cfg_.role, db_, dest_, on_emit_, relay_, on_stored_);
+  // A transient failure: counted, logged, and answered 503 so that the relay retries.
+  const auto deferred = [&](std::string_view reason) {
+    t.duration->observe(seconds_since(start));
+    t.count(handled::failed);
+    obs::warn("event deferred", {{"role", cfg_.role},
+                                 {"type", ev.event_type},
+                                 {"eventId", ev.event_id},
+                                 {"correlation_id", ev.correlation_id},
+                                 {"reason", reason}});
+  };
   outcome result;
   try {
     result = handler.fn(d);
   } catch (const db::transient_error& e) {
-    t.duration->observe(seconds_since(start));
-    t.count(handled::failed);
-    obs::warn("event deferred", {{"role", cfg_.role},
-                                 {"type", ev.event_type},
-                                 {"eventId", ev.event_id},
-                                 {"correlation_id", ev.correlation_id},
-                                 {"reason", e.what()}});
+    deferred(e.what());
     return http::json_error(status::service_unavailable, "unavailable",
                             "temporarily unavailable, retry later");
   } catch (const transient_failure& e) {
-    t.duration->observe(seconds_since(start));
-    t.count(handled::failed);
-    obs::warn("event deferred", {{"role", cfg_.role},
-                                 {"type", ev.event_type},
-                                 {"eventId", ev.event_id},
-                                 {"correlation_id", ev.correlation_id},
-                                 {"reason", e.what()}});
+    deferred(e.what());
     return http::json_error(status::service_unavailable, "unavailable", e.what());
   } catch (...) {
     // The server answers 500 and logs it; counted here so that bugs show apart from transient faults.

@@ -675,21 +675,21 @@ bool reaches_bind_address(std::string_view host, std::string_view bind_address) 
   return false;
 }
 
-client_result send_blocking(client_request req, client_options opts) {
-  opts.max_idle_per_origin = 0;  // one request: nothing to reuse, and no sweep timer to outlive it
+void run_blocking(client_options opts, const std::function<asio::awaitable<void>(const client&)>& work) {
+  opts.max_idle_per_origin = 0;  // one call: nothing to reuse, and no sweep timer to outlive it
   asio::io_context ioc(1);
   const client c(ioc, std::move(opts));
-  std::optional<client_result> out;
   std::exception_ptr failure;
-  asio::co_spawn(ioc, c.send(std::move(req)), [&](std::exception_ptr e, client_result r) {
-    if (e) {
-      failure = e;
-    } else {
-      out.emplace(std::move(r));
-    }
-  });
+  asio::co_spawn(ioc, work(c), [&](std::exception_ptr e) { failure = std::move(e); });
   ioc.run();
   if (failure) std::rethrow_exception(failure);
+}
+
+client_result send_blocking(client_request req, client_options opts) {
+  std::optional<client_result> out;
+  run_blocking(std::move(opts), [&](const client& c) -> asio::awaitable<void> {
+    out.emplace(co_await c.send(std::move(req)));
+  });
   return std::move(*out);
 }
 

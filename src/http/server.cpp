@@ -35,6 +35,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -155,28 +156,22 @@ request_context context_of(const request& req) {
 void log_request(const listener_info& info, const request_context& ctx, unsigned st, steady::duration elapsed,
                  std::size_t bytes_in, std::size_t bytes_out, std::string_view remote) {
   const double duration_ms = round_ms(elapsed);
-  if (ctx.correlation_id.empty()) {
-    obs::info("request", {{"listener", info.name},
-                          {"method", std::string_view{ctx.req.method_string()}},
-                          {"path", ctx.path},
-                          {"status", st},
-                          {"duration_ms", duration_ms},
-                          {"bytes_in", bytes_in},
-                          {"bytes_out", bytes_out},
-                          {"remote", remote},
-                          {"trace_id", ctx.trace->trace_id()}});
-  } else {
-    obs::info("request", {{"listener", info.name},
-                          {"method", std::string_view{ctx.req.method_string()}},
-                          {"path", ctx.path},
-                          {"status", st},
-                          {"duration_ms", duration_ms},
-                          {"bytes_in", bytes_in},
-                          {"bytes_out", bytes_out},
-                          {"remote", remote},
-                          {"correlation_id", ctx.correlation_id},
-                          {"trace_id", ctx.trace->trace_id()}});
+  std::array<obs::field, 10> fields{{{"listener", info.name},
+                                     {"method", std::string_view{ctx.req.method_string()}},
+                                     {"path", ctx.path},
+                                     {"status", st},
+                                     {"duration_ms", duration_ms},
+                                     {"bytes_in", bytes_in},
+                                     {"bytes_out", bytes_out},
+                                     {"remote", remote},
+                                     {"correlation_id", ctx.correlation_id},
+                                     {"trace_id", ctx.trace->trace_id()}}};
+  std::span<const obs::field> line(fields);
+  if (ctx.correlation_id.empty()) {  // trace_id, the last field, takes correlation_id's place
+    fields[fields.size() - 2] = fields.back();
+    line = line.first(fields.size() - 1);
   }
+  obs::write(obs::level::info, "request", line);
 }
 
 struct listener {

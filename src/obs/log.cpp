@@ -298,6 +298,10 @@ void end_batching() noexcept {
 }
 
 void write(level l, std::string_view message, std::initializer_list<field> fields) {
+  write(l, message, std::span<const field>(fields.begin(), fields.size()));
+}
+
+void write(level l, std::string_view message, std::span<const field> fields) {
   if (!enabled(l)) return;
   const auto fmt = g_format.load(std::memory_order_relaxed);
   std::string line;
@@ -305,11 +309,11 @@ void write(level l, std::string_view message, std::initializer_list<field> field
   if (trace != nullptr &&
       std::none_of(fields.begin(), fields.end(), [](const field& f) { return f.key == "trace_id"; })) {
     // A line written while a request or event is handled names its trace, as the request line does.
-    std::vector<field> with_trace(fields);
+    std::vector<field> with_trace(fields.begin(), fields.end());
     with_trace.emplace_back("trace_id", trace->trace_id());
     line = format_fields(fmt, l, message, with_trace);
   } else {
-    line = format_line(fmt, l, message, fields);
+    line = format_fields(fmt, l, message, fields);
   }
   line += '\n';
   if (t_batch.active) {

@@ -183,9 +183,13 @@ class client {
 /// with or without brackets.
 [[nodiscard]] bool reaches_bind_address(std::string_view host, std::string_view bind_address) noexcept;
 
-/// Send one request on a private io_context, blocking the calling thread (for CLI commands).
-/// No connection is kept. Must not be called from a thread running an io_context the request
-/// depends on.
+/// Run `work` with a client of its own on a private io_context, blocking the calling thread until it
+/// finishes, and rethrow what it throws (for CLI commands). No connection is kept. Must not be called
+/// from a thread running an io_context the work depends on.
+void run_blocking(client_options opts,
+                  const std::function<boost::asio::awaitable<void>(const client&)>& work);
+
+/// Send one request with run_blocking.
 [[nodiscard]] client_result send_blocking(client_request req, client_options opts = {});
 
 }  // namespace shopd::http

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -49,6 +50,8 @@ void configure(level min_level, format fmt);
 
 /// Write one line: timestamp, level, message, then the fields in order.
 void write(level l, std::string_view message, std::initializer_list<field> fields = {});
+/// The same, for a field list built at run time (some fields present only sometimes).
+void write(level l, std::string_view message, std::span<const field> fields);
 
 /// Batching, for threads that answer many short requests (the HTTP server's I/O threads): while
 /// batching is on for the calling thread, its `debug` and `info` lines are kept in a per-thread
