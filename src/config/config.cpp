@@ -1,5 +1,7 @@
 #include "shopd/config/config.hpp"
 
+#include "shopd/text/blank.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -19,15 +21,8 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Small text helpers.
 
-bool is_blank(char c) noexcept {
-  return c == ' ' || c == '\t';
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-  return s;
-}
+using text::is_blank;
+using text::trim_blanks;
 
 char to_lower(char c) noexcept {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -68,7 +63,7 @@ template <class F>
 void for_each_item(std::string_view list, F&& f) {
   while (true) {
     const auto comma = list.find(',');
-    f(trim(list.substr(0, comma)));
+    f(trim_blanks(list.substr(0, comma)));
     if (comma == std::string_view::npos) return;
     list.remove_prefix(comma + 1);
   }
@@ -99,7 +94,7 @@ std::string check_ip_literal(std::string_view value) {
 
 std::string check_mail_transport(std::string_view value) {
   if (value == "smtp") return {};
-  if (value.starts_with("file:") && !trim(value.substr(5)).empty()) return {};
+  if (value.starts_with("file:") && !trim_blanks(value.substr(5)).empty()) return {};
   return "must be smtp or file:DIR";
 }
 
@@ -112,7 +107,7 @@ bool is_plain_address(std::string_view addr) {
 }
 
 std::string check_mail_from(std::string_view value) {
-  const std::string_view v = trim(value);
+  const std::string_view v = trim_blanks(value);
   const auto lt = v.find('<');
   std::string_view addr = v;
   if (lt != std::string_view::npos) {
@@ -126,7 +121,7 @@ std::string check_mail_from(std::string_view value) {
 }
 
 std::string check_cors_origins(std::string_view value) {
-  if (trim(value) == "*") return {};
+  if (trim_blanks(value) == "*") return {};
   bool ok = true;
   for_each_item(value, [&ok](std::string_view origin) {
     const auto u = boost::urls::parse_uri(origin);

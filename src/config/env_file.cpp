@@ -1,5 +1,7 @@
 #include "shopd/config/config.hpp"
 
+#include "shopd/text/blank.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <memory>
@@ -8,15 +10,8 @@
 namespace shopd::config {
 namespace {
 
-bool is_blank(char c) noexcept {
-  return c == ' ' || c == '\t';
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-  return s;
-}
+using text::is_blank;
+using text::trim_blanks;
 
 bool is_key_start(char c) noexcept {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
@@ -72,12 +67,12 @@ std::string quoted_key(std::string_view key) {
 
 // After a closing quote only blanks or a comment may follow.
 void expect_end(std::string_view rest, std::string_view origin, std::size_t line) {
-  rest = trim(rest);
+  rest = trim_blanks(rest);
   if (!rest.empty() && rest.front() != '#') fail(origin, line, "unexpected text after the closing quote");
 }
 
 std::string parse_value(std::string_view raw, std::string_view origin, std::size_t line) {
-  std::string_view v = trim(raw);
+  std::string_view v = trim_blanks(raw);
   if (v.empty()) return {};
   if (v.front() == '\'') {
     const auto close = v.find('\'', 1);
@@ -118,7 +113,7 @@ std::string parse_value(std::string_view raw, std::string_view origin, std::size
       break;
     }
   }
-  return std::string(trim(raw));
+  return std::string(trim_blanks(raw));
 }
 
 // Later assignments replace earlier ones, as when a shell sources the file.
@@ -143,14 +138,15 @@ std::vector<env_entry> parse_env_entries(std::string_view text, std::string_view
     text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
     if (line.ends_with('\r')) line.remove_suffix(1);
 
-    line = trim(line);
+    line = trim_blanks(line);
     if (line.empty() || line.front() == '#') continue;
 
-    if (line.starts_with("export") && line.size() > 6 && is_blank(line[6])) line = trim(line.substr(6));
+    if (line.starts_with("export") && line.size() > 6 && is_blank(line[6]))
+      line = trim_blanks(line.substr(6));
 
     const auto eq = line.find('=');
     if (eq == std::string_view::npos) fail(origin, line_no, "expected KEY=VALUE");
-    const std::string_view key = trim(line.substr(0, eq));
+    const std::string_view key = trim_blanks(line.substr(0, eq));
     if (key.empty()) fail(origin, line_no, "missing key before '='");
     if (!is_valid_key(key))
       fail(origin, line_no,

@@ -1,5 +1,7 @@
 #include "shopd/http/cors.hpp"
 
+#include "shopd/text/blank.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <stdexcept>
@@ -9,11 +11,7 @@ namespace {
 
 constexpr std::string_view wildcard = "*";
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using text::trim_blanks;
 
 bool is_alpha(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -105,12 +103,12 @@ cors_policy cors_policy::from_config(std::string_view origins_csv, std::string_v
   policy.allow_credentials = credentials;
   if (max_age_s < 0) throw std::invalid_argument("CORS max age must not be negative");
   policy.max_age_s = max_age_s;
-  policy.allowed_headers = std::string(trim(headers));
+  policy.allowed_headers = std::string(trim_blanks(headers));
 
   std::string_view rest = origins_csv;
   while (!rest.empty()) {
     const auto comma = rest.find(',');
-    const auto item = trim(rest.substr(0, comma));
+    const auto item = trim_blanks(rest.substr(0, comma));
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     if (item.empty()) continue;
     if (item == wildcard) {

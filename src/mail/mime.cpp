@@ -1,5 +1,6 @@
 #include "shopd/mail/mime.hpp"
 
+#include "shopd/text/blank.hpp"
 #include "shopd/text/utf8.hpp"
 
 #include <openssl/rand.h>
@@ -281,11 +282,7 @@ void add_mailbox(header_builder& h, const mailbox& m, bool last) {
   h.add(addr);
 }
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using text::trim_blanks;
 
 void append_part(std::string& out, std::string_view boundary, std::string_view subtype,
                  std::string_view body) {
@@ -302,13 +299,13 @@ void append_part(std::string& out, std::string_view boundary, std::string_view s
 
 mail_result<mailbox> mailbox::parse(std::string_view text) {
   if (has_injection_char(text)) return header_error("address", "contains CR, LF or NUL");
-  text = trim(text);
+  text = trim_blanks(text);
   mailbox m;
   if (!text.empty() && text.back() == '>') {
     const auto open = text.rfind('<');
     if (open == std::string_view::npos) return address_error("address", text, "has '>' without '<'");
-    m.address = std::string(trim(text.substr(open + 1, text.size() - open - 2)));
-    auto name = trim(text.substr(0, open));
+    m.address = std::string(trim_blanks(text.substr(open + 1, text.size() - open - 2)));
+    auto name = trim_blanks(text.substr(0, open));
     if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
       name = name.substr(1, name.size() - 2);
       for (std::size_t i = 0; i < name.size(); ++i) {

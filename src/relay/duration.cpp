@@ -1,5 +1,7 @@
 #include "shopd/relay/duration.hpp"
 
+#include "shopd/text/blank.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -28,11 +30,7 @@ std::optional<std::int64_t> to_int64(std::string_view digits) noexcept {
   return v;
 }
 
-std::string_view trim_blanks(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using text::trim_blanks;
 
 error duration_error(std::string_view text, std::string_view why) {
   return make_error(errc::invalid_duration,
