@@ -1,5 +1,7 @@
 #include "shopd/http/router.hpp"
 
+#include "shopd/text/hex.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -137,33 +139,6 @@ bool same_shape(std::string_view a, std::string_view b) {
   }
 }
 
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/// Lenient: a '%' not followed by two hex digits stays as it is.
-std::string percent_decode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '%' && i + 2 < s.size()) {
-      const int hi = hex_value(s[i + 1]);
-      const int lo = hex_value(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += (plus_is_space && c == '+') ? ' ' : c;
-  }
-  return out;
-}
-
 std::vector<std::pair<std::string, std::string>> captures(std::string_view pattern, std::string_view path) {
   std::vector<std::pair<std::string, std::string>> out;
   segment_reader p(pattern);
@@ -269,6 +244,25 @@ std::vector<verb> router::methods_for(std::string_view path) const {
     if (matches(r.pattern, path) && std::find(out.begin(), out.end(), r.method) == out.end()) {
       out.push_back(r.method);
     }
+  }
+  return out;
+}
+
+std::string percent_decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '%' && i + 2 < s.size()) {
+      const int hi = text::hex_value(s[i + 1]);
+      const int lo = text::hex_value(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+        continue;
+      }
+    }
+    out += (plus_is_space && c == '+') ? ' ' : c;
   }
   return out;
 }

@@ -1,4 +1,5 @@
 #include "shopd/obs/trace.hpp"
+#include "shopd/text/hex.hpp"
 
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -27,10 +28,6 @@ bool all_lower_hex(std::string_view s) noexcept {
 
 bool all_zeros(std::string_view s) noexcept {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == '0'; });
-}
-
-int hex_value(char c) noexcept {
-  return c <= '9' ? c - '0' : c - 'a' + 10;
 }
 
 // Bytes from the OpenSSL generator, drawn a few kilobytes at a time: one RAND_bytes call per id
@@ -100,7 +97,7 @@ std::optional<trace_context> trace_context::parse(std::string_view v) {
   trace_context ctx;
   std::copy(trace_id.begin(), trace_id.end(), ctx.trace_id_.begin());
   std::copy(parent_id.begin(), parent_id.end(), ctx.parent_id_.begin());
-  ctx.flags_ = static_cast<std::uint8_t>(hex_value(flags[0]) * 16 + hex_value(flags[1]));
+  ctx.flags_ = static_cast<std::uint8_t>(text::hex_value(flags[0]) * 16 + text::hex_value(flags[1]));
   return ctx;
 }
 

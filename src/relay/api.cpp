@@ -46,31 +46,6 @@ std::int64_t now_ms() {
 // ---------------------------------------------------------------------------------------------
 // The query string, with repeated keys (dlqIds=a&dlqIds=b) kept.
 
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string form_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const int hi = hex_value(s[i + 1]);
-      const int lo = hex_value(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i] == '+' ? ' ' : s[i];
-  }
-  return out;
-}
-
 using query_list = std::vector<std::pair<std::string, std::string>>;
 
 query_list parse_query(std::string_view query) {
@@ -81,8 +56,9 @@ query_list parse_query(std::string_view query) {
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     if (pair.empty()) continue;
     const auto eq = pair.find('=');
-    out.emplace_back(form_decode(pair.substr(0, eq)),
-                     eq == std::string_view::npos ? std::string() : form_decode(pair.substr(eq + 1)));
+    out.emplace_back(
+        http::percent_decode(pair.substr(0, eq), true),
+        eq == std::string_view::npos ? std::string() : http::percent_decode(pair.substr(eq + 1), true));
   }
   return out;
 }

@@ -18,6 +18,7 @@
 
 #include "shopd/relay/duration.hpp"
 #include "shopd/relay/retry_delay.hpp"
+#include "shopd/text/hex.hpp"
 
 namespace shopd::relay {
 
@@ -59,13 +60,6 @@ bool is_group_name(std::string_view s) {
   });
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Strict RFC 3986 percent-decoding ('+' is left alone: these are URL parts, not form data).
 std::optional<std::string> pct_decode(std::string_view s) {
   std::string out;
@@ -76,8 +70,8 @@ std::optional<std::string> pct_decode(std::string_view s) {
       continue;
     }
     if (i + 2 >= s.size()) return std::nullopt;
-    int hi = hex_value(s[i + 1]);
-    int lo = hex_value(s[i + 2]);
+    int hi = text::hex_value(s[i + 1]);
+    int lo = text::hex_value(s[i + 2]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;

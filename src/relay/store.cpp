@@ -4,6 +4,7 @@
 #include "shopd/db/database.hpp"
 #include "shopd/db/execute.hpp"
 #include "shopd/db/row.hpp"
+#include "shopd/text/hex.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -116,20 +117,13 @@ class bound_query {
 // Bodies are bytes: a BLOB on SQLite (bound as is), a BYTEA on PostgreSQL (hex both ways, since
 // libpq text parameters cannot carry NUL or invalid UTF-8). Both are read back as hex.
 
-int hex_digit(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::string from_hex(std::string_view hex) {
   if (hex.size() % 2 != 0) throw std::runtime_error("relay store: odd-length hex body");
   std::string out;
   out.reserve(hex.size() / 2);
   for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = hex_digit(hex[i]);
-    const int lo = hex_digit(hex[i + 1]);
+    const int hi = text::hex_value(hex[i]);
+    const int lo = text::hex_value(hex[i + 1]);
     if (hi < 0 || lo < 0) throw std::runtime_error("relay store: invalid hex body");
     out += static_cast<char>(hi * 16 + lo);
   }

@@ -69,6 +69,10 @@ struct route {
 /// handlers without a server. Exceptions propagate.
 [[nodiscard]] response run_inline(const route& r, request_context& ctx);
 
+/// `s` percent-decoded, leniently: a '%' not followed by two hex digits stays as it is. With
+/// `plus_is_space` (query strings, form data) '+' is a space.
+[[nodiscard]] std::string percent_decode(std::string_view s, bool plus_is_space);
+
 class router {
  public:
   /// Register a route. Throws std::invalid_argument for a malformed pattern or a duplicate.
