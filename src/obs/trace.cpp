@@ -1,4 +1,5 @@
 #include "shopd/obs/trace.hpp"
+
 #include "shopd/text/hex.hpp"
 
 #include <openssl/rand.h>

@@ -6,6 +6,7 @@
 #include <string>
 
 using shopd::http::execution;
+using shopd::http::percent_decode;
 using shopd::http::request;
 using shopd::http::request_context;
 using shopd::http::response;
@@ -128,6 +129,19 @@ TEST_SUITE("http/router") {
     CHECK_FALSE(ctx.query_param("missing").has_value());
     request_context none{req, "/x", "", {}, {}};
     CHECK_FALSE(none.query_param("a").has_value());
+  }
+
+  TEST_CASE("percent_decode is lenient and '+' is a space only in forms") {
+    CHECK(percent_decode("a%2Fb%2fc", false) == "a/b/c");
+    CHECK(percent_decode("p+q", false) == "p+q");
+    CHECK(percent_decode("p+q", true) == "p q");
+    CHECK(percent_decode("%2B", true) == "+");
+    // A '%' without two hex digits after it stays as it is.
+    CHECK(percent_decode("100%", false) == "100%");
+    CHECK(percent_decode("%4", false) == "%4");
+    CHECK(percent_decode("%zz%41", false) == "%zzA");
+    CHECK(percent_decode("%00", false) == std::string(1, '\0'));
+    CHECK(percent_decode("", true).empty());
   }
 
   TEST_CASE("router: captures by name") {
