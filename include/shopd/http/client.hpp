@@ -184,8 +184,8 @@ class client {
 [[nodiscard]] bool reaches_bind_address(std::string_view host, std::string_view bind_address) noexcept;
 
 /// Run `work` with a client of its own on a private io_context, blocking the calling thread until it
-/// finishes, and rethrow what it throws (for CLI commands). No connection is kept. Must not be called
-/// from a thread running an io_context the work depends on.
+/// finishes, and rethrow what it throws (CLI commands; handlers that block on the worker pool). No
+/// connection is kept. Must not be called from a thread running an io_context the work depends on.
 void run_blocking(client_options opts,
                   const std::function<boost::asio::awaitable<void>(const client&)>& work);
 
