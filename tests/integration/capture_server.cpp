@@ -22,11 +22,9 @@
 #include <openssl/x509v3.h>
 
 #include <deque>
-#include <fstream>
 #include <list>
 #include <mutex>
 #include <stdexcept>
-#include <system_error>
 #include <type_traits>
 
 namespace shopd::test {

@@ -1,5 +1,7 @@
 #include "smtp_server.hpp"
 
+#include "temp_dir.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -9,8 +11,6 @@
 
 #include <cerrno>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -94,10 +94,11 @@ int smtp_server::wait_until_listening() {
 }
 
 std::string smtp_server::read_log() const {
-  std::ifstream in(log_);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+  try {
+    return read_file(log_);
+  } catch (const std::exception& e) {
+    return e.what();  // for the error message this goes into
+  }
 }
 
 void smtp_server::close_pipes() noexcept {
