@@ -1,5 +1,6 @@
 #include "shopd/bus/events.hpp"
 
+#include "shopd/text/space.hpp"
 #include "shopd/text/utf8.hpp"
 
 #include <boost/json.hpp>
@@ -45,11 +46,6 @@ bool is_line_separator(char32_t cp) noexcept {
   return cp == 0x2028 || cp == 0x2029;
 }
 
-bool is_space(char32_t cp) noexcept {
-  return cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0xA0 || cp == 0x3000 ||
-         (cp >= 0x2000 && cp <= 0x200B);
-}
-
 enum class lines { single, multi };
 
 // The rule for human text; returns the complaint, or nullopt when `s` is acceptable.
@@ -66,7 +62,7 @@ std::optional<std::string> check_text(std::string_view s, std::size_t max_chars,
       return kind == lines::single ? "must be a single line without control characters"
                                    : "must not contain control characters other than tab and line breaks";
     }
-    blank = blank && is_space(cp);
+    blank = blank && shopd::text::is_space(cp);
     ++chars;
   }
   if (s.empty()) return "must not be empty";

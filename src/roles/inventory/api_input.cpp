@@ -2,6 +2,7 @@
 
 #include "shopd/bus/crypto.hpp"
 #include "shopd/roles/inventory/stock_rules.hpp"
+#include "shopd/text/space.hpp"
 #include "shopd/text/utf8.hpp"
 
 #include <boost/json.hpp>
@@ -21,11 +22,6 @@ using bus::validation_error;
 constexpr std::string_view product_cursor_tag = "p1:";
 constexpr std::string_view movement_cursor_tag = "m1:";
 
-bool is_space(char32_t cp) noexcept {
-  return cp == ' ' || cp == 0xA0 || (cp >= 0x2000 && cp <= 0x200B) || cp == 0x202F || cp == 0x205F ||
-         cp == 0x3000 || cp == 0xFEFF;
-}
-
 // The rule for single-line human text; the complaint, or nullopt when `s` is acceptable.
 std::optional<std::string> text_problem(std::string_view s, std::size_t max_chars) {
   if (s.empty()) return "must not be empty";
@@ -34,7 +30,7 @@ std::optional<std::string> text_problem(std::string_view s, std::size_t max_char
   bool blank = true;
   for (std::size_t i = 0; i < s.size(); ++chars) {
     // s is valid UTF-8 (is_single_line above): the replacement character never comes up.
-    if (!is_space(shopd::text::next_code_point(s, i).value_or(U'\uFFFD'))) blank = false;
+    if (!shopd::text::is_space(shopd::text::next_code_point(s, i).value_or(U'\uFFFD'))) blank = false;
   }
   if (blank) return "must not be blank";
   if (chars > max_chars) return "must be at most " + std::to_string(max_chars) + " characters";

@@ -1,5 +1,6 @@
 #include "shopd/roles/orders/pricing.hpp"
 
+#include "shopd/text/space.hpp"
 #include "shopd/text/utf8.hpp"
 
 #include <boost/throw_exception.hpp>
@@ -10,10 +11,6 @@ namespace shopd::roles::orders {
 
 namespace {
 
-bool is_space(char32_t cp) noexcept {
-  return cp == ' ' || cp == 0xA0 || cp == 0x3000 || (cp >= 0x2000 && cp <= 0x200B);
-}
-
 // The rule bus::order_created applies to a line's name: the order.created event must pass its
 // consumers' validation, so a catalogue name that would not is caught here, before anything is
 // written.
@@ -23,7 +20,7 @@ bool is_line_name(std::string_view name) noexcept {
   bool blank = true;
   for (std::size_t i = 0; i < name.size();) {
     const char32_t cp = shopd::text::next_code_point(name, i).value_or(U'\uFFFD');  // valid: checked above
-    blank = blank && is_space(cp);
+    blank = blank && shopd::text::is_space(cp);
     ++chars;
   }
   return !blank && chars <= bus::max_name_chars;

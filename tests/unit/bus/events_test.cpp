@@ -321,6 +321,9 @@ TEST_SUITE("bus/events") {
             {"customer.name", json::value(""), "must not be empty"},
             {"customer.name", json::value(" \t "), single_line},
             {"customer.name", json::value("   "), "must not be blank"},
+            // U+202F NARROW NO-BREAK SPACE, U+205F MEDIUM MATHEMATICAL SPACE, U+FEFF, U+1680
+            {"customer.name", json::value("\xe2\x80\xaf\xe2\x81\x9f\xef\xbb\xbf\xe1\x9a\x80"),
+             "must not be blank"},
             {"customer.name", json::value("Ada\r\nBcc: evil@example.net"), single_line},
             {"customer.name", json::value("Ada\nLovelace"), single_line},
             {"customer.name", json::value(std::string_view("Ada\0", 4)), single_line},

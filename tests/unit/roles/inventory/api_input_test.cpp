@@ -89,6 +89,7 @@ TEST_SUITE("inventory/api_input") {
       CHECK(upsert_error(R"({"sku":"M","name":"","priceCents":1,"currency":"EUR"})") == "name");
       CHECK(upsert_error(R"({"sku":"M","name":"   ","priceCents":1,"currency":"EUR"})") == "name");
       CHECK(upsert_error(R"({"sku":"M","name":"\u00a0\u3000","priceCents":1,"currency":"EUR"})") == "name");
+      CHECK(upsert_error(R"({"sku":"M","name":"\u1680\ufeff","priceCents":1,"currency":"EUR"})") == "name");
       CHECK(upsert_error(R"({"sku":"M","name":"two\nlines","priceCents":1,"currency":"EUR"})") == "name");
       CHECK(upsert_error(R"({"sku":"M","name":"tab\there","priceCents":1,"currency":"EUR"})") == "name");
       CHECK(upsert_error(R"({"sku":"M","name":"sep\u2028x","priceCents":1,"currency":"EUR"})") == "name");

@@ -104,6 +104,8 @@ TEST_SUITE("roles/orders/pricing") {
     CHECK(error_of(with_name("   ")).code == pricing_errc::product_unavailable);
     CHECK(error_of(with_name("\xC2\xA0\xE3\x80\x80")).code ==
           pricing_errc::product_unavailable);  // NBSP, ideographic
+    // The spaces the inventory API always counted as blank, and order.created now does too.
+    CHECK(error_of(with_name("\xE2\x80\xAF\xEF\xBB\xBF")).code == pricing_errc::product_unavailable);
     CHECK(error_of(with_name("two\nlines")).code == pricing_errc::product_unavailable);
     CHECK(error_of(with_name("bad \xFF utf-8")).code == pricing_errc::product_unavailable);
     CHECK(error_of(with_name(std::string(201, 'x'))).code == pricing_errc::product_unavailable);
