@@ -61,14 +61,18 @@ struct running_role {
 }  // namespace
 
 int serve(const serve_options& opts) {
-  const auto& s = opts.settings;
   try {
-    configure_logging(s);
+    configure_logging(opts.settings);
     const auto entries = app::resolve_roles(opts.roles);
     if (opts.port && entries.size() != 1) {
       throw config::config_error("--port applies to a single role; " + std::to_string(entries.size()) +
                                  " were given (set ORDERS_PORT, RELAY_PORT, ... instead)");
     }
+    // `--port N` is that role's port setting (RELAY_PORT, ...) for everything that reads it: the
+    // relay's default node id as well as the listener.
+    config::settings effective = opts.settings;
+    if (opts.port) effective.*(entries.front()->port) = *opts.port;
+    const auto& s = effective;
     const auto cors = http::cors_policy::from_config(s.cors_allowed_origins, s.cors_allowed_headers,
                                                      s.cors_allow_credentials, s.cors_max_age_s);
 
@@ -137,7 +141,7 @@ int serve(const serve_options& opts) {
             [d = r.dispatcher.get()](std::size_t n) { d->count_in_transaction(n); });
         r.hook->add_route(*r.routes);
       }
-      const auto port = opts.port ? *opts.port : static_cast<std::uint16_t>(s.*(entry->port));
+      const auto port = static_cast<std::uint16_t>(s.*(entry->port));
       // Alone in its process, a role has nothing to be isolated from: it uses the shared pool.
       const unsigned own_workers =
           entries.size() > 1 && entry->waits_outside ? static_cast<unsigned>(s.worker_threads) : 0;

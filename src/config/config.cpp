@@ -269,7 +269,8 @@ const key_spec key_table[] = {
   {.name = "RELAY_NODE_ID", .type = kind::string, .default_value = "",
    .help = "Name of this relay instance in message leases: distinct for instances sharing a database, "
            "the same across restarts so a restarted relay re-sends its own in-flight messages at once; "
-           "empty means `HOSTNAME:RELAY_PORT`.",
+           "empty means the host name and the relay's port, `--port` included (`shop1:8080`; with port 0, "
+           "the process id: `shop1:pid4242`).",
    .target = &settings::relay_node_id, .group = "Relay"},
   {.name = "RELAY_CONCURRENCY", .type = kind::integer, .default_value = "256", .min = 1, .max = 10000,
    .help = "Most deliveries one relay process has in flight at once.",

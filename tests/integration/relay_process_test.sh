@@ -89,4 +89,12 @@ check_eq "relay-a clean SIGTERM" 0 "$STOP_RC"
 stop_shopd relay_b TERM
 check_eq "relay-b clean SIGTERM" 0 "$STOP_RC"
 
+echo "== the default node id names the port given with --port, not RELAY_PORT"
+# Two relays on one host, told apart by --port alone, must not share leases.
+port_c=$(free_port)
+RELAY_NODE_ID= RELAY_PORT=1 start_shopd relay_c serve --role=relay --port "$port_c"
+check_contains "node id is HOST:PORT of --port" "$(hostname):$port_c" "$(grep 'relay configured' "$T/relay_c.log")"
+stop_shopd relay_c TERM
+check_eq "relay-c clean SIGTERM" 0 "$STOP_RC"
+
 finish
