@@ -149,7 +149,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message (or the help) and gives its own codes (105, 106, 109, ...); a
+    // command-line mistake is exit 2, as documented, which the systemd unit does not restart on.
+    return app.exit(e) == 0 ? 0 : 2;
   }
 
   try {

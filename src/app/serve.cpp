@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -73,8 +74,14 @@ int serve(const serve_options& opts) {
     config::settings effective = opts.settings;
     if (opts.port) effective.*(entries.front()->port) = *opts.port;
     const auto& s = effective;
-    const auto cors = http::cors_policy::from_config(s.cors_allowed_origins, s.cors_allowed_headers,
-                                                     s.cors_allow_credentials, s.cors_max_age_s);
+    const auto cors = [&] {
+      try {
+        return http::cors_policy::from_config(s.cors_allowed_origins, s.cors_allowed_headers,
+                                              s.cors_allow_credentials, s.cors_max_age_s);
+      } catch (const std::invalid_argument& e) {  // settings that are fine alone, not together
+        throw config::config_error(std::string("CORS_ALLOWED_ORIGINS, CORS_ALLOW_CREDENTIALS: ") + e.what());
+      }
+    }();
 
     obs::registry metrics;
     metrics.gauge_family("shopd_build_info", "Build information (always 1)", {"version"})

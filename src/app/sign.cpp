@@ -32,7 +32,7 @@ int sign(const sign_options& opts) {
 int sign(const sign_options& opts, std::istream& in, std::ostream& out, std::ostream& err) {
   if (opts.url.empty()) {
     err << "shopd sign: --url is required (the exact URL the request will be sent to)\n";
-    return 1;
+    return 2;
   }
   const std::string* key = nullptr;
   std::string_view key_name;
@@ -44,11 +44,11 @@ int sign(const sign_options& opts, std::istream& in, std::ostream& out, std::ost
     key_name = "QSTASH_NEXT_SIGNING_KEY";
   } else {
     err << "shopd sign: --key must be \"current\" or \"next\", not \"" << opts.key << "\"\n";
-    return 1;
+    return 2;
   }
   if (key->empty()) {
     err << "shopd sign: " << key_name << " is empty; set it in the environment or the --env-file\n";
-    return 1;
+    return 2;
   }
 
   std::string body;
@@ -57,7 +57,7 @@ int sign(const sign_options& opts, std::istream& in, std::ostream& out, std::ost
     auto text = read_all(in);
     if (!text) {
       err << "shopd sign: cannot read the body from stdin\n";
-      return 1;
+      return 2;
     }
     body = std::move(*text);
   } else if (arg.starts_with('@')) {
@@ -67,7 +67,7 @@ int sign(const sign_options& opts, std::istream& in, std::ostream& out, std::ost
     if (file) text = read_all(file);
     if (!text) {
       err << "shopd sign: cannot read the body file \"" << path << "\"\n";
-      return 1;
+      return 2;
     }
     body = std::move(*text);
   } else {

@@ -27,6 +27,21 @@ check_eq "unknown role exit" 2 "$rc"
 check_contains "unknown role lists valid names" "orders, email, inventory, analytics, relay, all" "$out"
 rc=0; out=$("$SHOPD_BINARY" serve --role=all --port 4000 2>&1) || rc=$?
 check_eq "--port with several roles" 2 "$rc"
+rc=0; out=$("$SHOPD_BINARY" serve 2>&1) || rc=$?
+check_eq "serve without --role exit" 2 "$rc"
+rc=0; out=$("$SHOPD_BINARY" serve --role=orders --no-such-flag 2>&1) || rc=$?
+check_eq "unknown flag exit" 2 "$rc"
+check_contains "unknown flag is named" "--no-such-flag" "$out"
+rc=0; out=$("$SHOPD_BINARY" serve --role=orders --env-file absent.env 2>&1) || rc=$?
+check_eq "missing env file exit" 2 "$rc"
+rc=0; out=$("$SHOPD_BINARY" dlq list --count 500 2>&1) || rc=$?
+check_eq "dlq list --count out of range exit" 2 "$rc"
+rc=0; "$SHOPD_BINARY" serve --help >/dev/null || rc=$?
+check_eq "serve --help exit" 0 "$rc"
+# Fine alone, refused together: a configuration error (2), which systemd does not restart on.
+rc=0; out=$(CORS_ALLOWED_ORIGINS='*' CORS_ALLOW_CREDENTIALS=true timeout 20 "$SHOPD_BINARY" serve --role=orders --port 0 2>&1) || rc=$?
+check_eq "CORS '*' with credentials exit" 2 "$rc"
+check_contains "CORS '*' with credentials names the keys" "CORS_ALLOW_CREDENTIALS" "$out"
 printf 'HTTP_BODY_LIMIT=12\n' >bad.env
 rc=0; out=$("$SHOPD_BINARY" serve --role=orders --env-file bad.env 2>&1) || rc=$?
 check_eq "bad env file value exit" 2 "$rc"

@@ -16,8 +16,9 @@ struct sign_options {
   std::string key = "current";  ///< which configured key signs: "current" or "next"
 };
 
-/// Sign and print the token plus a newline on stdout; 0 on success. Errors (empty URL, unknown key
-/// name, that key not configured, unreadable body file) print one line on stderr and return 1.
+/// Sign and print the token plus a newline on stdout; 0 on success. Refused input (empty URL, unknown
+/// key name, that key not configured, unreadable body file) prints one line on stderr and returns 2;
+/// an output that cannot be written returns 1.
 int sign(const sign_options& opts);
 
 /// Same, with the streams given (stdin for "@-", output, errors); what `sign(opts)` calls.

@@ -94,7 +94,7 @@ TEST_SUITE("app/sign") {
     CHECK(verify_printed(run(o), "x", o) == "next");
   }
 
-  TEST_CASE("errors are one line on stderr and exit code 1") {
+  TEST_CASE("errors are one line on stderr and exit code 2") {
     temp_dir dir;
     auto o = options("x");
     std::string mention;
@@ -124,7 +124,7 @@ TEST_SUITE("app/sign") {
       mention = dir.path().string();
     }
     const auto r = run(o);
-    CHECK(r.code == 1);
+    CHECK(r.code == 2);
     CHECK(r.out.empty());
     CHECK(r.err.starts_with("shopd sign: "));
     CHECK(r.err.find(mention) != std::string::npos);
