@@ -22,7 +22,9 @@ inline constexpr std::string_view failure_callback_source = "relay";
 
 /// Bounds for parsing a callback body: its base64 fields carry a whole message and a whole
 /// response, so strings may be far longer than in an envelope. The HTTP body limit comes first.
-inline constexpr std::size_t max_callback_bytes = 32 * 1024 * 1024;
+/// Above callback_body_limit of the largest HTTP_BODY_LIMIT allowed (64 MiB: ~86 MiB), so it never
+/// cuts a report short.
+inline constexpr std::size_t max_callback_bytes = 96 * 1024 * 1024;
 
 /// The request body limit of `POST /api/dlq/callback` when messages are at most
 /// `message_body_limit` bytes (HTTP_BODY_LIMIT): a failure callback carries the message's body and

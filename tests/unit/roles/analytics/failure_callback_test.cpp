@@ -1,6 +1,7 @@
 #include "shopd/roles/analytics/failure_callback.hpp"
 
 #include "shopd/bus/crypto.hpp"
+#include "shopd/config/config.hpp"
 #include "shopd/relay/delivery.hpp"
 #include "shopd/relay/responses.hpp"
 
@@ -377,5 +378,14 @@ TEST_SUITE("roles/analytics/failure_callback") {
       CHECK(analytics::parse_failure_callback(body).has_value());
     }
     CHECK(analytics::callback_body_limit(std::size_t{1} << 40) == analytics::max_callback_bytes);
+  }
+
+  TEST_CASE("the cap leaves callback_body_limit's formula alone up to the largest HTTP_BODY_LIMIT") {
+    const auto* key = shopd::config::find_key("HTTP_BODY_LIMIT");
+    REQUIRE(key != nullptr);
+    const auto largest = static_cast<std::size_t>(key->max);
+    const std::size_t base64 = (largest / 3 + 1) * 4;
+    CHECK(analytics::callback_body_limit(largest) > base64);
+    CHECK(analytics::callback_body_limit(largest) < analytics::max_callback_bytes);
   }
 }
