@@ -1,5 +1,5 @@
 # The two commands of the README, and a few conveniences. Every target installs what is missing.
-.PHONY: run test build debug asan tsan fuzz format check-format clean install bench
+.PHONY: run test build debug tsan fuzz format check-format clean install bench
 
 run:            ## build (release) and start the whole platform on SQLite with the relay
 	scripts/run.sh
