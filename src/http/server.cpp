@@ -287,6 +287,19 @@ std::optional<response> read_failure_response(const error_code& ec, bool timed_o
   return std::nullopt;
 }
 
+/// A request whose body length its headers do not settle one way: Content-Length twice (equal values
+/// too), Transfer-Encoding with Content-Length (either order), or Transfer-Encoding whose last coding
+/// is not chunked (RFC 9112 §6.3: 400, then close). A proxy in front that reads such a request
+/// differently is how requests get smuggled past it. Beast itself refuses only some of these.
+error_code framing_error(const bhttp::request_parser<bhttp::string_body>& parser) {
+  const auto& h = parser.get();
+  const auto lengths = h.count(field::content_length);
+  if (lengths > 1) return bhttp::error::multiple_content_length;
+  if (h.count(field::transfer_encoding) > 0 && (lengths > 0 || !parser.chunked()))
+    return bhttp::error::bad_transfer_encoding;
+  return {};
+}
+
 /// Version, keep-alive, framing and the headers every response carries.
 void finalize(response& res, unsigned version, bool keep_alive, bool head, std::string_view correlation_id) {
   res.version(version);
@@ -659,6 +672,7 @@ net::awaitable<bool> server::impl::serve_one(connection& c, beast::flat_buffer& 
   auto [ec, n] = co_await bhttp::async_read_header(c.socket, buffer, parser, use_tuple);
   c.disarm();
   bytes_in += n;
+  if (!ec) ec = framing_error(parser);
   if (!ec && !parser.is_done() && widest_limit != opts_.body_limit) {
     const std::size_t limit = body_limit_for(*info.routes, parser.get(), opts_.body_limit);
     if (const auto length = parser.content_length(); length && *length > limit) {

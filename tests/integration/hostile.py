@@ -303,6 +303,16 @@ def section_limits():
     r = call(ORDERS, "GET", "/healthz", raw=b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
              b"Content-Length: 3\r\n\r\n0\r\n\r\n")
     check("Transfer-Encoding with Content-Length is refused (smuggling) -> 400", r[0] == 400, r[0])
+    # The same in every spelling: equal lengths twice, the other order, a coding other than chunked.
+    for what, head in [
+            ("the same Content-Length twice", b"Content-Length: 5\r\nContent-Length: 5\r\n"),
+            ("Content-Length before Transfer-Encoding", b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"),
+            ("Transfer-Encoding: gzip with Content-Length", b"Transfer-Encoding: gzip\r\nContent-Length: 5\r\n"),
+            ("Transfer-Encoding: gzip alone", b"Transfer-Encoding: gzip\r\n"),
+            ("chunked, then gzip last", b"Transfer-Encoding: chunked, gzip\r\n")]:
+        r = call(ORDERS, "POST", "/healthz", raw=b"POST /healthz HTTP/1.1\r\nHost: x\r\n" + head + b"\r\nhello")
+        check_eq(f"{what} -> 400", 400, r[0])
+        check(f"{what}: the JSON error bad_request", is_error_json(r, "bad_request"), r[2])
     r = call(ORDERS, "GET", "/healthz", raw=b"\x00\x01\x02 / HTTP/1.1\r\n\r\n")
     check_eq("binary garbage as a request line -> 400", 400, r[0])
     check("the orders role still answers /healthz", healthy())
