@@ -133,6 +133,11 @@ void outbox_dispatcher::refresh_backlog() noexcept {
 
 void outbox_dispatcher::run() {
   auto backoff = opts_.min_backoff;
+  auto counted_at = std::chrono::steady_clock::now();
+  const auto count_backlog = [&] {
+    refresh_backlog();
+    counted_at = std::chrono::steady_clock::now();
+  };
   while (true) {
     {
       std::unique_lock lock(mutex_);
@@ -142,18 +147,23 @@ void outbox_dispatcher::run() {
     }
     try {
       while (publish_once()) {
-        std::lock_guard lock(mutex_);
-        if (stopping_) return;
+        {
+          std::lock_guard lock(mutex_);
+          if (stopping_) return;
+        }
+        // A backlog drained in full batches is still counted every poll_interval, so the gauges
+        // follow the drain instead of holding the count from before it.
+        if (std::chrono::steady_clock::now() - counted_at >= opts_.poll_interval) count_backlog();
       }
       backoff = opts_.min_backoff;
-      refresh_backlog();
+      count_backlog();
     } catch (const publish_abandoned&) {
       return;  // stop() gave up on the batch; its rows were not marked
     } catch (const std::exception& e) {
       obs::warn("outbox publish failed",
                 {{"role", opts_.producer}, {"error", e.what()}, {"retry_in_ms", backoff.count()}});
       publish_failures_.inc();
-      refresh_backlog();
+      count_backlog();
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, backoff, [this] { return stopping_; });
       if (stopping_) return;

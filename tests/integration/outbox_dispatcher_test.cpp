@@ -10,6 +10,7 @@
 #include <atomic>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -86,5 +87,36 @@ TEST_SUITE("bus.outbox_dispatcher") {
     dispatcher.stop();
     // Once stopped, the dispatcher's collector is gone: rendering touches nothing of it.
     CHECK(series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 0);
+  }
+
+  TEST_CASE("outbox dispatcher: a backlog drained in full batches is counted while it drains") {
+    shopd::test::fresh_database fresh(shopd::db::dialect::sqlite);
+    shopd::obs::registry metrics;
+    std::atomic<int> calls = 0;
+    std::atomic<bool> gate_open = false;
+    outbox_dispatcher dispatcher(
+        fresh.db(), {.producer = "orders", .batch_size = 1, .poll_interval = 20ms},
+        [&](std::span<const pending_event> events, std::stop_token stop) {
+          // Each batch outlasts poll_interval; the third waits at the gate, the drain unfinished.
+          std::this_thread::sleep_for(30ms);
+          if (++calls == 3) {
+            while (!gate_open && !stop.stop_requested()) std::this_thread::sleep_for(5ms);
+          }
+          std::vector<std::string> ids;
+          for (const auto& e : events) ids.push_back("msg_" + e.event.event_id);
+          return ids;
+        },
+        metrics);
+    const auto now = shopd::bus::now_ms();
+    for (int i = 0; i < 5; ++i) enqueue(fresh.db(), "orders", "ev-" + std::to_string(i), now + i);
+    dispatcher.start();
+
+    // While the third batch waits, the backlog was counted after the second: 3 rows left.
+    REQUIRE(eventually([&] { return calls == 3; }));
+    CHECK(series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 3);
+    gate_open = true;
+    CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 0; }));
+    CHECK(series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 5);
+    dispatcher.stop();
   }
 }

@@ -16,8 +16,8 @@
 /// Metrics (labelled with the producer's role): shopd_outbox_published_total (those too),
 /// shopd_outbox_published_in_transaction_total (those alone), shopd_outbox_publish_failures_total,
 /// and the backlog: shopd_outbox_pending_events is counted
-/// after every pass (one indexed COUNT/MIN over the unsent rows of this producer; passes happen at
-/// least every `poll_interval`, and after every failure), shopd_outbox_oldest_pending_age_seconds is
+/// at least every `poll_interval` (between the batches of a backlog too) and after every failure
+/// (one indexed COUNT/MIN over the unsent rows of this producer), shopd_outbox_oldest_pending_age_seconds is
 /// computed from that pass's oldest row when /metrics is scraped, so it keeps growing while the
 /// dispatcher is stuck.
 ///
