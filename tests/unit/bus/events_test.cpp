@@ -374,6 +374,8 @@ TEST_SUITE("bus/events") {
              "must not contain control characters other than tab and line breaks"},
             {"note", json::value(std::string(2001, 'n')), "must be at most 2000 characters"},
             {"note", json::value(42), "must be a string"},
+            // A multi-line note of only line breaks and spaces (U+200B, U+3000 among them) is blank.
+            {"note", json::value("\n\t \xe2\x80\x8b\r\n\xe3\x80\x80"), "must not be blank"},
         });
 
     SUBCASE("limits are inclusive") {

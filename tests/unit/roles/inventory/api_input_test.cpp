@@ -162,6 +162,7 @@ TEST_SUITE("inventory/api_input") {
       CHECK(adjust_error(R"({"delta":1,"reason":"cancel"})") == "orderId");
       CHECK(adjust_error(R"({"delta":1,"reason":"restock","orderId":"has space"})") == "orderId");
       CHECK(adjust_error(R"({"delta":1,"reason":"restock","note":"line\nbreak"})") == "note");
+      CHECK(adjust_error(R"({"delta":1,"reason":"restock","note":"\u200b \u202f"})") == "note");
       CHECK(adjust_error(R"({"delta":1,"reason":"restock","note":")" + std::string(501, 'n') + R"("})") ==
             "note");
       CHECK(adjust_error(R"({"delta":1,"reason":"restock","sku":"X"})") == "sku");
