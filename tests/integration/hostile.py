@@ -259,10 +259,15 @@ def section_limits():
     # Declared, with the body actually sent: the answer arrives before the server stops reading.
     r = call(ORDERS, "POST", "/api/webhook", {"Content-Type": "application/json"}, b"[" * (limit + 10))
     check_eq("a body over the limit on the webhook -> 413", 413, r[0])
-    # Expect: 100-continue with an oversize length: 413 instead of 100.
-    r = call(ORDERS, "POST", "/api/checkout", raw=build("POST", "/api/checkout",
-             {"Expect": "100-continue", "Content-Length": str(limit * 4)}, b"", ORDERS, length=False))
-    check_eq("Expect: 100-continue over the limit -> 413, no 100", 413, r[0])
+    # Expect: 100-continue with an oversize length: 413 instead of 100, then the connection closed.
+    s = connect(ORDERS)
+    s.sendall(build("POST", "/api/checkout", {"Expect": "100-continue", "Content-Length": str(limit * 4)}, b"",
+                    ORDERS, length=False))
+    rd = Reader(s)
+    r = rd.response()
+    check_eq("Expect: 100-continue over the limit -> 413, no 100", 413, r[0] if r else None)
+    check("Expect: 100-continue over the limit: closed after the 413", rd.closed(), rd.buf[:200])
+    s.close()
     # Streamed (chunked): the total is counted as it arrives.
     s = connect(ORDERS)
     s.sendall(build("POST", "/api/checkout", {"Transfer-Encoding": "chunked"}, b"", ORDERS, length=False))
@@ -295,8 +300,12 @@ def section_limits():
           is_error_json(r, "request_header_fields_too_large"), r[2])
     r = call(ORDERS, "GET", "/healthz", {f"X-H{i}": "v" * 40 for i in range(400)})
     check_eq("400 headers of 40 bytes -> 431", 431, r[0])
+    check("431 for many headers is request_header_fields_too_large", is_error_json(r, "request_header_fields_too_large"),
+          r[2])
     r = call(ORDERS, "GET", "/healthz?" + "q" * 9000)
     check_eq("a 9000-byte request target -> 431", 431, r[0])
+    check("431 for a long target is request_header_fields_too_large",
+          is_error_json(r, "request_header_fields_too_large"), r[2])
     r = call(ORDERS, "GET", "/healthz", raw=b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
              b"Content-Length: 7\r\n\r\nhello")
     check_eq("two different Content-Lengths -> 400", 400, r[0])
@@ -380,6 +389,8 @@ def section_slow():
     if r is None:
         r = Reader(s).response()
     check_eq("a body trickled slower than HTTP_READ_TIMEOUT_MS -> 408", 408, r[0] if r else None)
+    check("a trickled body's 408 is request_timeout", r is not None and is_error_json(r, "request_timeout"),
+          r[2][:200] if r else None)
     s.close()
 
     # A connection that sends nothing is closed without an answer after the header timeout.
@@ -568,7 +579,22 @@ def hostile_json_bodies(sku):
         ("a byte order mark", b"\xef\xbb\xbf" + json.dumps(good).encode()),
         ("two documents", json.dumps(good).encode() * 2),
         ("a 70000-byte string", with_(note="n" * 70000)),
+        ("a name of spaces only", with_(customer={"email": "ada@example.test", "name": "\u00a0\u202f\u3000\ufeff"})),
     ]
+
+
+# The field a refusal of POST /api/checkout names, for the bodies whose fault is in one place.
+CHECKOUT_FIELD_AT_FAULT = {
+    "100000 nested [": "[0]" * 32,
+    "a 2^64 quantity": "items[0].quantity",
+    "a string quantity": "items[0].quantity",
+    "an escaped NUL in the name": "customer.name",
+    "an escaped NUL in the email": "customer.email",
+    "an escaped NUL in the sku": "items[0].sku",
+    "a NUL in the checkoutId": "checkoutId",
+    "duplicate keys": "currency",
+    "a name of spaces only": "customer.name",
+}
 
 
 def section_json():
@@ -579,6 +605,11 @@ def section_json():
             r = call(ORDERS, "POST", "/api/checkout", {"Content-Type": ctype}, body)
             check(f"POST /api/checkout, {name} ({ctype}) -> 400 invalid_payload",
                   r[0] == 400 and is_error_json(r, "invalid_payload"), r[:1] + (r[2][:200],))
+            if name in CHECKOUT_FIELD_AT_FAULT:
+                check_eq(f"POST /api/checkout, {name}: the field named", CHECKOUT_FIELD_AT_FAULT[name],
+                         (jbody(r) or {}).get("field"))
+    check_eq("a name of spaces only: why", "customer.name must not be blank",
+             (jbody(call(ORDERS, "POST", "/api/checkout", {}, dict(bodies)["a name of spaces only"])) or {}).get("error"))
     # Content-Type is not consulted (QStash delivers whatever the publisher sent): the body is JSON or
     # it is refused.
     pid = os.getpid()
@@ -636,7 +667,8 @@ def section_json():
         wrapped = envelope("command.checkout", {}).encode()
         assert wrapped.endswith(b'"data": {}}')
         r = deliver(ORDERS, wrapped[:-3] + body + b"}")
-        check(f"webhook, an envelope whose data is {name} -> 489", r[0] == 489 and is_error_json(r),
+        check(f"webhook, an envelope whose data is {name} -> 489 + Upstash-NonRetryable-Error",
+              r[0] == 489 and r[1].get("upstash-nonretryable-error") == "true" and is_error_json(r),
               r[:1] + (r[2][:200],))
     for bad in ('{"eventId":"e1","eventType":"command.checkout","version":1e400}',
                 '{"eventId":"e1","eventId":"e2"}', '{"version":18446744073709551616}'):
