@@ -641,11 +641,13 @@ struct engine::impl : std::enable_shared_from_this<impl> {
           last_purge = steady::now();
           const auto purged =
               co_await on_workers([this] { return store->purge(now_ms(), opts.retention.count()); });
-          if (purged > 0) obs::info("relay purged finished messages", {{"count", purged}});
+          if (purged.messages > 0 || purged.dedup_ids > 0) {
+            obs::info("relay purged finished messages",
+                      {{"count", purged.messages}, {"dedup_ids", purged.dedup_ids}});
+          }
           // Cut short with more to go: on at the next round (metrics_interval) rather than in ten
           // minutes, each round a bounded piece of work that a shutdown waits for.
-          if (purged == relay_store::purge_batch * relay_store::purge_max_batches)
-            last_purge = steady::now() - opts.purge_interval;
+          if (purged.more) last_purge = steady::now() - opts.purge_interval;
         }
       } catch (const std::exception& e) {
         obs::warn("relay maintenance failed", {{"error", e.what()}});

@@ -1086,35 +1086,43 @@ relay_counts relay_store::counts() {
   });
 }
 
-std::size_t relay_store::purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch,
-                               std::size_t max_batches) {
+relay_store::purge_result relay_store::purge(std::int64_t now_ms, std::int64_t retention_ms,
+                                             std::size_t batch, std::size_t max_batches) {
   batch = std::max<std::size_t>(batch, 1);
-  db_.in_transaction([&](soci::session& s) {
-    long long now = now_ms;
-    s << "DELETE FROM relay_dedup WHERE expires_at_ms <= :now", soci::use(now);
-  });
+  const auto limit = static_cast<long long>(batch);
   // A batch per transaction: each holds the write lock (SQLite: the process's write turn) for one
-  // batch only, however much expired since the last purge. No ORDER BY: across three states it
-  // would sort every expired message for each batch; each state's range is read in order anyway.
+  // batch only, however much expired since the last purge. Returns the rows deleted.
+  purge_result result;
+  const auto in_batches = [&](const std::string& sql, long long bound) {
+    std::size_t deleted = 0;
+    for (std::size_t i = 0; i < max_batches; ++i) {
+      const auto n = db_.in_transaction([&](soci::session& s) {
+        soci::statement st = (s.prepare << sql, soci::use(bound), soci::use(limit));
+        st.execute(true);
+        return static_cast<std::size_t>(st.get_affected_rows());
+      });
+      deleted += n;
+      if (n < batch) return deleted;
+    }
+    result.more = true;
+    return deleted;
+  };
+  // Every publish with a deduplication id (all of the outboxes') leaves a row: ten minutes of them
+  // expire between two purges.
+  result.dedup_ids = in_batches(
+      "DELETE FROM relay_dedup WHERE dedup_id IN (SELECT dedup_id FROM relay_dedup WHERE "
+      "expires_at_ms <= :now LIMIT :batch)",
+      now_ms);
+  // No ORDER BY: across three states it would sort every expired message for each batch; each
+  // state's range is read in order anyway.
   const std::string sql =
       "DELETE FROM relay_messages WHERE message_id IN (SELECT message_id FROM relay_messages" +
       std::string(sql_for(db_.kind()).purge_index) +
       " WHERE state IN ('DELIVERED', 'CANCELLED', 'FAILED') AND updated_at_ms < :before AND "
       "(state <> 'FAILED' OR NOT EXISTS (SELECT 1 FROM relay_dlq q WHERE q.message_id = "
       "relay_messages.message_id)) LIMIT :batch)";
-  const long long before = now_ms - retention_ms;
-  const auto limit = static_cast<long long>(batch);
-  std::size_t purged = 0;
-  for (std::size_t i = 0; i < max_batches; ++i) {
-    const auto n = db_.in_transaction([&](soci::session& s) {
-      soci::statement st = (s.prepare << sql, soci::use(before), soci::use(limit));
-      st.execute(true);
-      return static_cast<std::size_t>(st.get_affected_rows());
-    });
-    purged += n;
-    if (n < batch) break;
-  }
-  return purged;
+  result.messages = in_batches(sql, now_ms - retention_ms);
+  return result;
 }
 
 }  // namespace shopd::relay

@@ -963,14 +963,49 @@ TEST_SUITE("relay/store") {
       CHECK(c.retry == 0);
       CHECK(c.dlq == 1);
 
-      CHECK(store.purge(t0 + 1000, 10'000) == 0);             // too young
-      CHECK(store.purge(t0 + window + 20'000, 10'000) == 1);  // the delivered one; the DLQ'd one stays
+      CHECK(store.purge(t0 + 1000, 10'000).messages == 0);  // too young
+      CHECK(store.purge(t0 + window + 20'000, 10'000).messages ==
+            1);  // the delivered one; the DLQ'd one stays
       CHECK_FALSE(store.get(delivered).has_value());
       CHECK(store.get(failed).has_value());
       CHECK_FALSE(store.insert(dedup, t0 + window + 20'000, window).deduplicated);  // expired id purged
       REQUIRE(dlq.has_value());
       CHECK(store.dlq_retry(*dlq, t0 + window + 30'000).has_value());
-      CHECK(store.purge(t0 + window + 60'000, 10'000) == 1);  // the failed one, out of the DLQ now
+      CHECK(store.purge(t0 + window + 60'000, 10'000).messages == 1);  // the failed one, out of the DLQ now
+    }
+  }
+
+  TEST_CASE("expired dedup rows are purged a batch per transaction too") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      const auto dedup_rows = [&] {
+        return fdb.db().with_session([](soci::session& s) {
+          long long n = -1;
+          s << "SELECT COUNT(*) FROM relay_dedup", soci::into(n);
+          return n;
+        });
+      };
+      for (int i = 0; i < 7; ++i) {
+        auto m = spec("http://h/d");
+        m.dedup_id = "dedup-" + std::to_string(i);
+        store.insert(m, t0 + i, window);  // expires at t0 + i + window
+      }
+      REQUIRE(dedup_rows() == 7);
+      // 6 of the 7 expired: 2 batches of 3, the most allowed, so there may be more. No message is
+      // old enough to go.
+      auto r = store.purge(t0 + window + 5, 3'600'000, 3, 2);
+      CHECK(r.dedup_ids == 6);
+      CHECK(r.messages == 0);
+      CHECK(r.more);
+      CHECK(dedup_rows() == 1);
+      r = store.purge(t0 + window + 5, 3'600'000, 3, 2);
+      CHECK(r.dedup_ids == 0);
+      CHECK_FALSE(r.more);
+      CHECK(dedup_rows() == 1);  // the last one expires at t0 + 6 + window
+      CHECK(store.purge(t0 + window + 6, 3'600'000, 3, 2).dedup_ids == 1);
+      CHECK(dedup_rows() == 0);
     }
   }
 
@@ -998,7 +1033,7 @@ TEST_SUITE("relay/store") {
                   .has_value());
 
       // Retention 10 s, now t0 + 20.5 s: the 11 delivered at t0 .. t0 + 10 s expired, 4 per batch.
-      CHECK(store.purge(t0 + 20'500, 10'000, 4) == 11 + 1);  // and the cancelled one (changed at t0)
+      CHECK(store.purge(t0 + 20'500, 10'000, 4).messages == 11 + 1);  // and the cancelled one (changed at t0)
       for (int i = 0; i < 25; ++i) {
         CAPTURE(i);
         CHECK(store.get(delivered[i]).has_value() == (i > 10));
@@ -1007,11 +1042,15 @@ TEST_SUITE("relay/store") {
       CHECK(store.get(waiting).has_value());
       CHECK(store.get(failed).has_value());  // in the DLQ: kept however old
       // Exactly a batch's worth left to purge: one full batch, then an empty one ends it.
-      CHECK(store.purge(t0 + 24'500, 10'000, 4) == 4);
-      CHECK(store.purge(t0 + 24'500, 10'000, 4) == 0);
-      CHECK(store.purge(t0 + 1'000'000, 10'000, 3, 2) == 6);  // at most 2 batches of 3: more to go
-      CHECK(store.purge(t0 + 1'000'000, 10'000, 3, 2) == 4);
-      CHECK(store.purge(t0 + 1'000'000, 10'000) == 0);
+      CHECK(store.purge(t0 + 24'500, 10'000, 4).messages == 4);
+      CHECK(store.purge(t0 + 24'500, 10'000, 4).messages == 0);
+      const auto cut = store.purge(t0 + 1'000'000, 10'000, 3, 2);
+      CHECK(cut.messages == 6);  // at most 2 batches of 3: more to go
+      CHECK(cut.more);
+      const auto rest = store.purge(t0 + 1'000'000, 10'000, 3, 2);
+      CHECK(rest.messages == 4);
+      CHECK_FALSE(rest.more);
+      CHECK(store.purge(t0 + 1'000'000, 10'000).messages == 0);
       CHECK(store.get(waiting).has_value());
       CHECK(store.get(failed).has_value());
     }

@@ -285,11 +285,15 @@ class relay_store {
   [[nodiscard]] relay_counts counts();
   /// Delete expired dedup rows, and DELIVERED/CANCELLED messages (and FAILED ones no longer in the
   /// DLQ) last changed before `now_ms - retention_ms`, `batch` per transaction, at most
-  /// `max_batches` transactions (a backlog of expired messages, after an upgrade or a long
+  /// `max_batches` transactions of each (a backlog of expired messages, after an upgrade or a long
   /// retention cut, is spread over calls instead of stalling the caller, e.g. a shutdown).
-  /// Returns the messages deleted: `batch * max_batches` means there may be more.
-  std::size_t purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch = purge_batch,
-                    std::size_t max_batches = purge_max_batches);
+  struct purge_result {
+    std::size_t messages = 0;   ///< messages deleted
+    std::size_t dedup_ids = 0;  ///< expired deduplication ids deleted
+    bool more = false;          ///< either stopped at max_batches: more may have expired
+  };
+  purge_result purge(std::int64_t now_ms, std::int64_t retention_ms, std::size_t batch = purge_batch,
+                     std::size_t max_batches = purge_max_batches);
   static constexpr std::size_t purge_batch = 1'000;
   static constexpr std::size_t purge_max_batches = 100;
 
