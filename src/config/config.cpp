@@ -214,7 +214,9 @@ const key_spec key_table[] = {
    .help = "Most client connections a listener serves at once.",
    .target = &settings::http_max_connections, .group = "HTTP"},
   {.name = "SHUTDOWN_TIMEOUT_MS", .type = kind::integer, .default_value = "10000", .min = 0, .max = 600000,
-   .help = "How long shutdown waits for in-flight requests and work to finish, in milliseconds.",
+   .help = "How long shutdown waits for in-flight requests and work to finish (the relay's deliveries, the "
+           "outboxes' batches and the open requests share it), in milliseconds; with the drain delay, it must fit "
+           "in the unit's TimeoutStopSec (30 s).",
    .target = &settings::shutdown_timeout_ms, .group = "HTTP"},
   {.name = "SHUTDOWN_DRAIN_DELAY_MS", .type = kind::integer, .default_value = "5000", .min = 0, .max = 600000,
    .help = "After SIGTERM, how long the roles go on serving with `/readyz` answering 503 before they close "

@@ -1044,6 +1044,11 @@ void server::impl::shutdown() {
       obs::info("drain delay cut short by a second signal");
     }
   }
+  // One SHUTDOWN_TIMEOUT_MS for what follows: the stop callbacks (the relay's deliveries, the
+  // outboxes' batches, which count from here too) and then the connections share it, so a stop
+  // takes at most the drain delay plus this (plus the handlers running at the end), which the unit's
+  // TimeoutStopSec must cover.
+  const auto stop_deadline = steady::now() + opts_.shutdown_timeout;
   run_all(stop_callbacks);
   closing_.store(true);
   close_acceptors();
@@ -1062,7 +1067,7 @@ void server::impl::shutdown() {
   open.clear();
   {
     std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, opts_.shutdown_timeout, [&] { return connections_.empty(); });
+    cv_.wait_until(lock, stop_deadline, [&] { return connections_.empty(); });
   }
 
   work_.clear();
