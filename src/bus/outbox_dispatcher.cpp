@@ -175,8 +175,19 @@ void outbox_dispatcher::run() {
 
 bool outbox_dispatcher::publish_once() {
   const auto now = now_ms();
-  const auto batch = outbox::next_batch(db_, opts_.producer, opts_.batch_size, now);
+  auto batch = outbox::next_batch(db_, opts_.producer, opts_.batch_size, now);
   if (batch.empty()) return false;
+  // A full batch, or one cut at max_batch_bytes: more rows wait, and the next batch goes at once.
+  bool more = static_cast<int>(batch.size()) == opts_.batch_size;
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    bytes += batch[i].event.body.size() + batch[i].event.headers.size();
+    if (i > 0 && bytes > opts_.max_batch_bytes) {
+      batch.resize(i);
+      more = true;
+      break;
+    }
+  }
   const auto ids = publish_(batch, abandon_.get_token());
   const auto accepted = std::min(ids.size(), batch.size());
   std::vector<outbox::sent_row> sent;
@@ -188,7 +199,7 @@ bool outbox_dispatcher::publish_once() {
     throw std::runtime_error("publisher accepted " + std::to_string(accepted) + " of " +
                              std::to_string(batch.size()) + " events");
   }
-  return static_cast<int>(batch.size()) == opts_.batch_size;
+  return more;
 }
 
 }  // namespace shopd::bus

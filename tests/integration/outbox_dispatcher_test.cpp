@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -87,6 +88,41 @@ TEST_SUITE("bus.outbox_dispatcher") {
     dispatcher.stop();
     // Once stopped, the dispatcher's collector is gone: rendering touches nothing of it.
     CHECK(series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 0);
+  }
+
+  TEST_CASE("outbox dispatcher: a batch ends at max_batch_bytes, and holds one row at least") {
+    shopd::test::fresh_database fresh(shopd::db::dialect::sqlite);
+    shopd::obs::registry metrics;
+    std::mutex mutex;
+    std::vector<std::size_t> batches;
+    outbox_dispatcher dispatcher(
+        fresh.db(), {.producer = "orders", .max_batch_bytes = 2'500, .poll_interval = 20ms},
+        [&](std::span<const pending_event> events, std::stop_token) {
+          std::vector<std::string> ids;
+          for (const auto& e : events) ids.push_back("msg_" + e.event.event_id);
+          std::lock_guard lock(mutex);
+          batches.push_back(events.size());
+          return ids;
+        },
+        metrics);
+    // Bodies of 1,000 bytes (headers "{}"): two fit in 2,500 bytes, a third does not. The last row's
+    // body is larger than the budget alone: it goes as a batch of its own.
+    const auto now = shopd::bus::now_ms();
+    for (int i = 0; i < 5; ++i) {
+      fresh.db().in_transaction([&](soci::session& tx) {
+        shopd::bus::outbox::enqueue(tx, "orders",
+                                    {.event_id = "ev-" + std::to_string(i),
+                                     .event_type = "analytics.audit",
+                                     .destination = "http://127.0.0.1:9/api/webhook",
+                                     .body = std::string(i == 4 ? 3'000 : 1'000, 'x')},
+                                    now + i);
+      });
+    }
+    dispatcher.start();
+    CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 5; }));
+    dispatcher.stop();
+    std::lock_guard lock(mutex);
+    CHECK(batches == std::vector<std::size_t>{2, 2, 1});
   }
 
   TEST_CASE("outbox dispatcher: a backlog drained in full batches is counted while it drains") {

@@ -61,6 +61,11 @@ class outbox_dispatcher {
   struct options {
     std::string producer;  ///< the role whose rows this publishes
     int batch_size = 100;
+    /// A batch also ends before the row that would take its bodies and headers past this many bytes
+    /// (it holds one row at least): a /v2/batch request stays well inside the relay's HTTP_BODY_LIMIT
+    /// (1 MiB by default) and QStash's request size, however large a backlog's events are. A batch
+    /// the relay refuses whole would be sent again and again, and hold up every row behind it.
+    std::size_t max_batch_bytes = 256 * 1024;
     std::chrono::milliseconds poll_interval{1'000};
     std::chrono::milliseconds min_backoff{100};
     std::chrono::milliseconds max_backoff{30'000};
