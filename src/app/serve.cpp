@@ -91,6 +91,7 @@ int serve(const serve_options& opts) {
     auto url = db::database_url::parse(s.database_url);
     db::database database(url, {.pool_size = static_cast<std::size_t>(s.database_pool_size),
                                 .busy_timeout = std::chrono::milliseconds(s.database_busy_timeout_ms),
+                                .sqlite_full_sync = s.database_sqlite_synchronous == "full",
                                 .metrics = &metrics});
     ensure_schema(database);
     app::process_state state{database, metrics};

@@ -168,6 +168,13 @@ const key_spec key_table[] = {
    .min = 0, .max = 600000,
    .help = "How long a statement waits for a locked database before it fails, in milliseconds.",
    .target = &settings::database_busy_timeout_ms, .group = "Database"},
+  {.name = "DATABASE_SQLITE_SYNCHRONOUS", .type = kind::choice, .default_value = "full", .choices = "full|normal",
+   .help = "On a SQLite file, whether an answer waits for its commit to be on disk. `full`: a transaction "
+           "returns once the WAL is synced after its commit (one sync shared by concurrent commits), so what was "
+           "answered (a checkout accepted, a message published, an event handled) survives a power loss or an "
+           "OS crash. `normal`: the WAL is synced at checkpoints only, faster; a crash of the process still loses "
+           "nothing, but a power loss may roll back the last commits, already answered. PostgreSQL ignores it.",
+   .target = &settings::database_sqlite_synchronous, .group = "Database"},
 
   // HTTP
   {.name = "HTTP_BIND", .type = kind::string, .default_value = "127.0.0.1",

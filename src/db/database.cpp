@@ -10,12 +10,16 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <fcntl.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <filesystem>
@@ -276,14 +280,14 @@ bool is_transient_sqlstate(std::string_view state) noexcept {
          || state == "57P03";        // cannot connect now (starting up, in recovery)
 }
 
-void configure_sqlite(soci::session& s, bool in_memory) {
+void configure_sqlite(soci::session& s, bool in_memory, bool full_sync) {
   std::string mode;
   s << "PRAGMA journal_mode = WAL", soci::into(mode);
   std::transform(mode.begin(), mode.end(), mode.begin(), [](unsigned char c) { return std::tolower(c); });
   if (mode != (in_memory ? "memory" : "wal")) {
     throw std::runtime_error("SQLite refused journal_mode=WAL (journal_mode is '" + mode + "')");
   }
-  s << "PRAGMA synchronous = NORMAL";
+  s << (full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
   s << "PRAGMA foreign_keys = ON";
   // When the WAL starts over, a file grown past this (by a burst the restarts could not keep up
   // with) is truncated back, so its disk space comes back.
@@ -291,6 +295,72 @@ void configure_sqlite(soci::session& s, bool in_memory) {
 }
 
 }  // namespace
+
+// The shared WAL syncs of DATABASE_SQLITE_SYNCHRONOUS=full (see in_transaction). The holder of the
+// write turn numbers each committed group; a caller waits until a sync that began after its group's
+// COMMIT has finished. One caller at a time syncs (fdatasync of the -wal file, which flushes what
+// every connection wrote to it), for all the groups committed before it began; the others wait for
+// it and for the next one if theirs came later. The write turn is never held across the flush.
+class database::wal_sync {
+ public:
+  explicit wal_sync(std::string path) : path_(std::move(path)) {}
+  ~wal_sync() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  wal_sync(const wal_sync&) = delete;
+  wal_sync& operator=(const wal_sync&) = delete;
+
+  /// Set before any transaction runs; counts the syncs done.
+  void count_in(obs::counter* syncs) noexcept { syncs_ = syncs; }
+
+  /// By the holder of the write turn, after a COMMIT that succeeded: the number its members wait for.
+  std::uint64_t committed() {
+    const std::lock_guard lock(mutex_);
+    return ++committed_;
+  }
+
+  /// Returns once commit `seq` is on disk; throws transient_error when the sync failed.
+  void wait_durable(std::uint64_t seq) {
+    std::unique_lock lock(mutex_);
+    while (synced_ < seq) {
+      if (syncing_) {
+        done_.wait(lock);
+        continue;
+      }
+      syncing_ = true;
+      const std::uint64_t target = committed_;
+      lock.unlock();
+      const int error = sync();  // fd_ is this thread's alone while syncing_ is set
+      lock.lock();
+      syncing_ = false;
+      if (error == 0) synced_ = std::max(synced_, target);
+      done_.notify_all();
+      if (error != 0) {
+        throw transient_error("cannot sync the SQLite WAL " + path_ + ": " + std::strerror(error));
+      }
+    }
+  }
+
+ private:
+  int sync() noexcept {
+    if (fd_ < 0) {
+      fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);  // exists: a COMMIT has written to it
+      if (fd_ < 0) return errno;
+    }
+    if (::fdatasync(fd_) != 0) return errno;
+    if (syncs_ != nullptr) syncs_->inc();
+    return 0;
+  }
+
+  const std::string path_;
+  int fd_ = -1;
+  obs::counter* syncs_ = nullptr;
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::uint64_t committed_ = 0;  // groups committed
+  std::uint64_t synced_ = 0;     // groups known to be on disk
+  bool syncing_ = false;
+};
 
 // The writer connection's group commit (see in_transaction). The members of the open group are the
 // transactions whose savepoints were released into it; they wait for its COMMIT on `done`. Everything
@@ -306,13 +376,17 @@ class database::group_commit {
     bool finished = false;
     std::optional<std::string> error;
     bool transient = false;
+    std::uint64_t durable_at = 0;  // with a wal_sync: the number to wait for (set before `finished`)
     // Touched by the turn's holder only: the transactions of other threads that ran in this group;
     // their callers sleep until it ends (committed or failed) and are woken then, once.
     std::vector<turn_request*> callers;
   };
 
-  group_commit(soci::session& writer, std::size_t max_size, std::chrono::microseconds max_age)
-      : conn_(sqlite_connection(writer)), max_size_(std::max<std::size_t>(max_size, 1)), max_age_(max_age) {
+  group_commit(soci::session& writer, std::size_t max_size, std::chrono::microseconds max_age, wal_sync* sync)
+      : conn_(sqlite_connection(writer)),
+        max_size_(std::max<std::size_t>(max_size, 1)),
+        max_age_(max_age),
+        sync_(sync) {
     try {
       begin_ = prepare("BEGIN IMMEDIATE");
       savepoint_ = prepare("SAVEPOINT shopd_member");
@@ -384,6 +458,7 @@ class database::group_commit {
       error = "COMMIT failed: unknown exception";
     }
     if (error) rollback_quietly();
+    if (!error && sync_ != nullptr) g->durable_at = sync_->committed();
     const std::size_t durable = error ? 0 : g->members;
     finish(*g, std::move(error), transient);
     return durable;
@@ -458,6 +533,7 @@ class database::group_commit {
   sqlite_api::sqlite3* conn_;
   std::size_t max_size_;
   std::chrono::microseconds max_age_;
+  wal_sync* sync_;
   sqlite_api::sqlite3_stmt* begin_ = nullptr;
   sqlite_api::sqlite3_stmt* savepoint_ = nullptr;
   sqlite_api::sqlite3_stmt* release_ = nullptr;
@@ -613,6 +689,11 @@ database::database(database_url url, database_options opts)
       // deletes, one per group: under load that was a third of the bytes this process wrote. In
       // memory it is bounded by the group: the pages its members change.
       *writer_ << "PRAGMA temp_store = MEMORY";
+      if (opts_.sqlite_full_sync) {
+        // Its COMMITs leave the WAL unsynced; each caller waits for a shared sync (wal_sync).
+        wal_sync_ = std::make_unique<wal_sync>(url_.sqlite_path + "-wal");
+        *writer_ << "PRAGMA synchronous = NORMAL";
+      }
       checkpointer_ = std::make_unique<checkpointer>(url_, opts_.busy_timeout, opts_.wal_restart_pages,
                                                      wal_restart_wanted_);
       for (std::size_t i = 0; i < opts_.pool_size; ++i) {
@@ -621,7 +702,8 @@ database::database(database_url url, database_options opts)
       }
       sqlite_api::sqlite3_wal_hook(sqlite_connection(*writer_), &checkpointer::on_commit,
                                    checkpointer_.get());
-      group_ = std::make_unique<group_commit>(*writer_, opts_.commit_group_size, opts_.commit_group_age);
+      group_ = std::make_unique<group_commit>(*writer_, opts_.commit_group_size, opts_.commit_group_age,
+                                              wal_sync_.get());
       turn_ = std::make_unique<writer_turn>(counters_->writers_waiting);
       statements_ = std::make_unique<statement_cache>(*writer_);
     }
@@ -651,6 +733,11 @@ database::database(database_url url, database_options opts)
                               "Transactions made durable by one COMMIT (SQLite group commit)", {},
                               {1, 2, 4, 8, 16, 32, 64})
                .get();
+      auto& syncs = r.counter_family("shopd_db_wal_syncs_total",
+                                     "Syncs of the SQLite WAL that made commit groups durable "
+                                     "(DATABASE_SQLITE_SYNCHRONOUS=full)")
+                        .get();
+      if (wal_sync_) wal_sync_->count_in(&syncs);
     }
     counters_->collector =
         r.add_collector([&size, &in_use, &writers_waiting, c = counters_.get(), n = opts_.pool_size] {
@@ -668,7 +755,7 @@ void database::open_sqlite(soci::session& s, bool in_memory) {
   s.open(*soci::factory_sqlite3(), url_.connect_string);
   auto& wait = *busy_waits_.emplace_back(std::make_unique<busy_wait>(busy_wait{opts_.busy_timeout, {}}));
   sqlite_api::sqlite3_busy_handler(sqlite_connection(s), &busy_wait::retry, &wait);
-  configure_sqlite(s, in_memory);
+  configure_sqlite(s, in_memory, opts_.sqlite_full_sync);
 }
 
 bool database::ping() noexcept {
@@ -785,6 +872,7 @@ void database::run_grouped(void (*body)(void*, soci::session&), void* context) {
     turn_request flush;  // the turn alone: holding it commits the open group
     if (turn_->enter(flush, opts_.busy_timeout) == writer_turn::entry::holder) hold(flush);
   });
+  if (wal_sync_) wal_sync_->wait_durable(me.group->durable_at);
 }
 
 void database::execute(turn_request& r) noexcept {

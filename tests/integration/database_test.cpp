@@ -400,7 +400,7 @@ TEST_SUITE("db.database") {
     CHECK(std::filesystem::exists(file));
     shopd::db::migrate(db);
     CHECK(std::filesystem::exists(file.string() + "-wal"));
-    auto pragmas = [](soci::session& s) {
+    auto pragmas = [](soci::session& s, int want_synchronous) {
       std::string journal;
       int foreign_keys = 0;
       int synchronous = 0;
@@ -409,23 +409,85 @@ TEST_SUITE("db.database") {
       s << "PRAGMA synchronous", soci::into(synchronous);
       CHECK(journal == "wal");
       CHECK(foreign_keys == 1);
-      CHECK(synchronous == 1);  // NORMAL
+      CHECK(synchronous == want_synchronous);
     };
     // Nested leases hold both pooled sessions, so both are checked.
     db.with_session([&](soci::session& first) {
       db.with_session([&](soci::session& second) {
         CHECK(&first != &second);
-        pragmas(first);
-        pragmas(second);
+        pragmas(first, 2);  // FULL: what a pooled session writes itself is on disk when it returns
+        pragmas(second, 2);
       });
     });
     // The writer connection keeps its savepoint journals in memory (see the commit groups).
+    // The writer connection's COMMITs leave the WAL to the shared syncs (wal_sync).
     db.in_transaction([&](soci::session& s) {
-      pragmas(s);
+      pragmas(s, 1);
       int temp_store = 0;
       s << "PRAGMA temp_store", soci::into(temp_store);
       CHECK(temp_store == 2);  // MEMORY
     });
+  }
+
+  TEST_CASE(
+      "database sqlite: with full sync a transaction returns after a WAL sync, shared by concurrent ones") {
+    for (const bool full : {true, false}) {
+      CAPTURE(full);
+      temp_dir dir;
+      shopd::obs::registry metrics;
+      database db(database_url::parse("sqlite:" + (dir.path() / "shop.db").string()),
+                  {.pool_size = 2, .sqlite_full_sync = full, .metrics = &metrics});
+      db.in_transaction([](soci::session& s) { s << "CREATE TABLE t (n INTEGER)"; });
+      const auto syncs = [&] {
+        const std::string name = "\nshopd_db_wal_syncs_total ";
+        const auto text = metrics.render();
+        const auto at = text.find(name);
+        REQUIRE(at != std::string::npos);
+        return std::stod(text.substr(at + name.size()));
+      };
+      const double before = syncs();
+      CHECK(before == (full ? 1 : 0));  // the CREATE TABLE's
+      // One transaction: one sync of its own.
+      db.in_transaction([](soci::session& s) { s << "INSERT INTO t VALUES (0)"; });
+      CHECK(syncs() == before + (full ? 1 : 0));
+      // Concurrent ones: each waits for a sync that began after its COMMIT, often another's.
+      std::vector<std::thread> threads;
+      for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&db, t] {
+          for (int i = 1; i <= 25; ++i) {
+            const int n = t * 100 + i;
+            db.in_transaction([&](soci::session& s) { s << "INSERT INTO t VALUES (:n)", soci::use(n); });
+          }
+        });
+      }
+      for (auto& th : threads) th.join();
+      const double concurrent = syncs() - before - (full ? 1 : 0);
+      if (full) {
+        CHECK(concurrent >= 1);
+        CHECK(concurrent <= 200);
+      } else {
+        CHECK(concurrent == 0);
+      }
+      CHECK(db.with_session([](soci::session& s) {
+        long long n = 0;
+        s << "SELECT COUNT(*) FROM t", soci::into(n);
+        return n;
+      }) == 201);
+    }
+  }
+
+  TEST_CASE(
+      "database sqlite: DATABASE_SQLITE_SYNCHRONOUS=normal syncs at checkpoints only, on every connection") {
+    temp_dir dir;
+    database db(database_url::parse("sqlite:" + (dir.path() / "shop.db").string()),
+                {.pool_size = 1, .sqlite_full_sync = false});
+    const auto synchronous = [](soci::session& s) {
+      int value = -1;
+      s << "PRAGMA synchronous", soci::into(value);
+      return value;
+    };
+    CHECK(db.with_session(synchronous) == 1);    // NORMAL
+    CHECK(db.in_transaction(synchronous) == 1);  // the writer connection too
   }
 
   TEST_CASE("database sqlite: SQLite keeps no memory statistics (their mutex serialised allocations)") {

@@ -24,6 +24,7 @@ struct settings {
   std::string database_url;
   std::int64_t database_pool_size = 0;
   std::int64_t database_busy_timeout_ms = 0;
+  std::string database_sqlite_synchronous;
   // HTTP server
   std::string http_bind;
   std::int64_t orders_port = 0;

@@ -39,6 +39,13 @@ struct database_options {
   /// How long a call waits for a locked SQLite database (its busy handler, and the turn among this
   /// process's writers) and for a free pooled session.
   std::chrono::milliseconds busy_timeout{5'000};
+  /// DATABASE_SQLITE_SYNCHRONOUS. true (full): in_transaction returns once the WAL holding its commit
+  /// is synced, so a committed transaction survives a power loss; the syncs are shared by the groups
+  /// committed meanwhile and happen outside the write turn (see in_transaction), and pooled sessions
+  /// use PRAGMA synchronous=FULL for whatever they write themselves. false (normal): PRAGMA
+  /// synchronous=NORMAL everywhere, the WAL synced at checkpoints only: a crash of the process loses
+  /// nothing, a power loss may roll back the last commits.
+  bool sqlite_full_sync = true;
   /// When set, the pool reports shopd_db_pool_connections (size), shopd_db_pool_connections_in_use
   /// (both read when scraped), shopd_db_pool_waits_total and shopd_db_pool_wait_duration_seconds
   /// (leases that found no free session, and how long they waited, timed out ones included). The
@@ -108,6 +115,10 @@ class database {
   /// their turn (up to database_options::commit_group_size transactions or commit_group_age), and one COMMIT
   /// makes the group durable. The call returns only once its group is committed, so what f wrote is as
   /// durable and as visible to others as with a COMMIT of its own; f throwing rolls back f's savepoint only.
+  /// With sqlite_full_sync the COMMIT writes the WAL without syncing it (the turn goes on to the next
+  /// group at once) and the call then waits for a sync of the WAL that started after its COMMIT: the
+  /// first caller to find none running syncs for every group committed so far, the others wait for
+  /// it (a failed sync is a transient_error; what was committed stays, and is retried idempotently).
   /// If the group's COMMIT fails, every member of the group throws its error, having changed nothing; if
   /// one member's failure makes SQLite roll the whole transaction back (disk full, I/O error), that member
   /// throws its own error and the others a transient_error (to be retried), having changed nothing. One
@@ -274,6 +285,9 @@ class database {
   // The writer connection's turn and the transactions queued for it (flat combining).
   class writer_turn;
   std::unique_ptr<writer_turn> turn_;
+  // DATABASE_SQLITE_SYNCHRONOUS=full on a file: the WAL syncs shared by the committed groups.
+  class wal_sync;
+  std::unique_ptr<wal_sync> wal_sync_;
   std::unique_ptr<statement_cache> statements_;  // the writer connection's, for db::execute
   busy_wait* writer_wait_ = nullptr;             // the writer connection's busy handler state
   void restart_wal() noexcept;

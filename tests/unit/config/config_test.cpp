@@ -83,6 +83,7 @@ TEST_SUITE("config/config") {
         {"DATABASE_URL", k::url, "sqlite:var/shopd.db", 0, 0, "sqlite|postgresql|postgres", "Database"},
         {"DATABASE_POOL_SIZE", k::integer, "8", 1, 256, "", "Database"},
         {"DATABASE_BUSY_TIMEOUT_MS", k::integer, "5000", 0, 600000, "", "Database"},
+        {"DATABASE_SQLITE_SYNCHRONOUS", k::choice, "full", 0, 0, "full|normal", "Database"},
         {"HTTP_BIND", k::string, "127.0.0.1", 0, 0, "", "HTTP"},
         {"ORDERS_PORT", k::integer, "3001", 0, 65535, "", "HTTP"},
         {"EMAIL_PORT", k::integer, "3002", 0, 65535, "", "HTTP"},
