@@ -5,6 +5,7 @@
 #include "shopd/db/migrations.hpp"
 #include "shopd/obs/metrics.hpp"
 #include "shopd/obs/trace.hpp"
+#include "test_support.hpp"
 
 #include <doctest/doctest.h>
 #include <soci/postgresql/soci-postgresql.h>
@@ -439,11 +440,9 @@ TEST_SUITE("db.database") {
                   {.pool_size = 2, .sqlite_full_sync = full, .metrics = &metrics});
       db.in_transaction([](soci::session& s) { s << "CREATE TABLE t (n INTEGER)"; });
       const auto syncs = [&] {
-        const std::string name = "\nshopd_db_wal_syncs_total ";
-        const auto text = metrics.render();
-        const auto at = text.find(name);
-        REQUIRE(at != std::string::npos);
-        return std::stod(text.substr(at + name.size()));
+        const auto value = shopd::test::sample(metrics, "shopd_db_wal_syncs_total");
+        REQUIRE(value.has_value());
+        return *value;
       };
       const double before = syncs();
       CHECK(before == (full ? 1 : 0));  // the CREATE TABLE's
@@ -562,10 +561,9 @@ TEST_SUITE("db.database") {
     shopd::db::migrate(db);
     // A sample's value; the migrations' commits came before the subcases, so they compare differences.
     const auto sample = [&](const std::string& name) {
-      const auto text = metrics.render();
-      const auto at = text.find("\n" + name + " ");
-      REQUIRE(at != std::string::npos);
-      return std::stod(text.substr(at + name.size() + 2));
+      const auto value = shopd::test::sample(metrics, name);
+      REQUIRE(value.has_value());
+      return *value;
     };
     const auto commits0 = sample("shopd_db_commit_group_transactions_count");
     const auto transactions0 = sample("shopd_db_commit_group_transactions_sum");

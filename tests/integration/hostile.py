@@ -608,8 +608,9 @@ def section_json():
             if name in CHECKOUT_FIELD_AT_FAULT:
                 check_eq(f"POST /api/checkout, {name}: the field named", CHECKOUT_FIELD_AT_FAULT[name],
                          (jbody(r) or {}).get("field"))
-    check_eq("a name of spaces only: why", "customer.name must not be blank",
-             (jbody(call(ORDERS, "POST", "/api/checkout", {}, dict(bodies)["a name of spaces only"])) or {}).get("error"))
+            if name == "a name of spaces only":
+                check_eq(f"POST /api/checkout, {name}: why", "customer.name must not be blank",
+                         (jbody(r) or {}).get("error"))
     # Content-Type is not consulted (QStash delivers whatever the publisher sent): the body is JSON or
     # it is refused.
     pid = os.getpid()

@@ -23,20 +23,17 @@ namespace {
 
 /// The value of one rendered series (`name{labels}` exactly as rendered), or -1 when absent.
 double series(const shopd::obs::registry& r, const std::string& name) {
-  const auto text = r.render();
-  const auto at = text.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + name.size() + 2));
+  return shopd::test::sample(r, name).value_or(-1);
 }
 
 void enqueue(shopd::db::database& db, const std::string& producer, const std::string& id,
-             std::int64_t created_ms) {
+             std::int64_t created_ms, std::string body = "{}") {
   db.in_transaction([&](soci::session& tx) {
     shopd::bus::outbox::enqueue(tx, producer,
                                 {.event_id = id,
                                  .event_type = "analytics.audit",
                                  .destination = "http://127.0.0.1:9/api/webhook",
-                                 .body = "{}"},
+                                 .body = std::move(body)},
                                 created_ms);
   });
 }
@@ -108,16 +105,9 @@ TEST_SUITE("bus.outbox_dispatcher") {
     // Bodies of 1,000 bytes (headers "{}"): two fit in 2,500 bytes, a third does not. The last row's
     // body is larger than the budget alone: it goes as a batch of its own.
     const auto now = shopd::bus::now_ms();
-    for (int i = 0; i < 5; ++i) {
-      fresh.db().in_transaction([&](soci::session& tx) {
-        shopd::bus::outbox::enqueue(tx, "orders",
-                                    {.event_id = "ev-" + std::to_string(i),
-                                     .event_type = "analytics.audit",
-                                     .destination = "http://127.0.0.1:9/api/webhook",
-                                     .body = std::string(i == 4 ? 3'000 : 1'000, 'x')},
-                                    now + i);
-      });
-    }
+    for (int i = 0; i < 5; ++i)
+      enqueue(fresh.db(), "orders", "ev-" + std::to_string(i), now + i,
+              std::string(i == 4 ? 3'000 : 1'000, 'x'));
     dispatcher.start();
     CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 5; }));
     dispatcher.stop();

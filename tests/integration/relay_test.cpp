@@ -2,6 +2,7 @@
 
 #include "capture_server.hpp"
 #include "relay_fixture.hpp"
+#include "test_support.hpp"
 
 #include "shopd/bus/crypto.hpp"
 #include "shopd/bus/dispatch.hpp"
@@ -91,10 +92,7 @@ std::vector<std::string> publish_batch(relay_fixture& relay, const json::array& 
 }
 
 std::size_t count_metric(shopd::obs::registry& r, std::string_view line_start) {
-  const auto text = r.render();
-  const auto at = text.find("\n" + std::string(line_start) + " ");
-  if (at == std::string::npos) return 0;
-  return static_cast<std::size_t>(std::stod(text.substr(at + line_start.size() + 2)));
+  return static_cast<std::size_t>(shopd::test::sample(r, line_start).value_or(0));
 }
 
 // A relay engine on a fresh SQLite database, with an I/O thread and two workers of its own: one

@@ -149,6 +149,13 @@ bool can_connect(std::uint16_t port) {
   return !ec;
 }
 
+std::optional<double> sample(const obs::registry& r, std::string_view series) {
+  const auto text = r.render();
+  const auto at = text.find("\n" + std::string(series) + " ");
+  if (at == std::string::npos) return std::nullopt;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!condition()) {

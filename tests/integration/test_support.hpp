@@ -75,6 +75,10 @@ class http_client {
 [[nodiscard]] bool eventually(const std::function<bool()>& condition,
                               std::chrono::milliseconds timeout = default_timeout);
 
+/// The value of one sample of `r` as rendered (`name`, or `name{labels}` spelled as rendered), or
+/// nullopt when the registry has none.
+[[nodiscard]] std::optional<double> sample(const obs::registry& r, std::string_view series);
+
 /// Options for tests: few threads and timeouts long enough never to fire by accident on a loaded
 /// machine; tests of a timeout shorten that one.
 [[nodiscard]] http::server_options test_options();
