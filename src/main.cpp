@@ -1,6 +1,7 @@
 // shopd: CLI11 parses the command line, the configuration loads, and a subcommand of the library runs.
 #include "shopd/app/commands.hpp"
 #include "shopd/app/dlq.hpp"
+#include "shopd/app/outbox_cli.hpp"
 #include "shopd/app/publish.hpp"
 #include "shopd/app/sign.hpp"
 #include "shopd/config/config.hpp"
@@ -133,6 +134,24 @@ int main(int argc, char** argv) {
   dlq_delete->add_flag("--all", dlq_opts.all, "Every dead letter");
   for (auto* sub : {dlq_list, dlq_show, dlq_replay, dlq_delete}) add_config_options(*sub, flags);
 
+  shopd::outbox_options outbox_opts;
+  auto* outbox = app.add_subcommand(
+      "outbox", "List or requeue outbox events the relay or QStash refused for good (DATABASE_URL)");
+  outbox->require_subcommand(1);
+  auto* outbox_list = outbox->add_subcommand("list", "List the refused events set aside, oldest first");
+  outbox_list->add_option("--after", outbox_opts.after, "Only events with a greater id (the next page)");
+  outbox_list->add_option("--count", outbox_opts.count, "Events per page (1-1000)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  outbox_list->add_flag("--json", outbox_opts.json, "Print every field as JSON, the event's body included");
+  auto* outbox_requeue = outbox->add_subcommand("requeue", "Offer refused events again, in their place");
+  outbox_requeue->add_option("ids", outbox_opts.ids, "Outbox ids (as listed)");
+  outbox_requeue->add_flag("--all", outbox_opts.all, "Every refused event");
+  for (auto* sub : {outbox_list, outbox_requeue}) {
+    sub->add_option("--role", outbox_opts.role, "Only events produced by this role");
+    add_config_options(*sub, flags);
+  }
+
   shopd::sign_options sign_opts;
   auto* sign = app.add_subcommand("sign", "Print a valid Upstash-Signature for a URL and body (for curl)");
   sign->add_option("--url", sign_opts.url, "The exact URL the request goes to (the token's subject)")
@@ -189,6 +208,11 @@ int main(int argc, char** argv) {
       dlq_opts.settings = settings;
       for (auto* sub : dlq->get_subcommands()) dlq_opts.action = sub->get_name();
       return shopd::dlq(dlq_opts);
+    }
+    if (outbox->parsed()) {
+      outbox_opts.settings = settings;
+      for (auto* sub : outbox->get_subcommands()) outbox_opts.action = sub->get_name();
+      return shopd::outbox(outbox_opts);
     }
     if (sign->parsed()) {
       sign_opts.settings = settings;

@@ -1,13 +1,13 @@
 #include "shopd/app/dlq.hpp"
 
+#include "shopd/app/text_table.hpp"
+
 #include "shopd/http/client.hpp"
 
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <array>
-#include <ctime>
 #include <iostream>
 #include <ostream>
 #include <sstream>
@@ -125,31 +125,11 @@ std::string text_of(const json::object& o, std::string_view key) {
   return json::serialize(*v);
 }
 
-// "2026-11-24 13:57:00" (UTC) from Unix milliseconds; "-" when absent.
+// The time at `key` (Unix milliseconds); "-" when absent.
 std::string utc_time(const json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
   if (v == nullptr || !v->is_number()) return "-";
-  const auto seconds = static_cast<std::time_t>(v->to_number<std::int64_t>() / 1000);
-  std::tm tm{};
-  if (gmtime_r(&seconds, &tm) == nullptr) return "-";
-  std::array<char, 32> buf{};
-  const auto n = std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S", &tm);
-  return std::string(buf.data(), n);
-}
-
-void print_table(std::ostream& out, const std::vector<std::array<std::string, 5>>& rows) {
-  std::array<std::size_t, 5> width{};
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    out << line << '\n';
-  }
+  return shopd::utc_time(v->to_number<std::int64_t>());
 }
 
 int list(const qstash_api& api, const dlq_options& opts, std::ostream& out, std::ostream& err) {
@@ -183,7 +163,7 @@ int list(const qstash_api& api, const dlq_options& opts, std::ostream& out, std:
     out << "The DLQ is empty.\n";
     return 0;
   }
-  std::vector<std::array<std::string, 5>> rows{{"DLQ ID", "MESSAGE ID", "STATUS", "URL", "CREATED (UTC)"}};
+  std::vector<std::vector<std::string>> rows{{"DLQ ID", "MESSAGE ID", "STATUS", "URL", "CREATED (UTC)"}};
   for (const auto& m : messages->as_array()) {
     const auto* e = m.if_object();
     if (e == nullptr) continue;

@@ -41,8 +41,8 @@ std::vector<pending_event> next_batch(db::database& db, std::string_view produce
     const std::string producer_s(producer);
     soci::rowset<soci::row> rows =
         (s.prepare << "SELECT id, event_id, event_type, destination, body, headers, attempts, created_at_ms "
-                      "FROM outbox WHERE producer = :producer AND sent_at_ms IS NULL AND next_attempt_at_ms "
-                      "<= :now "
+                      "FROM outbox WHERE producer = :producer AND sent_at_ms IS NULL AND refused_at_ms IS "
+                      "NULL AND next_attempt_at_ms <= :now "
                       "ORDER BY id LIMIT :limit",
          soci::use(producer_s), soci::use(now_ms), soci::use(limit));
     std::vector<pending_event> out;
@@ -80,12 +80,19 @@ void mark_sent(db::database& db, const std::vector<sent_row>& rows, std::int64_t
   });
 }
 
-void mark_failed(db::database& db, std::int64_t id, std::string_view error, std::int64_t retry_at_ms) {
-  db.with_session([&](soci::session& s) {
-    const std::string error_s(error.substr(0, 1000));
-    s << "UPDATE outbox SET attempts = attempts + 1, last_error = :error, next_attempt_at_ms = :retry_at "
-         "WHERE id = :id",
-        soci::use(error_s), soci::use(retry_at_ms), soci::use(id);
+void mark_refused(db::database& db, const std::vector<refused_row>& rows, std::int64_t now_ms) {
+  if (rows.empty()) return;
+  db.in_transaction([&](soci::session& tx) {
+    std::int64_t id = 0;
+    std::string error;
+    soci::statement st = (tx.prepare << "UPDATE outbox SET refused_at_ms = :now, attempts = attempts + 1, "
+                                        "last_error = :error WHERE id = :id AND sent_at_ms IS NULL",
+                          soci::use(now_ms), soci::use(error), soci::use(id));
+    for (const auto& r : rows) {
+      id = r.id;
+      error = r.error.substr(0, 1000);
+      st.execute(true);
+    }
   });
 }
 
@@ -96,11 +103,73 @@ stats pending_stats(db::database& db, std::string_view producer) {
     long long count = 0;
     long long oldest = 0;
     soci::indicator oldest_ind = soci::i_null;
-    s << "SELECT COUNT(*), MIN(created_at_ms) FROM outbox WHERE producer = :producer AND sent_at_ms IS NULL",
+    // Each COUNT reads one partial index: its own rows only, however many rows were sent.
+    s << "SELECT COUNT(*), MIN(created_at_ms) FROM outbox WHERE producer = :producer AND sent_at_ms IS NULL "
+         "AND refused_at_ms IS NULL",
         soci::into(count), soci::into(oldest, oldest_ind), soci::use(producer_s);
     st.pending = count;
     if (oldest_ind == soci::i_ok) st.oldest_created_at_ms = oldest;
+    long long refused = 0;
+    s << "SELECT COUNT(*) FROM outbox WHERE producer = :producer AND refused_at_ms IS NOT NULL",
+        soci::into(refused), soci::use(producer_s);
+    st.refused = refused;
     return st;
+  });
+}
+
+std::vector<refused_event> list_refused(db::database& db, std::string_view producer, std::int64_t after_id,
+                                        int limit) {
+  return db.with_session([&](soci::session& s) {
+    const std::string producer_s(producer);
+    soci::rowset<soci::row> rows =
+        (s.prepare
+             << "SELECT id, producer, event_id, event_type, destination, body, headers, attempts, "
+                "created_at_ms, refused_at_ms, last_error FROM outbox WHERE refused_at_ms IS NOT NULL "
+                "AND (:producer = '' OR producer = :producer2) AND id > :after ORDER BY id LIMIT :limit",
+         soci::use(producer_s), soci::use(producer_s), soci::use(after_id), soci::use(limit));
+    std::vector<refused_event> out;
+    for (const auto& r : rows) {
+      refused_event e;
+      e.id = db::int_at(r, 0);
+      e.producer = r.get<std::string>(1);
+      e.event.event_id = r.get<std::string>(2);
+      e.event.event_type = r.get<std::string>(3);
+      e.event.destination = r.get<std::string>(4);
+      e.event.body = r.get<std::string>(5);
+      e.event.headers = r.get<std::string>(6);
+      e.attempts = static_cast<int>(db::int_at(r, 7));
+      e.created_at_ms = db::int_at(r, 8);
+      e.refused_at_ms = db::int_at(r, 9);
+      if (r.get_indicator(10) == soci::i_ok) e.error = r.get<std::string>(10);
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+std::int64_t requeue(db::database& db, std::string_view producer, const std::vector<std::int64_t>& ids,
+                     std::int64_t now_ms) {
+  return db.in_transaction([&](soci::session& tx) -> std::int64_t {
+    const std::string producer_s(producer);
+    constexpr const char* update =
+        "UPDATE outbox SET refused_at_ms = NULL, next_attempt_at_ms = :now WHERE refused_at_ms IS NOT NULL "
+        "AND (:producer = '' OR producer = :producer2)";
+    if (ids.empty()) {
+      soci::statement st =
+          (tx.prepare << update, soci::use(now_ms), soci::use(producer_s), soci::use(producer_s));
+      st.execute(true);
+      return st.get_affected_rows();
+    }
+    std::int64_t id = 0;
+    std::int64_t changed = 0;
+    soci::statement st = (tx.prepare << std::string(update) + " AND id = :id", soci::use(now_ms),
+                          soci::use(producer_s), soci::use(producer_s), soci::use(id));
+    for (const auto one : ids) {
+      id = one;
+      st.execute(true);
+      changed += st.get_affected_rows();
+    }
+    return changed;
   });
 }
 

@@ -36,11 +36,23 @@ outbox_dispatcher::outbox_dispatcher(db::database& db, options opts, publish_fn 
                                             "back-off), by producing role",
                                             {"role"})
                             .with({opts_.producer})),
+      refused_(metrics
+                   .counter_family("shopd_outbox_refused_total",
+                                   "Outbox rows the relay or QStash refused for good, set aside instead of "
+                                   "offered again (shopd outbox list shows them), by producing role",
+                                   {"role"})
+                   .with({opts_.producer})),
       backlog_(metrics
                    .gauge_family("shopd_outbox_pending_events",
                                  "Outbox rows not yet accepted by the relay or QStash, by producing role",
                                  {"role"})
                    .with({opts_.producer})),
+      refused_rows_(metrics
+                        .gauge_family("shopd_outbox_refused_events",
+                                      "Outbox rows set aside now, refused for good by the relay or QStash "
+                                      "until requeued (shopd outbox requeue), by producing role",
+                                      {"role"})
+                        .with({opts_.producer})),
       oldest_age_(metrics
                       .gauge_family("shopd_outbox_oldest_pending_age_seconds",
                                     "Age of the oldest outbox row not yet published (0 when none), by "
@@ -124,6 +136,7 @@ void outbox_dispatcher::refresh_backlog() noexcept {
   try {
     const auto st = outbox::pending_stats(db_, opts_.producer);
     backlog_.set(static_cast<double>(st.pending));
+    refused_rows_.set(static_cast<double>(st.refused));
     oldest_pending_ms_.store(st.oldest_created_at_ms.value_or(-1), std::memory_order_relaxed);
   } catch (const std::exception& e) {
     // The gauges keep their last values (the age keeps growing); the next pass tries again.
@@ -175,10 +188,14 @@ void outbox_dispatcher::run() {
 
 bool outbox_dispatcher::publish_once() {
   const auto now = now_ms();
-  auto batch = outbox::next_batch(db_, opts_.producer, opts_.batch_size, now);
-  if (batch.empty()) return false;
+  const int limit = one_by_one_ > 0 ? 1 : opts_.batch_size;
+  auto batch = outbox::next_batch(db_, opts_.producer, limit, now);
+  if (batch.empty()) {
+    one_by_one_ = 0;
+    return false;
+  }
   // A full batch, or one cut at max_batch_bytes: more rows wait, and the next batch goes at once.
-  bool more = static_cast<int>(batch.size()) == opts_.batch_size;
+  bool more = static_cast<int>(batch.size()) == limit;
   std::size_t bytes = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     bytes += batch[i].event.body.size() + batch[i].event.headers.size();
@@ -188,18 +205,54 @@ bool outbox_dispatcher::publish_once() {
       break;
     }
   }
-  const auto ids = publish_(batch, abandon_.get_token());
-  const auto accepted = std::min(ids.size(), batch.size());
-  std::vector<outbox::sent_row> sent;
-  sent.reserve(accepted);
-  for (std::size_t i = 0; i < accepted; ++i) sent.push_back({.id = batch[i].id, .message_id = ids[i]});
-  outbox::mark_sent(db_, sent, now_ms());
-  published_.inc(static_cast<double>(accepted));
-  if (accepted < batch.size()) {
-    throw std::runtime_error("publisher accepted " + std::to_string(accepted) + " of " +
-                             std::to_string(batch.size()) + " events");
+  std::vector<row_outcome> outcomes;
+  try {
+    outcomes = publish_(batch, abandon_.get_token());
+  } catch (const batch_refused& e) {
+    if (batch.size() == 1) throw;  // the publisher answers a one-row refusal as an outcome; retry
+    obs::warn("outbox batch refused as a whole; sending its rows one at a time to find the one at fault",
+              {{"role", opts_.producer}, {"rows", batch.size()}, {"error", e.what()}});
+    one_by_one_ = batch.size();
+    return true;
   }
-  return more;
+  if (one_by_one_ > 0) --one_by_one_;
+  std::vector<outbox::sent_row> sent;
+  std::vector<outbox::refused_row> refused;
+  const row_outcome* stopped_at = nullptr;
+  for (std::size_t i = 0; i < std::min(outcomes.size(), batch.size()); ++i) {
+    auto& o = outcomes[i];
+    if (!o.message_id.empty()) {
+      sent.push_back({.id = batch[i].id, .message_id = std::move(o.message_id)});
+    } else if (o.refused) {
+      refused.push_back({.id = batch[i].id, .error = o.error});
+    } else {
+      stopped_at = &o;
+      break;
+    }
+  }
+  outbox::mark_sent(db_, sent, now_ms());
+  outbox::mark_refused(db_, refused, now_ms());
+  published_.inc(static_cast<double>(sent.size()));
+  refused_.inc(static_cast<double>(refused.size()));
+  for (std::size_t i = 0, r = 0; r < refused.size(); ++i) {
+    if (batch[i].id != refused[r].id) continue;
+    const auto& ev = batch[i].event;
+    obs::error("outbox event refused for good and set aside; shopd outbox requeue offers it again",
+               {{"role", opts_.producer},
+                {"outbox_id", batch[i].id},
+                {"event_id", ev.event_id},
+                {"event_type", ev.event_type},
+                {"destination", ev.destination},
+                {"error", refused[r++].error}});
+  }
+  const auto answered = sent.size() + refused.size();
+  if (answered < batch.size()) {
+    throw std::runtime_error(
+        "publisher accepted " + std::to_string(sent.size()) + " of " + std::to_string(batch.size()) +
+        " events" + (refused.empty() ? "" : " and refused " + std::to_string(refused.size())) +
+        (stopped_at != nullptr && !stopped_at->error.empty() ? ": " + stopped_at->error : std::string()));
+  }
+  return more || one_by_one_ > 0;
 }
 
 }  // namespace shopd::bus

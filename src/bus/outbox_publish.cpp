@@ -45,18 +45,34 @@ std::vector<batch_entry> outbox_batch(std::span<const pending_event> events,
 
 namespace {
 
-// The ids of the accepted prefix of a batch's answer.
-std::vector<std::string> accepted_ids(const batch_result& answer) {
-  if (!answer) throw std::runtime_error(answer.error().message);
-  std::vector<std::string> ids;
-  for (const auto& r : *answer) {
-    if (!r) break;  // keep order: the rest of the batch is sent again later
-    ids.push_back(r->message_id());
-  }
-  return ids;
+// A batch refused as a whole for what it holds, not for who sent it or when: a bad request (400:
+// the relay's invalid_batch, QStash's validation) or too large (413). 401/403 (the token), 404
+// (the URL), 408/429/5xx and transport errors may pass once the relay or its configuration does.
+bool refused_for_content(const publish_error& e) {
+  return e.kind == publish_failure::rejected && (e.status == 400 || e.status == 413);
 }
 
 }  // namespace
+
+std::vector<row_outcome> outbox_outcomes(const batch_result& answer, std::size_t rows) {
+  if (!answer) {
+    const auto& e = answer.error();
+    if (!refused_for_content(e)) throw std::runtime_error(e.message);
+    if (rows > 1) throw batch_refused(e.message);
+    return {row_outcome{.error = e.message, .refused = true}};
+  }
+  std::vector<row_outcome> out;
+  out.reserve(answer->size());
+  for (const auto& r : *answer) {
+    if (r) {
+      out.push_back({.message_id = r->message_id()});
+    } else {
+      out.push_back({.error = r.error().message, .refused = !r.error().retryable});
+      if (!out.back().refused) break;  // keep order: the rest of the batch is sent again later
+    }
+  }
+  return out;
+}
 
 outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io, const publisher& pub,
                                                     std::string failure_callback_url,
@@ -65,7 +81,7 @@ outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io,
                                                                         std::stop_token stop) {
     if (const auto* in_process = local != nullptr ? local->get() : nullptr) {
       const auto entries = outbox_batch(events, callback);
-      return accepted_ids((*in_process)(entries));
+      return outbox_outcomes((*in_process)(entries), events.size());
     }
     // The answer is shared with the request, which may outlive an abandoned wait.
     struct pending_answer {
@@ -92,7 +108,7 @@ outbox_dispatcher::publish_fn make_outbox_publisher(boost::asio::io_context& io,
       throw publish_abandoned("publish abandoned at shutdown");
     }
     if (state->error) std::rethrow_exception(state->error);
-    return accepted_ids(*state->answer);
+    return outbox_outcomes(*state->answer, events.size());
   };
 }
 

@@ -247,10 +247,23 @@ DROP INDEX relay_messages_state_lease;
 CREATE INDEX relay_messages_state_changed ON relay_messages (state, updated_at_ms);
 )sql";
 
-constexpr std::array<migration, 3> all_migrations{{
+// Outbox rows the relay or QStash refused for good (an entry of a batch answered with an error, or a
+// one-row batch refused as a bad request or too large) are set aside instead of being offered again
+// forever: kept, with their error, out of the dispatcher's way, until `shopd outbox requeue`. Before
+// this, one such row held up every later row of its producer. The index of unsent rows leaves them
+// out, so the dispatcher's reads and the backlog count never see them.
+constexpr std::string_view outbox_refused = R"sql(
+ALTER TABLE outbox ADD COLUMN refused_at_ms BIGINT;
+DROP INDEX outbox_unsent;
+CREATE INDEX outbox_unsent ON outbox (producer, next_attempt_at_ms, id) WHERE sent_at_ms IS NULL AND refused_at_ms IS NULL;
+CREATE INDEX outbox_refused ON outbox (producer, id) WHERE refused_at_ms IS NOT NULL;
+)sql";
+
+constexpr std::array<migration, 4> all_migrations{{
     {1, "initial_schema", initial_schema},
     {2, "relay_message_origin", relay_message_origin},
     {3, "relay_messages_state_changed", relay_messages_state_changed},
+    {4, "outbox_refused", outbox_refused},
 }};
 
 // Any constant unique to shopd: every migrator of one database serialises on it ('shopdmig').

@@ -36,6 +36,11 @@ rc=0; out=$("$SHOPD_BINARY" serve --role=orders --env-file absent.env 2>&1) || r
 check_eq "missing env file exit" 2 "$rc"
 rc=0; out=$("$SHOPD_BINARY" dlq list --count 500 2>&1) || rc=$?
 check_eq "dlq list --count out of range exit" 2 "$rc"
+rc=0; out=$("$SHOPD_BINARY" outbox list --count 5000 2>&1) || rc=$?
+check_eq "outbox list --count out of range exit" 2 "$rc"
+rc=0; out=$("$SHOPD_BINARY" outbox requeue 1 --all 2>&1) || rc=$?
+check_eq "outbox requeue with ids and --all exit" 2 "$rc"
+check_contains "outbox requeue with ids and --all says why" "ids or --all (not both)" "$out"
 rc=0; "$SHOPD_BINARY" serve --help >/dev/null || rc=$?
 check_eq "serve --help exit" 0 "$rc"
 # Fine alone, refused together: a configuration error (2), which systemd does not restart on.
@@ -59,9 +64,13 @@ echo "== migrations on SQLite"
 export DATABASE_URL="sqlite:$T/db/shopd.db"
 rc=0; "$SHOPD_BINARY" migrate --status >status.txt || rc=$?
 check_eq "fresh database has pending migrations (exit 3)" 3 "$rc"
+rc=0; out=$("$SHOPD_BINARY" outbox list 2>&1) || rc=$?
+check_eq "outbox list before migrate exit" 3 "$rc"
+check_contains "outbox list before migrate says so" "run shopd migrate first" "$out"
 check_contains "migrate applies" "schema version" "$("$SHOPD_BINARY" migrate)"
 check_contains "migrate --status up to date" "up to date" "$("$SHOPD_BINARY" migrate --status)"
 check_contains "migrate is idempotent" "applied 0 migration(s)" "$("$SHOPD_BINARY" migrate)"
+check_eq "outbox list on a new database" "No outbox event is set aside." "$("$SHOPD_BINARY" outbox list)"
 
 echo "== serve --role=all on SQLite: standard endpoints on every role, clean SIGTERM"
 start_shopd all serve --role=all

@@ -1,6 +1,7 @@
 #include "shopd/db/database.hpp"
 
 #include "fresh_database.hpp"
+#include "shopd/bus/outbox.hpp"
 #include "shopd/db/execute.hpp"
 #include "shopd/db/migrations.hpp"
 #include "shopd/obs/metrics.hpp"
@@ -132,9 +133,9 @@ void common_contract(const database_url& url) {
     CHECK(shopd::db::migrate(db) == all_versions());
     CHECK(table_names(db) == expected_tables);
     const auto indexes = index_names(db);
-    for (const char* idx :
-         {"stock_movements_sku_id", "orders_customer_email", "outbox_unsent", "audit_log_entity_id",
-          "relay_messages_due", "relay_messages_state_changed", "relay_messages_origin_due"}) {
+    for (const char* idx : {"stock_movements_sku_id", "orders_customer_email", "outbox_unsent",
+                            "audit_log_entity_id", "relay_messages_due", "relay_messages_state_changed",
+                            "relay_messages_origin_due", "outbox_refused"}) {
       CAPTURE(idx);
       CHECK(indexes.count(idx) == 1);
     }
@@ -156,7 +157,7 @@ void common_contract(const database_url& url) {
     CHECK(db.in_use() == 0);
   }
 
-  SUBCASE("upgrading from version 1 keeps relay messages, without an origin") {
+  SUBCASE("upgrading from version 1 keeps relay messages, without an origin, and unsent outbox rows") {
     database db(url);
     const auto& initial = shopd::db::migrations().front();
     db.in_transaction([&](soci::session& s) {
@@ -166,11 +167,19 @@ void common_contract(const database_url& url) {
       s << "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (1, 'initial_schema', 0)";
       s << "INSERT INTO relay_messages (message_id, destination, body, state, max_retries, not_before_ms, "
            "created_at_ms, updated_at_ms) VALUES ('msg_old', 'http://h:1/x', '', 'CREATED', 3, 0, 0, 0)";
+      s << "INSERT INTO outbox (producer, event_id, event_type, destination, body, created_at_ms, "
+           "next_attempt_at_ms) VALUES ('orders', 'ev-old', 'order.created', 'http://h:1/x', '{}', 0, 0)";
     });
     CHECK(shopd::db::status(db).current == 1);
-    CHECK(shopd::db::migrate(db) == std::vector<int>{2, 3});
+    CHECK(shopd::db::migrate(db) == std::vector<int>{2, 3, 4});
     CHECK(index_names(db).count("relay_messages_origin_due") == 1);
     CHECK(scalar(db, "SELECT count(*) FROM relay_messages WHERE origin IS NULL") == 1);
+    // Migration 4: the row written before it is still waiting to be sent, not set aside.
+    const auto waiting = shopd::bus::outbox::next_batch(db, "orders", 10, 1);
+    REQUIRE(waiting.size() == 1);
+    CHECK(waiting[0].event.event_id == "ev-old");
+    CHECK(shopd::bus::outbox::pending_stats(db, "orders").pending == 1);
+    CHECK(shopd::bus::outbox::pending_stats(db, "orders").refused == 0);
   }
 
   SUBCASE("a database newer than this binary is refused") {

@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <stdexcept>
@@ -38,6 +39,75 @@ void enqueue(shopd::db::database& db, const std::string& producer, const std::st
   });
 }
 
+/// Every row accepted, with a message id made of its event id.
+std::vector<shopd::bus::row_outcome> accept_all(std::span<const pending_event> events) {
+  std::vector<shopd::bus::row_outcome> out;
+  for (const auto& e : events) out.push_back({.message_id = "msg_" + e.event.event_id});
+  return out;
+}
+
+/// Three rows, the middle one refused for good: it is set aside, the third goes on; requeued, it is
+/// offered again. On `dialect`, for the outbox's SQL.
+void set_aside_and_requeue(shopd::db::dialect dialect) {
+  shopd::test::fresh_database fresh(dialect);
+  shopd::obs::registry metrics;
+  std::mutex mutex;
+  std::vector<std::string> offered;  // event ids, in the order they were offered
+  outbox_dispatcher dispatcher(
+      fresh.db(), {.producer = "orders", .poll_interval = 20ms, .min_backoff = 10ms, .max_backoff = 20ms},
+      [&](std::span<const pending_event> events, std::stop_token) {
+        std::vector<shopd::bus::row_outcome> out;
+        std::lock_guard lock(mutex);
+        for (const auto& e : events) {
+          offered.push_back(e.event.event_id);
+          if (e.event.event_id == "ev-bad") {
+            out.push_back({.error = "batch entry 1: destination is not a URL", .refused = true});
+          } else {
+            out.push_back({.message_id = "msg_" + e.event.event_id});
+          }
+        }
+        return out;
+      },
+      metrics);
+  const auto now = shopd::bus::now_ms() - 100;  // due already
+  enqueue(fresh.db(), "orders", "ev-1", now);
+  enqueue(fresh.db(), "orders", "ev-bad", now + 1);
+  enqueue(fresh.db(), "orders", "ev-2", now + 2);
+  dispatcher.start();
+  CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 2; }));
+  CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_refused_events{role="orders"})") == 1; }));
+  CHECK(series(metrics, R"(shopd_outbox_refused_total{role="orders"})") == 1);
+  CHECK(series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 0);
+  CHECK(series(metrics, R"(shopd_outbox_oldest_pending_age_seconds{role="orders"})") == 0);
+  CHECK(series(metrics, R"(shopd_outbox_publish_failures_total{role="orders"})") == 0);
+
+  // Kept with its error, and not offered again.
+  auto refused = shopd::bus::outbox::list_refused(fresh.db(), "orders", 0, 10);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].event.event_id == "ev-bad");
+  CHECK(refused[0].error == "batch entry 1: destination is not a URL");
+  CHECK(refused[0].attempts == 1);
+  CHECK(refused[0].refused_at_ms >= now);
+  CHECK(shopd::bus::outbox::list_refused(fresh.db(), "email", 0, 10).empty());
+  std::this_thread::sleep_for(100ms);  // five poll intervals
+  {
+    std::lock_guard lock(mutex);
+    CHECK(offered == std::vector<std::string>{"ev-1", "ev-bad", "ev-2"});
+  }
+
+  // Requeued, it is offered again (and refused again: the relay has not changed its mind).
+  CHECK(shopd::bus::outbox::requeue(fresh.db(), "email", {}, shopd::bus::now_ms()) == 0);
+  CHECK(shopd::bus::outbox::requeue(fresh.db(), "orders", {refused[0].id + 1}, shopd::bus::now_ms()) == 0);
+  CHECK(shopd::bus::outbox::requeue(fresh.db(), "orders", {refused[0].id}, shopd::bus::now_ms()) == 1);
+  CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_refused_total{role="orders"})") == 2; }));
+  refused = shopd::bus::outbox::list_refused(fresh.db(), "", 0, 10);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].attempts == 2);
+  dispatcher.stop();
+  std::lock_guard lock(mutex);
+  CHECK(offered == std::vector<std::string>{"ev-1", "ev-bad", "ev-2", "ev-bad"});
+}
+
 }  // namespace
 
 TEST_SUITE("bus.outbox_dispatcher") {
@@ -50,10 +120,8 @@ TEST_SUITE("bus.outbox_dispatcher") {
         fresh.db(), {.producer = "orders", .poll_interval = 50ms, .min_backoff = 10ms, .max_backoff = 20ms},
         [&](std::span<const pending_event> events, std::stop_token) {
           if (!relay_up) throw std::runtime_error("connection refused");
-          std::vector<std::string> ids;
-          for (const auto& e : events) ids.push_back("msg_" + e.event.event_id);
           accepted += static_cast<int>(events.size());
-          return ids;
+          return accept_all(events);
         },
         metrics);
 
@@ -95,11 +163,9 @@ TEST_SUITE("bus.outbox_dispatcher") {
     outbox_dispatcher dispatcher(
         fresh.db(), {.producer = "orders", .max_batch_bytes = 2'500, .poll_interval = 20ms},
         [&](std::span<const pending_event> events, std::stop_token) {
-          std::vector<std::string> ids;
-          for (const auto& e : events) ids.push_back("msg_" + e.event.event_id);
           std::lock_guard lock(mutex);
           batches.push_back(events.size());
-          return ids;
+          return accept_all(events);
         },
         metrics);
     // Bodies of 1,000 bytes (headers "{}"): two fit in 2,500 bytes, a third does not. The last row's
@@ -128,9 +194,7 @@ TEST_SUITE("bus.outbox_dispatcher") {
           if (++calls == 3) {
             while (!gate_open && !stop.stop_requested()) std::this_thread::sleep_for(5ms);
           }
-          std::vector<std::string> ids;
-          for (const auto& e : events) ids.push_back("msg_" + e.event.event_id);
-          return ids;
+          return accept_all(events);
         },
         metrics);
     const auto now = shopd::bus::now_ms();
@@ -144,5 +208,59 @@ TEST_SUITE("bus.outbox_dispatcher") {
     CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_pending_events{role="orders"})") == 0; }));
     CHECK(series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 5);
     dispatcher.stop();
+  }
+
+  TEST_CASE("outbox dispatcher: a row refused for good is set aside, the rows after it go on") {
+    for (const auto dialect : {shopd::db::dialect::sqlite, shopd::db::dialect::postgresql}) {
+      CAPTURE(dialect);
+      set_aside_and_requeue(dialect);
+    }
+  }
+
+  TEST_CASE("outbox dispatcher: a batch refused whole is sent one row at a time; failures are retried") {
+    shopd::test::fresh_database fresh(shopd::db::dialect::sqlite);
+    shopd::obs::registry metrics;
+    std::mutex mutex;
+    std::vector<std::size_t> batches;
+    std::atomic<int> unavailable = 2;  // the first two single-row offers of ev-3 meet a relay that is down
+    outbox_dispatcher dispatcher(
+        fresh.db(), {.producer = "orders", .poll_interval = 20ms, .min_backoff = 5ms, .max_backoff = 10ms},
+        [&](std::span<const pending_event> events, std::stop_token) -> std::vector<shopd::bus::row_outcome> {
+          {
+            std::lock_guard lock(mutex);
+            batches.push_back(events.size());
+          }
+          const bool holds_bad = std::any_of(events.begin(), events.end(),
+                                             [](const auto& e) { return e.event.event_id == "ev-bad"; });
+          if (events.size() > 1 && holds_bad) throw shopd::bus::batch_refused("400: invalid_batch");
+          if (events.size() == 1 && events[0].event.event_id == "ev-3" && unavailable-- > 0)
+            throw std::runtime_error("connection refused");
+          if (holds_bad) return {{.error = "400: body too large", .refused = true}};
+          return accept_all(events);
+        },
+        metrics);
+    const auto now = shopd::bus::now_ms() - 100;  // due already
+    enqueue(fresh.db(), "orders", "ev-1", now);
+    enqueue(fresh.db(), "orders", "ev-bad", now + 1);
+    enqueue(fresh.db(), "orders", "ev-3", now + 2);
+    enqueue(fresh.db(), "orders", "ev-4", now + 3);
+    dispatcher.start();
+    CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 3; }));
+    CHECK(series(metrics, R"(shopd_outbox_refused_total{role="orders"})") == 1);
+    CHECK(series(metrics, R"(shopd_outbox_publish_failures_total{role="orders"})") == 2);
+    const auto refused = shopd::bus::outbox::list_refused(fresh.db(), "orders", 0, 10);
+    REQUIRE(refused.size() == 1);
+    CHECK(refused[0].event.event_id == "ev-bad");
+    CHECK(refused[0].error == "400: body too large");
+
+    // After the refused batch of 4, rows go alone until 4 were answered (ev-3 twice not: a relay
+    // that is down is not a refusal), then in batches again.
+    enqueue(fresh.db(), "orders", "ev-5", now + 4);
+    enqueue(fresh.db(), "orders", "ev-6", now + 5);
+    dispatcher.notify();
+    CHECK(eventually([&] { return series(metrics, R"(shopd_outbox_published_total{role="orders"})") == 5; }));
+    dispatcher.stop();
+    std::lock_guard lock(mutex);
+    CHECK(batches == std::vector<std::size_t>{4, 1, 1, 1, 1, 1, 1, 2});
   }
 }

@@ -62,14 +62,44 @@ struct sent_row {
 /// Record a batch of successful publishes in one transaction (one commit, rather than one per row).
 void mark_sent(db::database& db, const std::vector<sent_row>& rows, std::int64_t now_ms);
 
-/// Record a failed publish attempt; the row becomes due again at `retry_at_ms`.
-void mark_failed(db::database& db, std::int64_t id, std::string_view error, std::int64_t retry_at_ms);
+/// One row the relay or QStash refused for good, and why.
+struct refused_row {
+  std::int64_t id = 0;
+  std::string error;
+};
+
+/// Set refused rows aside in one transaction: they keep their event and their error (`last_error`,
+/// cut to 1,000 bytes), and no batch offers them again until requeue().
+void mark_refused(db::database& db, const std::vector<refused_row>& rows, std::int64_t now_ms);
 
 struct stats {
-  std::int64_t pending = 0;
+  std::int64_t pending = 0;  ///< neither sent nor refused
   std::optional<std::int64_t> oldest_created_at_ms;
+  std::int64_t refused = 0;  ///< set aside by mark_refused
 };
 [[nodiscard]] stats pending_stats(db::database& db, std::string_view producer);
+
+/// A row set aside, as `shopd outbox list` shows it.
+struct refused_event {
+  std::int64_t id = 0;
+  std::string producer;
+  outbox_event event;
+  int attempts = 0;
+  std::int64_t created_at_ms = 0;
+  std::int64_t refused_at_ms = 0;
+  std::string error;
+};
+
+/// Up to `limit` refused rows with an id above `after_id`, in id order; of one producer, or of
+/// every producer when `producer` is empty.
+[[nodiscard]] std::vector<refused_event> list_refused(db::database& db, std::string_view producer,
+                                                      std::int64_t after_id, int limit);
+
+/// Offer refused rows again: those of `ids` (every refused row when `ids` is empty), of `producer`
+/// only when it is not empty. They are due at once, in their original place in id order; a running
+/// dispatcher finds them within its poll interval. Returns how many were refused and now are not.
+std::int64_t requeue(db::database& db, std::string_view producer, const std::vector<std::int64_t>& ids,
+                     std::int64_t now_ms);
 
 }  // namespace outbox
 

@@ -9,13 +9,22 @@
 /// deduplication id, so a row published but not yet marked sent when the process died is not
 /// delivered twice. Crash safety: a row is marked sent only after the publisher accepted it.
 ///
+/// Refusals: a row the relay or QStash refuses for good (row_outcome::refused) is set aside
+/// (outbox::mark_refused: kept with its error, logged at error level, counted) and the rows after it
+/// go on; one bad event never holds up the rest of its producer's events. A batch of several rows
+/// refused as a whole for its content (batch_refused) is sent again one row at a time, so only the
+/// row at fault is set aside. Any other failure (relay down, 5xx, 429, a bad token) is retried with
+/// back-off, and nothing is set aside. `shopd outbox list` shows the rows set aside, `shopd outbox
+/// requeue` offers them again.
+///
 /// Rows that the relay of this process stored in the very transaction that wrote them (an event
 /// handler's, bus/local_relay.hpp) are written sent: the dispatcher never sees them, and counts
 /// them when told (count_in_transaction).
 ///
 /// Metrics (labelled with the producer's role): shopd_outbox_published_total (those too),
 /// shopd_outbox_published_in_transaction_total (those alone), shopd_outbox_publish_failures_total,
-/// and the backlog: shopd_outbox_pending_events is counted
+/// shopd_outbox_refused_total, and the backlog: shopd_outbox_pending_events (and
+/// shopd_outbox_refused_events, the rows set aside now) is counted
 /// at least every `poll_interval` (between the batches of a backlog too) and after every failure
 /// (one indexed COUNT/MIN over the unsent rows of this producer), shopd_outbox_oldest_pending_age_seconds is
 /// computed from that pass's oldest row when /metrics is scraped, so it keeps growing while the
@@ -50,13 +59,33 @@ class publish_abandoned : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Thrown by a publish function when the relay or QStash refused a batch of several rows as a whole
+/// for what it holds (a bad request, too large), not for who sent it or when: one of its rows may
+/// be at fault, and the dispatcher sends them one at a time to find out.
+class batch_refused : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// What the relay or QStash answered for one row of a batch.
+struct row_outcome {
+  std::string message_id{};  ///< accepted, with this message id (empty otherwise)
+  std::string error{};       ///< not accepted: why
+  /// Not accepted and never will be as it is (an entry of the batch answered with an error, or a
+  /// one-row batch refused as a bad request or too large): the row is set aside, not offered again.
+  /// Otherwise a row not accepted waits, with every row after it, for the next attempt.
+  bool refused = false;
+};
+
 class outbox_dispatcher {
  public:
-  /// Publish `events` in order. Returns the message ids of the accepted prefix (all of them when
-  /// everything was accepted); throws or returns fewer when the rest must be retried. When `stop`
-  /// is triggered it should return at once, throwing publish_abandoned.
+  /// Publish `events` in order. Returns one outcome per row, in order, for the rows it has an
+  /// answer for: every row, or fewer when the rest must be tried again later (from the first row
+  /// not accepted and not refused on, the rest of the batch waits). Throws when the batch failed as
+  /// a whole (batch_refused when for its content). When `stop` is triggered it should return at
+  /// once, throwing publish_abandoned.
   using publish_fn =
-      std::function<std::vector<std::string>(std::span<const pending_event> events, std::stop_token stop)>;
+      std::function<std::vector<row_outcome>(std::span<const pending_event> events, std::stop_token stop)>;
 
   struct options {
     std::string producer;  ///< the role whose rows this publishes
@@ -102,7 +131,9 @@ class outbox_dispatcher {
   obs::counter& published_;
   obs::counter& published_in_transaction_;
   obs::counter& publish_failures_;
+  obs::counter& refused_;
   obs::gauge& backlog_;
+  obs::gauge& refused_rows_;
   obs::gauge& oldest_age_;
   std::atomic<std::int64_t> oldest_pending_ms_{-1};  // created_at of the oldest unsent row; -1: none
   obs::registry::collector_id collector_ = 0;        // 0: not registered
@@ -115,6 +146,7 @@ class outbox_dispatcher {
   std::optional<std::chrono::steady_clock::time_point> stop_deadline_;
   std::stop_source abandon_;  // triggered when the stop timeout is over
   std::thread thread_;
+  std::size_t one_by_one_ = 0;  // rows still to send alone after a batch_refused (dispatcher thread)
 };
 
 }  // namespace shopd::bus

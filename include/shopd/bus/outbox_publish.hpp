@@ -25,6 +25,14 @@ namespace shopd::bus {
 [[nodiscard]] std::vector<batch_entry> outbox_batch(std::span<const pending_event> events,
                                                     const std::string& failure_callback_url);
 
+/// A batch answer for `rows` outbox rows, as the dispatcher reads it (pure): one outcome per entry
+/// up to the first that may pass later (accepted; refused for good when the entry's own error is
+/// final, as a relay's or QStash's per-entry error is; or, ending the list, not accepted). A batch
+/// refused whole as a bad request (400) or too large (413) is one refused outcome for a one-row
+/// batch and throws batch_refused for more rows; any other failure of the whole batch (transport,
+/// 401/403/404, 408/429/5xx) throws std::runtime_error, and nothing is set aside.
+[[nodiscard]] std::vector<row_outcome> outbox_outcomes(const batch_result& answer, std::size_t rows);
+
 /// A dispatcher publish function sending through `pub`, whose client runs on `io`. Called from the
 /// dispatcher's thread (never an I/O thread): it waits for the batch answer, or until its stop
 /// token fires (publish_abandoned; the request may still complete later, unrecorded). When `local`
