@@ -185,16 +185,21 @@ send_result classify(CURLcode rc, long code, const std::string& reply, const cha
     return transient_failure{"SMTP server " + where + " answered " + server_said + " (" + curl_text + ")",
                              static_cast<int>(code)};
   }
+  // This side's settings, not the message: every message fails alike until they are fixed, and
+  // then each succeeds. Retried (transient), flagged so the caller can say so loudly.
+  const auto configuration = [](std::string reason, int smtp_code = 0) {
+    return transient_failure{.reason = std::move(reason), .smtp_code = smtp_code, .configuration = true};
+  };
   if (code >= 500 && code < 600) {
     if (auth_failure || code == 534 || code == 535 || code == 538) {
-      return permanent_failure{"SMTP authentication failed at " + where + ": " + server_said +
-                                   "; check the user and password in SMTP_URL",
-                               static_cast<int>(code)};
+      return configuration("SMTP authentication failed at " + where + ": " + server_said +
+                               "; check the user and password in SMTP_URL",
+                           static_cast<int>(code));
     }
     if (code == 530) {
-      return permanent_failure{"SMTP server " + where + " requires authentication or STARTTLS first: " +
-                                   server_said + "; check SMTP_URL",
-                               static_cast<int>(code)};
+      return configuration("SMTP server " + where + " requires authentication or STARTTLS first: " +
+                               server_said + "; check SMTP_URL",
+                           static_cast<int>(code));
     }
     return permanent_failure{
         "SMTP server " + where + " rejected the message: " + curl_text + ": " + server_said,
@@ -204,25 +209,25 @@ send_result classify(CURLcode rc, long code, const std::string& reply, const cha
   switch (rc) {
     case CURLE_LOGIN_DENIED:
     case CURLE_AUTH_ERROR:
-      return permanent_failure{"SMTP authentication failed at " + where + ": " + curl_text +
-                               "; check the user and password in SMTP_URL"};
+      return configuration("SMTP authentication failed at " + where + ": " + curl_text +
+                           "; check the user and password in SMTP_URL");
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_CRL_BADFILE:
-      return permanent_failure{"TLS certificate of SMTP server " + where + " is not trusted: " + curl_text +
-                               "; a configuration error (cafile= in SMTP_URL, or the server's certificate)"};
+      return configuration("TLS certificate of SMTP server " + where + " is not trusted: " + curl_text +
+                           "; a configuration error (cafile= in SMTP_URL, or the server's certificate)");
     case CURLE_USE_SSL_FAILED:
-      return permanent_failure{"SMTP server " + where +
-                               " does not offer STARTTLS, which SMTP_URL requires (starttls=required)"};
+      return configuration("SMTP server " + where +
+                           " does not offer STARTTLS, which SMTP_URL requires (starttls=required)");
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_NOT_BUILT_IN:
     case CURLE_UNKNOWN_OPTION:
     case CURLE_BAD_FUNCTION_ARGUMENT:
-      return permanent_failure{"cannot use SMTP_URL with this libcurl: " + curl_text};
+      return configuration("cannot use SMTP_URL with this libcurl: " + curl_text);
     default:
       return transient_failure{"cannot deliver to SMTP server " + where + ": " + curl_text};
   }

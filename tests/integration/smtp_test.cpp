@@ -204,27 +204,30 @@ TEST_SUITE("mail/smtp") {
       expect<sent>(transport->send(order_mail()));
       CHECK(stored_envelope(dir, 1).at("tls") == true);
     }
-    SUBCASE("fail without the CA file: the certificate is not trusted") {
+    SUBCASE("fail without the CA file: the certificate is not trusted, a configuration failure") {
       const auto transport =
           make_transport("smtp", "smtp://" + credentials + server.address(), short_timeouts());
-      const auto failure = expect<permanent_failure>(transport->send(order_mail()));
+      const auto failure = expect<transient_failure>(transport->send(order_mail()));
+      CHECK(failure.configuration);
       CHECK_MESSAGE(contains(failure.reason, "certificate"), failure.reason);
       CHECK_FALSE(fs::exists(dir.path() / "mail" / "1.eml"));
     }
-    SUBCASE("a wrong password is a permanent failure that says authentication") {
+    SUBCASE("a wrong password is a configuration failure that says authentication") {
       auto options = short_timeouts();
       options.ca_file = cert.cert.string();
       const auto transport = make_transport("smtp", "smtp://shop:wrong@" + server.address(), options);
-      const auto failure = expect<permanent_failure>(transport->send(order_mail()));
+      const auto failure = expect<transient_failure>(transport->send(order_mail()));
+      CHECK(failure.configuration);
       CHECK_MESSAGE(contains(failure.reason, "authentication"), failure.reason);
       CHECK_MESSAGE(contains(failure.reason, "535"), failure.reason);
       CHECK_FALSE(contains(failure.reason, "wrong"));
     }
-    SUBCASE("no credentials where the server requires them is permanent") {
+    SUBCASE("no credentials where the server requires them is a configuration failure") {
       auto options = short_timeouts();
       options.ca_file = cert.cert.string();
       const auto transport = make_transport("smtp", "smtp://" + server.address(), options);
-      const auto failure = expect<permanent_failure>(transport->send(order_mail()));
+      const auto failure = expect<transient_failure>(transport->send(order_mail()));
+      CHECK(failure.configuration);
       CHECK_MESSAGE(contains(failure.reason, "530"), failure.reason);
     }
   }
@@ -250,18 +253,20 @@ TEST_SUITE("mail/smtp") {
     }
     SUBCASE("without it") {
       const auto transport = make_transport("smtp", "smtps://shop:pw@" + server.address(), short_timeouts());
-      const auto failure = expect<permanent_failure>(transport->send(order_mail()));
+      const auto failure = expect<transient_failure>(transport->send(order_mail()));
+      CHECK(failure.configuration);
       CHECK_MESSAGE(contains(failure.reason, "certificate"), failure.reason);
     }
   }
 
-  TEST_CASE("STARTTLS required but not offered is permanent") {
+  TEST_CASE("STARTTLS required but not offered is a configuration failure") {
     temp_dir dir;
     fs::create_directory(dir.path() / "mail");
     smtp_server server(dir.path(), {"sink", "--dir", (dir.path() / "mail").string()});
     const auto transport =
         make_transport("smtp", "smtp://" + server.address() + "?starttls=required", short_timeouts());
-    const auto failure = expect<permanent_failure>(transport->send(order_mail()));
+    const auto failure = expect<transient_failure>(transport->send(order_mail()));
+    CHECK(failure.configuration);
     CHECK_MESSAGE(contains(failure.reason, "STARTTLS"), failure.reason);
     CHECK_FALSE(fs::exists(dir.path() / "mail" / "1.eml"));
   }
@@ -289,6 +294,7 @@ TEST_SUITE("mail/smtp") {
       smtp_server server(dir.path(), {"tempfail", "--stage", "all"});
       const auto transport = make_transport("smtp", "smtp://" + server.address(), short_timeouts());
       const auto failure = expect<transient_failure>(transport->send(order_mail()));
+      CHECK_FALSE(failure.configuration);
       CHECK_MESSAGE(contains(failure.reason, "451"), failure.reason);
     }
     SUBCASE("at the end of DATA, after the message was transferred") {
@@ -303,6 +309,7 @@ TEST_SUITE("mail/smtp") {
     const loopback_socket closed(false);
     const auto transport = make_transport("smtp", "smtp://" + closed.address(), short_timeouts());
     const auto failure = expect<transient_failure>(transport->send(order_mail()));
+    CHECK_FALSE(failure.configuration);
     CHECK_MESSAGE(contains(failure.reason, closed.address()), failure.reason);
   }
 

@@ -24,15 +24,22 @@ struct sent {
 /// DNS failure, timeouts, TLS handshake broken off, any 4xx reply (greylisting, 421 shutting down,
 /// 451 local error, 452 insufficient storage, 454 temporary authentication failure), a local I/O
 /// error writing a file. The caller answers 5xx so the relay retries with back-off.
+///
+/// Also, with `configuration` set, what fails every message alike until an operator fixes this
+/// side's settings: authentication refused (530, 534, 535, 538: the user or password in SMTP_URL),
+/// the server's TLS certificate not trusted (the CA file), STARTTLS required but not offered, an
+/// SMTP_URL this libcurl cannot use. Not the message's fault, so not a reason to give it up: it is
+/// retried like the others, and lands in the DLQ (to be replayed after the fix) if the fix comes
+/// after the relay's retries.
 struct transient_failure {
   std::string reason;
-  int smtp_code = 0;  ///< the SMTP reply code that refused the message (4xx); 0 when none did
+  int smtp_code = 0;           ///< the SMTP reply code that refused the message; 0 when none did
+  bool configuration = false;  ///< this side's settings are wrong (see above); the reason says which
 };
 
-/// Will fail again with the same message and configuration: any 5xx reply (550 unknown recipient,
-/// 553 bad sender, 552 too big, 554 rejected content), authentication refused (535: a configuration
-/// error, the reason says "authentication"), the server's TLS certificate not trusted, STARTTLS
-/// required but not offered, an unusable URL. The caller answers non-retryable (HTTP 489).
+/// Will fail again with the same message, whatever the configuration: any other 5xx reply (550
+/// unknown recipient, 553 bad sender, 552 too big, 554 rejected content), a message without
+/// recipients. The caller answers non-retryable (HTTP 489).
 struct permanent_failure {
   std::string reason;
   int smtp_code = 0;  ///< the SMTP reply code that refused the message (5xx); 0 when none did

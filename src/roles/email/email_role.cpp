@@ -70,6 +70,7 @@ class email_role final : public app::role {
             ctx.metrics.counter_family("shopd_emails_sent_total", "Emails handed over to the mail transport")
                 .get()),
         failed_transient_(failed_family(ctx).with({"transient"})),
+        failed_configuration_(failed_family(ctx).with({"configuration"})),
         failed_permanent_(failed_family(ctx).with({"permanent"})) {
     ctx.events.on(bus::event_types::email_notification, [this](bus::delivery& d) { return handle(d); });
     ctx.routes.add(
@@ -83,10 +84,12 @@ class email_role final : public app::role {
 
  private:
   static obs::family<obs::counter>& failed_family(app::role_context& ctx) {
-    return ctx.metrics.counter_family("shopd_emails_failed_total",
-                                      "Email hand-overs that failed: transient ones are retried, permanent "
-                                      "ones (refused by the server, unrenderable) are not",
-                                      {"kind"});
+    return ctx.metrics.counter_family(
+        "shopd_emails_failed_total",
+        "Email hand-overs that failed: transient ones are retried, configuration ones too (SMTP_URL's "
+        "credentials, CA file or STARTTLS: every email fails until it is fixed), permanent ones (refused "
+        "by the server, unrenderable) are not",
+        {"kind"});
   }
 
   // Sending cannot join a database transaction, so the steps are: the inbox check; the emails row
@@ -196,14 +199,22 @@ class email_role final : public app::role {
   }
 
   // Keeps the attempt on the row (its own short transaction: there is no inbox entry to write yet)
-  // and answers 503, so the relay delivers the event again later.
+  // and answers 503, so the relay delivers the event again later. A failure of this side's SMTP
+  // settings is retried too (the email is not at fault: once SMTP_URL is fixed a redelivery or a DLQ
+  // replay sends it), but logged as an error, since no email goes out until someone fixes them.
   [[noreturn]] void defer(bus::delivery& d, const email_record& row, const mail::transient_failure& t) {
     d.db().in_transaction([&](soci::session& tx) { record_transient_failure(tx, row.id, t.reason); });
-    failed_transient_.inc();
-    obs::warn("email not sent yet", {{"eventId", d.event().event_id},
-                                     {"emailId", row.id},
-                                     {"attempt", row.attempts + 1},
-                                     {"reason", t.reason}});
+    const std::initializer_list<obs::field> fields{{"eventId", d.event().event_id},
+                                                   {"emailId", row.id},
+                                                   {"attempt", row.attempts + 1},
+                                                   {"reason", t.reason}};
+    if (t.configuration) {
+      failed_configuration_.inc();
+      obs::error("email not sent: the SMTP settings are wrong; fix SMTP_URL, the email is retried", fields);
+    } else {
+      failed_transient_.inc();
+      obs::warn("email not sent yet", fields);
+    }
     // The reason (server names, replies) stays in the row and the log, not in the relay's records.
     throw bus::transient_failure("the mail transport is unavailable; retry later");
   }
@@ -255,6 +266,7 @@ class email_role final : public app::role {
   std::string transport_name_;
   obs::counter& sent_;
   obs::counter& failed_transient_;
+  obs::counter& failed_configuration_;
   obs::counter& failed_permanent_;
 };
 

@@ -442,6 +442,45 @@ void smtp_down_then_up(backend b) {
   }
 }
 
+// This side's SMTP settings wrong (here STARTTLS required of a server that offers none; a refused
+// password or an untrusted certificate are classified alike, smtp_test): every email fails until
+// they are fixed, so each one is retried, never given up, and the first delivery after the fix sends
+// it once.
+void smtp_settings_wrong(backend b) {
+  test_database tdb(b);
+  const auto mail_dir = tdb.dir() / "received";
+  fs::create_directory(mail_dir);
+  smtp_server server(tdb.dir(), {"sink", "--dir", mail_dir.string()});
+  const auto ev = confirmation_event();
+  {
+    email_role_fixture f(tdb.db(), settings_with({{"MAIL_TRANSPORT", "smtp"},
+                                                  {"SMTP_URL", server.url() + "?starttls=required"}}));
+    for (int attempt = 1; attempt <= 2; ++attempt) {
+      CAPTURE(attempt);
+      CHECK_THROWS_AS(static_cast<void>(f.deliver(ev)), bus::transient_failure);
+      const auto row = row_of(f.db, ev.event_id);
+      CHECK(row.status == "pending");
+      CHECK(row.attempts == attempt);
+      REQUIRE(row.error.has_value());
+      CHECK_MESSAGE(contains(*row.error, "STARTTLS"), *row.error);
+      CHECK_FALSE(inbox_has(f.db, ev.event_id));
+      CHECK(f.failed_total("configuration") == attempt);
+      CHECK(f.failed_total("transient") == 0);
+      CHECK(f.failed_total("permanent") == 0);
+    }
+    CHECK(outbox(f).empty());
+  }
+  email_role_fixture fixed(tdb.db(), settings_with({{"MAIL_TRANSPORT", "smtp"}, {"SMTP_URL", server.url()}}));
+  outcome_as<bus::processed>(fixed.deliver(ev));
+  CHECK(messages_received(mail_dir) == 1);
+  const auto row = row_of(fixed.db, ev.event_id);
+  CHECK(row.status == "sent");
+  CHECK(row.attempts == 3);
+  CHECK(only_audit(fixed, ev).action == "email.sent");
+  outcome_as<bus::duplicate>(fixed.deliver(ev));
+  CHECK(messages_received(mail_dir) == 1);
+}
+
 void recipient_refused(backend b) {
   test_database tdb(b);
   const auto mail_dir = tdb.dir() / "received";
@@ -644,6 +683,12 @@ TEST_SUITE("integration/roles/email") {
   TEST_CASE(
       "email role: SMTP down is transient, and once it is back the redelivery sends once (PostgreSQL)") {
     smtp_down_then_up(backend::postgresql);
+  }
+  TEST_CASE("email role: wrong SMTP settings fail every email alike: retried, sent once fixed (SQLite)") {
+    smtp_settings_wrong(backend::sqlite);
+  }
+  TEST_CASE("email role: wrong SMTP settings fail every email alike: retried, sent once fixed (PostgreSQL)") {
+    smtp_settings_wrong(backend::postgresql);
   }
   TEST_CASE("email role: a refused recipient is a permanent failure (SQLite)") {
     recipient_refused(backend::sqlite);
