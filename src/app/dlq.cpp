@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <ostream>
 #include <sstream>
@@ -185,13 +186,21 @@ int show(const qstash_api& api, const dlq_options& opts, std::ostream& out, std:
   return 0;
 }
 
-// `--all`: the bulk endpoint page by page (count=100), until the server gives no cursor.
+// `--all`: the bulk endpoint page by page (count=100), until the server gives no cursor. Every page
+// asks only for the entries that failed before the millisecond the command started (toDate is
+// inclusive): a replay that fails again at once is a new entry, after the cursor, and without the
+// bound a walk over a DLQ that keeps filling would not end (and a delete would take entries nobody
+// has looked at yet).
 int all_pages(const qstash_api& api, verb method, const std::string& path, std::string_view verb_done,
               std::ostream& out, std::ostream& err) {
+  const auto started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  const auto failed_until = "&toDate=" + std::to_string(started_ms - 1);
   std::optional<std::string> cursor;
   std::size_t total = 0;
   do {
-    std::string q = path + "?count=100";
+    std::string q = path + "?count=100" + failed_until;
     if (cursor) q += "&cursor=" + percent_encode(*cursor);
     const auto answer = api.call(method, q, err);
     if (!answer) return 1;

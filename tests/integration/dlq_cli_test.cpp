@@ -7,8 +7,12 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace json = boost::json;
@@ -52,14 +56,40 @@ std::size_t lines(const std::string& s) {
   return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
 }
 
+/// Every DLQ id, oldest first, read page by page.
+std::vector<std::string> dlq_ids(relay_fixture& relay) {
+  std::vector<std::string> ids;
+  std::string cursor;
+  do {
+    const auto page = relay.get_json("/v2/dlq?count=100" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    for (const auto& m : page.as_object().at("messages").as_array())
+      ids.emplace_back(m.as_object().at("dlqId").as_string());
+    const auto* c = page.as_object().if_contains("cursor");
+    cursor = c != nullptr && c->is_string() ? std::string(c->as_string()) : "";
+  } while (!cursor.empty());
+  return ids;
+}
+
+/// The message ids of every DLQ entry.
+std::set<std::string> dlq_message_ids(relay_fixture& relay) {
+  std::set<std::string> ids;
+  std::string cursor;
+  do {
+    const auto page = relay.get_json("/v2/dlq?count=100" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    for (const auto& m : page.as_object().at("messages").as_array())
+      ids.emplace(m.as_object().at("messageId").as_string());
+    const auto* c = page.as_object().if_contains("cursor");
+    cursor = c != nullptr && c->is_string() ? std::string(c->as_string()) : "";
+  } while (!cursor.empty());
+  return ids;
+}
+
 /// The DLQ ids, oldest first, after `n` messages failed for good.
 std::vector<std::string> fill_dlq(relay_fixture& relay, const capture_server& dest, int n) {
   for (int i = 0; i < n; ++i) relay.publish(dest.url("/fail"), std::to_string(i), {{"Upstash-Retries", "0"}});
   std::vector<std::string> ids;
   REQUIRE(eventually([&] {
-    const auto listed = relay.get_json("/v2/dlq").as_object().at("messages").as_array();
-    ids.clear();
-    for (const auto& m : listed) ids.emplace_back(m.as_object().at("dlqId").as_string());
+    ids = dlq_ids(relay);
     return ids.size() == static_cast<std::size_t>(n);
   }));
   return ids;
@@ -145,6 +175,47 @@ TEST_SUITE("app/dlq") {
       r = run(o);
       CHECK(r.rc == 0);
       CHECK(r.out == "replayed: 0 entries\n");
+    }
+
+    SUBCASE("replay --all replays what failed before it started, not what fails meanwhile") {
+      fill_dlq(relay, dest, 150);  // more than a page
+      // Meanwhile other messages keep failing for good; those failed after the command started are
+      // not its business (without the bound, its later pages took them, and a DLQ that keeps
+      // filling made it run on and on).
+      std::atomic<bool> started = false;
+      std::atomic<bool> done = false;
+      std::vector<std::string> failing_meanwhile;  // published after the start, by the thread below
+      std::thread failing([&] {
+        for (int i = 0; i < 20'000 && !done; ++i) {
+          const bool after_start = started;
+          const auto res =
+              relay.call(verb::post, "/v2/publish/" + dest.url("/fail"), "late", {{"Upstash-Retries", "0"}});
+          if (after_start && res.result_int() == 201)
+            failing_meanwhile.emplace_back(json::parse(res.body()).as_object().at("messageId").as_string());
+        }
+      });
+      // Wait until they fail steadily, then run it.
+      REQUIRE(eventually([&] { return dlq_ids(relay).size() >= 600; }));
+      started = true;
+      auto o = options_for(relay, "replay");
+      o.all = true;
+      const auto r = run(o);
+      done = true;
+      failing.join();
+      CHECK(r.rc == 0);
+      // Each message that failed after the start is in the DLQ as itself (once all have failed): not
+      // replayed, which would have put it back under a new message id.
+      CHECK_FALSE(failing_meanwhile.empty());
+      std::set<std::string> missing;
+      CHECK(eventually([&] {
+        const auto listed = dlq_message_ids(relay);
+        missing.clear();
+        for (const auto& id : failing_meanwhile) {
+          if (!listed.contains(id)) missing.insert(id);
+        }
+        return missing.empty();
+      }));
+      CHECK_MESSAGE(missing.empty(), missing.size(), " of ", failing_meanwhile.size(), " were replayed");
     }
 
     SUBCASE("errors: a bad token is one line without the token; usage mistakes exit 2") {

@@ -8,6 +8,9 @@
 ///   replay ID... | --all re-publish (a new message id each; the entry leaves the DLQ)
 ///   delete ID... | --all remove the entries
 ///
+/// `--all` takes the entries that failed before the command started (toDate on every page): a
+/// replay that fails again, or a message failing meanwhile, is left for the next run.
+///
 /// Exit status: 0 on success; 1 when a request failed (each failure is one line on stderr, naming
 /// the request and the server's answer, never the token); 2 for a usage error.
 
