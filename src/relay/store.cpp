@@ -4,6 +4,7 @@
 #include "shopd/db/database.hpp"
 #include "shopd/db/execute.hpp"
 #include "shopd/db/row.hpp"
+#include "shopd/obs/log.hpp"
 #include "shopd/text/hex.hpp"
 
 #include <boost/json/parse.hpp>
@@ -652,6 +653,7 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
   struct plan {
     claim_result result;
     std::vector<std::string> origins;
+    std::vector<std::pair<std::string, std::string>> unreadable;  // message id, why
   };
   const auto choose = [&](soci::session& s) {
     plan p;
@@ -778,13 +780,19 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       rows.sql(")");
       std::map<std::string, stored_message, std::less<>> by_id;
       rows.for_each_row(s, [&](const soci::row& row) {
-        auto m = message_from_row(row);
-        auto id = m.message_id;
-        by_id.emplace(std::move(id), std::move(m));
+        // A row this relay cannot read (edited by hand, damaged, written by another version) must
+        // not fail every claim after it: it is left out and put off (claim's end).
+        try {
+          auto m = message_from_row(row);
+          auto id = m.message_id;
+          by_id.emplace(std::move(id), std::move(m));
+        } catch (const std::exception& e) {
+          p.unreadable.emplace_back(text_at(row, 0), e.what());
+        }
       });
       for (const candidate* c : picked) {
         const auto it = by_id.find(c->message_id);
-        if (it == by_id.end()) {  // gone between the two reads (purged): nothing to deliver
+        if (it == by_id.end()) {  // gone between the two reads (purged), or unreadable: nothing to deliver
           slots.give_back(c->origin);
           continue;
         }
@@ -863,12 +871,14 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
                             r.waiting_origins.end());
     return r;
   };
+  std::vector<std::pair<std::string, std::string>> unreadable;
   try {
     if (d.skip_locked) {
       // PostgreSQL: one transaction, the picked rows locked (FOR UPDATE SKIP LOCKED) until it commits,
       // so concurrent claimers get disjoint sets.
       out = db_.in_transaction([&](soci::session& s) {
         auto p = choose(s);
+        unreadable = p.unreadable;
         return lease(s, p);
       });
     } else {
@@ -876,9 +886,11 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       // a claim's work) is read on a pooled connection, outside the write turn every transaction of
       // this process queues for; only the leases are taken in it.
       auto p = db_.with_session(choose);
+      unreadable = p.unreadable;
       out = p.result.messages.empty() ? std::move(p.result)
                                       : db_.in_transaction([&](soci::session& s) { return lease(s, p); });
     }
+    if (!unreadable.empty()) put_off_unreadable(unreadable, now_ms);
   } catch (...) {
     for (const auto& origin : owned) owner.give_back(origin);
     throw;
@@ -965,6 +977,26 @@ std::size_t relay_store::release_leases(std::span<const std::string> message_ids
     }
     return released;
   });
+}
+
+void relay_store::put_off_unreadable(std::span<const std::pair<std::string, std::string>> rows,
+                                     std::int64_t now_ms) {
+  const std::int64_t later = now_ms + unreadable_retry_ms;
+  db_.in_transaction([&](soci::session& s) {
+    for (const auto& [id, why] : rows) {
+      bound_query q(
+          "UPDATE relay_messages SET not_before_ms = CASE WHEN state = 'ACTIVE' THEN not_before_ms ELSE ");
+      q.integer(later).sql(" END, lease_until_ms = CASE WHEN state = 'ACTIVE' THEN ").integer(later);
+      q.sql(" ELSE lease_until_ms END WHERE message_id = ").text(id);
+      q.sql(" AND (state IN ('CREATED', 'RETRY') OR (state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
+      q.sql("))");
+      q.execute(s);
+    }
+  });
+  for (const auto& [id, why] : rows) {
+    obs::error("relay message cannot be read from the database; left as it is and put off for a minute",
+               {{"message_id", id}, {"error", why}, {"retry_in_ms", unreadable_retry_ms}});
+  }
 }
 
 std::optional<stored_message> relay_store::get(std::string_view message_id) {

@@ -300,6 +300,49 @@ TEST_SUITE("relay/store") {
     }
   }
 
+  TEST_CASE("a message this relay cannot read is put off, not a failure of every claim") {
+    for (auto d : both) {
+      CAPTURE(shopd::test::dialect_name(d));
+      fresh_database fdb(d);
+      relay::relay_store store(fdb.db(), "node-a");
+      const auto bad = store.insert(spec("http://h/1"), t0, window).message_id;
+      const auto good = store.insert(spec("http://h/2"), t0, window).message_id;
+      // Edited by hand, or damaged: headers that are not JSON.
+      std::string headers;
+      fdb.db().with_session([&](soci::session& s) {
+        s << "SELECT headers FROM relay_messages WHERE message_id = :id", soci::into(headers), soci::use(bad);
+      });
+      fdb.db().in_transaction([&](soci::session& s) {
+        s << "UPDATE relay_messages SET headers = 'not JSON' WHERE message_id = :id", soci::use(bad);
+      });
+      const auto not_before = [&] {
+        return fdb.db().with_session([&](soci::session& s) {
+          long long v = 0;
+          s << "SELECT not_before_ms FROM relay_messages WHERE message_id = :id", soci::into(v),
+              soci::use(bad);
+          return v;
+        });
+      };
+
+      CHECK(ids_of(claim(store, t0 + 1)) == std::set<std::string>{good});
+      CHECK(store.record_delivered(good, answered(200), {}, t0 + 10));
+      CHECK(not_before() == t0 + 1 + relay::relay_store::unreadable_retry_ms);
+      CHECK(claim(store, t0 + 2).messages.empty());  // put off: no claim meets it meanwhile
+      // Once past that, it is tried again (and put off again while it cannot be read).
+      const auto later = t0 + 1 + relay::relay_store::unreadable_retry_ms;
+      CHECK(claim(store, later).messages.empty());
+      CHECK(not_before() == later + relay::relay_store::unreadable_retry_ms);
+      // Nothing else of it changed: a relay that can read it delivers it.
+      fdb.db().in_transaction([&](soci::session& s) {
+        s << "UPDATE relay_messages SET headers = :h WHERE message_id = :id", soci::use(headers),
+            soci::use(bad);
+      });
+      const auto r = claim(store, later + relay::relay_store::unreadable_retry_ms);
+      CHECK(ids_of(r) == std::set<std::string>{bad});
+      CHECK(r.messages.front().retried == 0);
+    }
+  }
+
   TEST_CASE("claims respect global and per-origin slots") {
     for (auto d : both) {
       CAPTURE(shopd::test::dialect_name(d));

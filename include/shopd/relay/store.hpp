@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shopd/relay/delivery.hpp"
@@ -221,8 +222,14 @@ class relay_store {
   /// report the origin in `waiting_origins`. Messages stored
   /// without an origin (by an older relay) and expired leases are found by destination instead,
   /// which reads the saturated origins' ones among them.
+  ///
+  /// A picked row this relay cannot read (a stored value edited by hand, damaged, or written by
+  /// another version) is left out of the claim, logged at error level and put off by
+  /// `unreadable_retry_ms` (its due time, or its expired lease), changed in nothing else: it no
+  /// longer fails every claim after it, and once it is readable again it is delivered.
   claim_result claim(std::int64_t now_ms, delivery_slots& slots, std::int64_t lease_margin_ms,
                      std::int64_t default_timeout_ms, const claim_slots& owner = {});
+  static constexpr std::int64_t unreadable_retry_ms = 60'000;
 
   /// Outcomes. Each applies only while this node holds the message's lease (ACTIVE, lease_owner =
   /// this node) and otherwise changes nothing (the message was cancelled, or its lease expired and
@@ -304,6 +311,9 @@ class relay_store {
   static constexpr std::size_t purge_max_batches = 100;
 
  private:
+  // Puts off the rows a claim could not read (see claim()) and logs each.
+  void put_off_unreadable(std::span<const std::pair<std::string, std::string>> rows, std::int64_t now_ms);
+
   db::database& db_;
   std::string node_id_;
   dlq_id_generator dlq_ids_;
