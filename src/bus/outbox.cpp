@@ -4,6 +4,7 @@
 
 #include "shopd/db/database.hpp"
 #include "shopd/db/row.hpp"
+#include "shopd/text/utf8.hpp"
 
 #include <soci/soci.h>
 
@@ -90,7 +91,7 @@ void mark_refused(db::database& db, const std::vector<refused_row>& rows, std::i
                           soci::use(now_ms), soci::use(error), soci::use(id));
     for (const auto& r : rows) {
       id = r.id;
-      error = r.error.substr(0, 1000);
+      error = text::utf8_prefix(r.error, 1000);
       st.execute(true);
     }
   });

@@ -50,4 +50,12 @@ bool is_valid_utf8(std::string_view s) noexcept {
   return true;
 }
 
+std::string_view utf8_prefix(std::string_view s, std::size_t max_bytes) noexcept {
+  if (s.size() <= max_bytes) return s;
+  std::size_t end = max_bytes;
+  // s[end] is the first byte left out: while it continues a sequence, that sequence is cut.
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0U) == 0x80U) --end;
+  return s.substr(0, end);
+}
+
 }  // namespace shopd::text

@@ -22,4 +22,8 @@ namespace shopd::text {
 /// True when all of `s` is well-formed UTF-8 (the empty string is).
 [[nodiscard]] bool is_valid_utf8(std::string_view s) noexcept;
 
+/// The longest prefix of `s` of at most `max_bytes` bytes that does not end inside a multi-byte
+/// sequence: text cut to fit a column or a log line stays as valid as it was.
+[[nodiscard]] std::string_view utf8_prefix(std::string_view s, std::size_t max_bytes) noexcept;
+
 }  // namespace shopd::text

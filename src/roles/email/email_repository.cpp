@@ -1,6 +1,7 @@
 #include "roles/email/email_repository.hpp"
 
 #include "shopd/db/execute.hpp"
+#include "shopd/text/utf8.hpp"
 
 #include <soci/soci.h>
 
@@ -18,11 +19,8 @@ constexpr std::string_view columns =
 // bloating the table. Cut at a character boundary: PostgreSQL refuses a split UTF-8 sequence.
 constexpr std::size_t max_error_bytes = 1000;
 
-std::string bounded(std::string_view text) {
-  if (text.size() <= max_error_bytes) return std::string(text);
-  std::size_t end = max_error_bytes;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
-  return std::string(text.substr(0, end));
+std::string bounded(std::string_view reason) {
+  return std::string(text::utf8_prefix(reason, max_error_bytes));
 }
 
 // The into() targets of one row of `columns`, reused for every fetched row.

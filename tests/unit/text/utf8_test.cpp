@@ -72,4 +72,18 @@ TEST_SUITE("text.utf8") {
     CHECK(decode_all("a\xffz") == std::vector<std::optional<char32_t>>{U'a', std::nullopt, U'z'});
     CHECK(decode_all("\xe2\x82") == std::vector<std::optional<char32_t>>{std::nullopt, std::nullopt});
   }
+
+  TEST_CASE("a prefix never ends inside a sequence") {
+    const std::string_view s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";  // a é € 😀: 1 + 2 + 3 + 4 bytes
+    CHECK(utf8_prefix(s, 100) == s);
+    CHECK(utf8_prefix(s, s.size()) == s);
+    CHECK(utf8_prefix(s, 0).empty());
+    CHECK(utf8_prefix(s, 1) == "a");
+    CHECK(utf8_prefix(s, 2) == "a");  // é would be cut
+    CHECK(utf8_prefix(s, 3) == "a\xc3\xa9");
+    CHECK(utf8_prefix(s, 5) == "a\xc3\xa9");
+    CHECK(utf8_prefix(s, 6) == "a\xc3\xa9\xe2\x82\xac");
+    CHECK(utf8_prefix(s, 9) == "a\xc3\xa9\xe2\x82\xac");
+    for (std::size_t n = 0; n <= s.size(); ++n) CHECK(is_valid_utf8(utf8_prefix(s, n)));
+  }
 }
