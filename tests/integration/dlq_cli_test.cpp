@@ -56,32 +56,22 @@ std::size_t lines(const std::string& s) {
   return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
 }
 
-/// Every DLQ id, oldest first, read page by page.
-std::vector<std::string> dlq_ids(relay_fixture& relay) {
-  std::vector<std::string> ids;
+/// `field` ("dlqId", "messageId") of every DLQ entry, oldest first, read page by page.
+std::vector<std::string> dlq_field(relay_fixture& relay, std::string_view field) {
+  std::vector<std::string> values;
   std::string cursor;
   do {
     const auto page = relay.get_json("/v2/dlq?count=100" + (cursor.empty() ? "" : "&cursor=" + cursor));
     for (const auto& m : page.as_object().at("messages").as_array())
-      ids.emplace_back(m.as_object().at("dlqId").as_string());
+      values.emplace_back(m.as_object().at(field).as_string());
     const auto* c = page.as_object().if_contains("cursor");
     cursor = c != nullptr && c->is_string() ? std::string(c->as_string()) : "";
   } while (!cursor.empty());
-  return ids;
+  return values;
 }
 
-/// The message ids of every DLQ entry.
-std::set<std::string> dlq_message_ids(relay_fixture& relay) {
-  std::set<std::string> ids;
-  std::string cursor;
-  do {
-    const auto page = relay.get_json("/v2/dlq?count=100" + (cursor.empty() ? "" : "&cursor=" + cursor));
-    for (const auto& m : page.as_object().at("messages").as_array())
-      ids.emplace(m.as_object().at("messageId").as_string());
-    const auto* c = page.as_object().if_contains("cursor");
-    cursor = c != nullptr && c->is_string() ? std::string(c->as_string()) : "";
-  } while (!cursor.empty());
-  return ids;
+std::vector<std::string> dlq_ids(relay_fixture& relay) {
+  return dlq_field(relay, "dlqId");
 }
 
 /// The DLQ ids, oldest first, after `n` messages failed for good.
@@ -208,7 +198,8 @@ TEST_SUITE("app/dlq") {
       CHECK_FALSE(failing_meanwhile.empty());
       std::set<std::string> missing;
       CHECK(eventually([&] {
-        const auto listed = dlq_message_ids(relay);
+        const auto ids = dlq_field(relay, "messageId");
+        const std::set<std::string> listed(ids.begin(), ids.end());
         missing.clear();
         for (const auto& id : failing_meanwhile) {
           if (!listed.contains(id)) missing.insert(id);
