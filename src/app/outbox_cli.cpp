@@ -6,6 +6,7 @@
 #include "shopd/db/database.hpp"
 #include "shopd/db/migrations.hpp"
 #include "shopd/obs/log.hpp"
+#include "shopd/text/utf8.hpp"
 
 #include <boost/json.hpp>
 
@@ -21,10 +22,10 @@ namespace {
 namespace json = boost::json;
 
 // One line for a table cell: an error that spans lines or pages stays on its row.
-std::string one_line(std::string_view text, std::size_t max = 120) {
+std::string one_line(std::string_view s, std::size_t max = 120) {
   std::string out;
-  for (char c : text.substr(0, max)) out += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
-  if (text.size() > max) out += "...";
+  for (char c : text::utf8_prefix(s, max)) out += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
+  if (s.size() > max) out += "...";
   return out;
 }
 
