@@ -382,14 +382,6 @@ struct engine::impl : std::enable_shared_from_this<impl> {
     metrics.in_flight.inc();
     const auto started_at = steady::now();
     try {
-      // More attempts made than allowed: the ones past the limit were cut off by a relay that stopped
-      // (or lost its lease) while they ran, and counted then (relay_store::release_leases). Sending
-      // once more could bring it down once more: the message goes to the DLQ unsent.
-      if (m.retried > m.spec.max_retries) {
-        throw std::runtime_error("not sent again: its retries are spent (retried " +
-                                 std::to_string(m.retried) + " of " + std::to_string(m.spec.max_retries) +
-                                 "), the last cut off by a relay that stopped while it ran");
-      }
       auto dr = make_delivery_request(m.message_id, m.spec, m.retried, opts.signing_key,
                                       std::chrono::system_clock::now(), opts.default_timeout.count());
       http::client_request req;

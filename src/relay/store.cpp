@@ -845,10 +845,9 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       long long until_v = until;
       const auto taken = db::execute(
           s,
-          "UPDATE relay_messages SET retried = retried + CASE WHEN state = 'ACTIVE' THEN 1 ELSE 0 END, "
-          "state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, updated_at_ms = :now, origin = "
-          ":origin WHERE message_id = :id AND ((state IN ('CREATED', 'RETRY') AND not_before_ms <= :now2) OR "
-          "(state = 'ACTIVE' AND lease_until_ms < :now3))",
+          "UPDATE relay_messages SET state = 'ACTIVE', lease_owner = :node, lease_until_ms = :until, "
+          "updated_at_ms = :now, origin = :origin WHERE message_id = :id AND ((state IN ('CREATED', 'RETRY') "
+          "AND not_before_ms <= :now2) OR (state = 'ACTIVE' AND lease_until_ms < :now3))",
           soci::use(node_id_), soci::use(until_v), soci::use(now), soci::use(p.origins[i]),
           soci::use(m.message_id), soci::use(now), soci::use(now));
       if (taken == 0) {
@@ -860,7 +859,6 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
         r.more_due = true;
         continue;
       }
-      if (m.state == message_state::active) ++m.retried;  // an expired lease: its attempt counts
       m.state = message_state::active;
       m.lease_owner = node_id_;
       m.lease_until_ms = until;
@@ -955,9 +953,8 @@ std::optional<std::string> relay_store::record_failed(
 std::size_t relay_store::release_leases(std::int64_t now_ms) {
   return db_.in_transaction([&](soci::session& s) {
     bound_query q(
-        "UPDATE relay_messages SET state = 'RETRY', retried = retried + 1, lease_owner = NULL, "
-        "lease_until_ms "
-        "= NULL, not_before_ms = ");
+        "UPDATE relay_messages SET state = 'RETRY', lease_owner = NULL, lease_until_ms = NULL, not_before_ms "
+        "= ");
     q.integer(now_ms).sql(", updated_at_ms = ").integer(now_ms);
     q.sql(" WHERE state = 'ACTIVE' AND lease_owner = ").text(node_id_);
     return static_cast<std::size_t>(q.execute(s));

@@ -203,8 +203,7 @@ class relay_store {
   static constexpr std::int64_t expired_lease_check_ms = 1'000;
 
   /// Lease due work to this node: candidates are `(CREATED or RETRY) and not_before_ms <= now` or
-  /// `ACTIVE and lease_until_ms < now` (see expired_lease_check_ms; taking over an expired lease
-  /// counts its lost attempt, retried + 1, as release_leases does), oldest not_before first, at
+  /// `ACTIVE and lease_until_ms < now` (see expired_lease_check_ms), oldest not_before first, at
   /// most `slots.free()` of them, skipping the origins `slots` has saturated; each candidate that
   /// still fits its origin takes a slot in `slots` and becomes ACTIVE, leased to this node until
   /// now + its timeout (`default_timeout_ms` when it has none) + `lease_margin_ms`, with its origin
@@ -255,15 +254,10 @@ class relay_store {
       const std::function<std::vector<message_spec>(std::string_view dlq_id)>& follow_ups,
       std::int64_t now_ms);
 
-  /// Hand back this node's leases: every message ACTIVE under this node becomes RETRY, due at
-  /// `now_ms`. At start-up this re-sends at once what a killed predecessor had in flight, and the
-  /// attempt it was making counts (retried + 1), as one without an answer does: a message whose
-  /// delivery brings the relay down (a destination in its own process) is not re-sent after every
-  /// restart forever, but lands in the DLQ once its retries are spent (relay::engine checks
-  /// retried > max_retries before it sends). Returns how many were released.
+  /// Hand back this node's leases: every message ACTIVE under this node (all of them, or only
+  /// `message_ids`) becomes RETRY, due at `now_ms`, retried unchanged. At start-up this re-sends at
+  /// once what a killed predecessor had in flight. Returns how many were released.
   std::size_t release_leases(std::int64_t now_ms);
-  /// The same for `message_ids` only, retried unchanged: attempts this node gives up at a clean
-  /// shutdown, or never started.
   std::size_t release_leases(std::span<const std::string> message_ids, std::int64_t now_ms);
 
   // -- messages API ------------------------------------------------------------------------------
