@@ -168,44 +168,54 @@ TEST_SUITE("app/dlq") {
     }
 
     SUBCASE("replay --all replays what failed before it started, not what fails meanwhile") {
-      fill_dlq(relay, dest, 150);  // more than a page
+      // Six pages' worth, published 100 to a /v2/batch request.
+      std::string batch = "[";
+      for (int i = 0; i < 100; ++i) {
+        batch += std::string(i > 0 ? "," : "") + R"({"destination":")" + dest.url("/fail") +
+                 R"(","headers":{"Upstash-Retries":"0"},"body":"early"})";
+      }
+      batch += "]";
+      for (int i = 0; i < 6; ++i) REQUIRE(relay.call(verb::post, "/v2/batch", batch).result_int() == 200);
+      REQUIRE(eventually([&] { return dlq_ids(relay).size() >= 600; }, std::chrono::seconds(60)));
       // Meanwhile other messages keep failing for good; those failed after the command started are
       // not its business (without the bound, its later pages took them, and a DLQ that keeps
       // filling made it run on and on).
       std::atomic<bool> started = false;
-      std::atomic<bool> done = false;
+      std::atomic<int> published = 0;
       std::vector<std::string> failing_meanwhile;  // published after the start, by the thread below
-      std::thread failing([&] {
-        for (int i = 0; i < 20'000 && !done; ++i) {
+      std::jthread failing([&](const std::stop_token& stop) {
+        for (int i = 0; i < 20'000 && !stop.stop_requested(); ++i) {
           const bool after_start = started;
           const auto res =
               relay.call(verb::post, "/v2/publish/" + dest.url("/fail"), "late", {{"Upstash-Retries", "0"}});
+          ++published;
           if (after_start && res.result_int() == 201)
             failing_meanwhile.emplace_back(json::parse(res.body()).as_object().at("messageId").as_string());
         }
       });
-      // Wait until they fail steadily, then run it.
-      REQUIRE(eventually([&] { return dlq_ids(relay).size() >= 600; }));
+      REQUIRE(eventually([&] { return published >= 20; }, std::chrono::seconds(60)));
       started = true;
       auto o = options_for(relay, "replay");
       o.all = true;
       const auto r = run(o);
-      done = true;
+      failing.request_stop();
       failing.join();
       CHECK(r.rc == 0);
       // Each message that failed after the start is in the DLQ as itself (once all have failed): not
       // replayed, which would have put it back under a new message id.
       CHECK_FALSE(failing_meanwhile.empty());
       std::set<std::string> missing;
-      CHECK(eventually([&] {
-        const auto ids = dlq_field(relay, "messageId");
-        const std::set<std::string> listed(ids.begin(), ids.end());
-        missing.clear();
-        for (const auto& id : failing_meanwhile) {
-          if (!listed.contains(id)) missing.insert(id);
-        }
-        return missing.empty();
-      }));
+      CHECK(eventually(
+          [&] {
+            const auto ids = dlq_field(relay, "messageId");
+            const std::set<std::string> listed(ids.begin(), ids.end());
+            missing.clear();
+            for (const auto& id : failing_meanwhile) {
+              if (!listed.contains(id)) missing.insert(id);
+            }
+            return missing.empty();
+          },
+          std::chrono::seconds(60)));
       CHECK_MESSAGE(missing.empty(), missing.size(), " of ", failing_meanwhile.size(), " were replayed");
     }
 

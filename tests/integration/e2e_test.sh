@@ -23,8 +23,10 @@ else
 fi
 thread_names() { cat /proc/"$1"/task/*/comm | sort -u | tr '\n' ' '; }
 if [ "$mode" = all ]; then
-  # Sharing the process, the email role's SMTP sessions run on workers of its own.
-  check_contains "the email role has its own workers" "email-work-0" "$(thread_names "$PID_all")"
+  # Sharing the process, the email role's SMTP sessions run on workers of its own (each names itself
+  # as it starts, which may come just after "ready" on a slow machine).
+  has_email_workers() { [[ "$(thread_names "$PID_all")" == *email-work-0* ]]; }
+  wait_for "the email role has its own workers" 10 has_email_workers
 else
   check_eq "alone, the email role uses the shared workers" "" "$(thread_names "$PID_email" | grep -o 'email-work-[0-9]*' || true)"
 fi
