@@ -888,11 +888,11 @@ claim_result relay_store::claim(std::int64_t now_ms, delivery_slots& slots, std:
       out = p.result.messages.empty() ? std::move(p.result)
                                       : db_.in_transaction([&](soci::session& s) { return lease(s, p); });
     }
-    if (!unreadable.empty()) put_off_unreadable(unreadable, now_ms);
   } catch (...) {
     for (const auto& origin : owned) owner.give_back(origin);
     throw;
   }
+  if (!unreadable.empty()) put_off_unreadable(unreadable, now_ms);
   {
     std::lock_guard lock(cursor_mutex_);
     origin_cursor_ = std::move(next_cursor);
@@ -977,19 +977,25 @@ std::size_t relay_store::release_leases(std::span<const std::string> message_ids
 }
 
 void relay_store::put_off_unreadable(std::span<const std::pair<std::string, std::string>> rows,
-                                     std::int64_t now_ms) {
+                                     std::int64_t now_ms) noexcept {
   const std::int64_t later = now_ms + unreadable_retry_ms;
-  db_.in_transaction([&](soci::session& s) {
-    for (const auto& [id, why] : rows) {
-      bound_query q(
-          "UPDATE relay_messages SET not_before_ms = CASE WHEN state = 'ACTIVE' THEN not_before_ms ELSE ");
-      q.integer(later).sql(" END, lease_until_ms = CASE WHEN state = 'ACTIVE' THEN ").integer(later);
-      q.sql(" ELSE lease_until_ms END WHERE message_id = ").text(id);
-      q.sql(" AND (state IN ('CREATED', 'RETRY') OR (state = 'ACTIVE' AND lease_until_ms < ").integer(now_ms);
-      q.sql("))");
-      q.execute(s);
-    }
-  });
+  try {
+    db_.in_transaction([&](soci::session& s) {
+      for (const auto& [id, why] : rows) {
+        bound_query q(
+            "UPDATE relay_messages SET not_before_ms = CASE WHEN state = 'ACTIVE' THEN not_before_ms ELSE ");
+        q.integer(later).sql(" END, lease_until_ms = CASE WHEN state = 'ACTIVE' THEN ").integer(later);
+        q.sql(" ELSE lease_until_ms END WHERE message_id = ").text(id);
+        q.sql(" AND (state IN ('CREATED', 'RETRY') OR (state = 'ACTIVE' AND lease_until_ms < ")
+            .integer(now_ms);
+        q.sql("))");
+        q.execute(s);
+      }
+    });
+  } catch (const std::exception& e) {
+    // The claim itself stands (its leases are taken); the next claim meets these rows again.
+    obs::warn("relay could not put off unreadable messages", {{"error", e.what()}});
+  }
   for (const auto& [id, why] : rows) {
     obs::error("relay message cannot be read from the database; left as it is and put off for a minute",
                {{"message_id", id}, {"error", why}, {"retry_in_ms", unreadable_retry_ms}});

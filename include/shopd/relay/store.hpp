@@ -305,8 +305,10 @@ class relay_store {
   static constexpr std::size_t purge_max_batches = 100;
 
  private:
-  // Puts off the rows a claim could not read (see claim()) and logs each.
-  void put_off_unreadable(std::span<const std::pair<std::string, std::string>> rows, std::int64_t now_ms);
+  // Puts off the rows a claim could not read (see claim()) and logs each. A database error is
+  // logged, not thrown: the claim's leases are taken by then, and the next claim meets the rows again.
+  void put_off_unreadable(std::span<const std::pair<std::string, std::string>> rows,
+                          std::int64_t now_ms) noexcept;
 
   db::database& db_;
   std::string node_id_;
