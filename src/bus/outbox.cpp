@@ -36,29 +36,39 @@ void enqueue_sent(soci::session& tx, std::string_view producer, const outbox_eve
       soci::use(message_id));
 }
 
+namespace {
+
+// The columns pending_at reads, first in a SELECT of outbox rows.
+constexpr std::string_view pending_columns =
+    "id, event_id, event_type, destination, body, headers, attempts, created_at_ms";
+
+pending_event pending_at(const soci::row& r) {
+  pending_event p;
+  p.id = db::int_at(r, 0);
+  p.event.event_id = r.get<std::string>(1);
+  p.event.event_type = r.get<std::string>(2);
+  p.event.destination = r.get<std::string>(3);
+  p.event.body = r.get<std::string>(4);
+  p.event.headers = r.get<std::string>(5);
+  p.attempts = static_cast<int>(db::int_at(r, 6));
+  p.created_at_ms = db::int_at(r, 7);
+  return p;
+}
+
+}  // namespace
+
 std::vector<pending_event> next_batch(db::database& db, std::string_view producer, int limit,
                                       std::int64_t now_ms) {
   return db.with_session([&](soci::session& s) {
     const std::string producer_s(producer);
     soci::rowset<soci::row> rows =
-        (s.prepare << "SELECT id, event_id, event_type, destination, body, headers, attempts, created_at_ms "
-                      "FROM outbox WHERE producer = :producer AND sent_at_ms IS NULL AND refused_at_ms IS "
-                      "NULL AND next_attempt_at_ms <= :now "
-                      "ORDER BY id LIMIT :limit",
+        (s.prepare
+             << "SELECT " + std::string(pending_columns) +
+                    " FROM outbox WHERE producer = :producer AND sent_at_ms IS NULL AND refused_at_ms IS "
+                    "NULL AND next_attempt_at_ms <= :now ORDER BY id LIMIT :limit",
          soci::use(producer_s), soci::use(now_ms), soci::use(limit));
     std::vector<pending_event> out;
-    for (const auto& r : rows) {
-      pending_event p;
-      p.id = db::int_at(r, 0);
-      p.event.event_id = r.get<std::string>(1);
-      p.event.event_type = r.get<std::string>(2);
-      p.event.destination = r.get<std::string>(3);
-      p.event.body = r.get<std::string>(4);
-      p.event.headers = r.get<std::string>(5);
-      p.attempts = static_cast<int>(db::int_at(r, 6));
-      p.created_at_ms = db::int_at(r, 7);
-      out.push_back(std::move(p));
-    }
+    for (const auto& r : rows) out.push_back(pending_at(r));
     return out;
   });
 }
@@ -124,24 +134,20 @@ std::vector<refused_event> list_refused(db::database& db, std::string_view produ
     const std::string producer_s(producer);
     soci::rowset<soci::row> rows =
         (s.prepare
-             << "SELECT id, producer, event_id, event_type, destination, body, headers, attempts, "
-                "created_at_ms, refused_at_ms, last_error FROM outbox WHERE refused_at_ms IS NOT NULL "
-                "AND (:producer = '' OR producer = :producer2) AND id > :after ORDER BY id LIMIT :limit",
+             << "SELECT " + std::string(pending_columns) +
+                    ", producer, refused_at_ms, last_error FROM outbox WHERE refused_at_ms IS NOT NULL "
+                    "AND (:producer = '' OR producer = :producer2) AND id > :after ORDER BY id LIMIT :limit",
          soci::use(producer_s), soci::use(producer_s), soci::use(after_id), soci::use(limit));
     std::vector<refused_event> out;
     for (const auto& r : rows) {
-      refused_event e;
-      e.id = db::int_at(r, 0);
-      e.producer = r.get<std::string>(1);
-      e.event.event_id = r.get<std::string>(2);
-      e.event.event_type = r.get<std::string>(3);
-      e.event.destination = r.get<std::string>(4);
-      e.event.body = r.get<std::string>(5);
-      e.event.headers = r.get<std::string>(6);
-      e.attempts = static_cast<int>(db::int_at(r, 7));
-      e.created_at_ms = db::int_at(r, 8);
-      e.refused_at_ms = db::int_at(r, 9);
-      if (r.get_indicator(10) == soci::i_ok) e.error = r.get<std::string>(10);
+      auto p = pending_at(r);
+      refused_event e{.id = p.id,
+                      .producer = r.get<std::string>(8),
+                      .event = std::move(p.event),
+                      .attempts = p.attempts,
+                      .created_at_ms = p.created_at_ms,
+                      .refused_at_ms = db::int_at(r, 9),
+                      .error = r.get_indicator(10) == soci::i_ok ? r.get<std::string>(10) : std::string()};
       out.push_back(std::move(e));
     }
     return out;

@@ -218,6 +218,7 @@ bool outbox_dispatcher::publish_once() {
   if (one_by_one_ > 0) --one_by_one_;
   std::vector<outbox::sent_row> sent;
   std::vector<outbox::refused_row> refused;
+  std::vector<std::size_t> refused_at;  // their places in the batch, for the log
   const row_outcome* stopped_at = nullptr;
   for (std::size_t i = 0; i < std::min(outcomes.size(), batch.size()); ++i) {
     auto& o = outcomes[i];
@@ -225,6 +226,7 @@ bool outbox_dispatcher::publish_once() {
       sent.push_back({.id = batch[i].id, .message_id = std::move(o.message_id)});
     } else if (o.refused) {
       refused.push_back({.id = batch[i].id, .error = o.error});
+      refused_at.push_back(i);
     } else {
       stopped_at = &o;
       break;
@@ -234,16 +236,15 @@ bool outbox_dispatcher::publish_once() {
   outbox::mark_refused(db_, refused, now_ms());
   published_.inc(static_cast<double>(sent.size()));
   refused_.inc(static_cast<double>(refused.size()));
-  for (std::size_t i = 0, r = 0; r < refused.size(); ++i) {
-    if (batch[i].id != refused[r].id) continue;
-    const auto& ev = batch[i].event;
+  for (std::size_t r = 0; r < refused.size(); ++r) {
+    const auto& p = batch[refused_at[r]];
     obs::error("outbox event refused for good and set aside; shopd outbox requeue offers it again",
                {{"role", opts_.producer},
-                {"outbox_id", batch[i].id},
-                {"event_id", ev.event_id},
-                {"event_type", ev.event_type},
-                {"destination", ev.destination},
-                {"error", refused[r++].error}});
+                {"outbox_id", p.id},
+                {"event_id", p.event.event_id},
+                {"event_type", p.event.event_type},
+                {"destination", p.event.destination},
+                {"error", refused[r].error}});
   }
   const auto answered = sent.size() + refused.size();
   if (answered < batch.size()) {
